@@ -1,0 +1,145 @@
+"""The `wmeval` command. Each subcommand is a plain function of parsed arguments, callable from tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from wmeval.reality.base import Layout
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def _store_layout(root: Path) -> Layout | None:
+    manifest = root / "store.json"
+    if manifest.is_file():
+        from wmeval.data.store import EpisodeStore
+
+        return EpisodeStore(root).layout
+    return None
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from wmeval.collect import collect, format_table
+    from wmeval.reality import default_tasks, make_config
+    from wmeval.zoo import load_zoo
+
+    zoo = load_zoo(args.zoo).select(_csv(args.policies))
+    existing = _store_layout(Path(args.out))
+    # Options left out follow an existing store, so re-running a shorter command resumes it.
+    fallback = {}
+    if existing is not None:
+        fallback = dict(views=existing.views, image_size=existing.image_size, frame_skip=existing.frame_skip,
+                        max_steps=existing.horizon * existing.frame_skip)
+    given = dict(views=tuple(_csv(args.views)) if args.views else None, image_size=args.image_size,
+                 frame_skip=args.frame_skip, max_steps=args.max_steps)
+    config = make_config(zoo.suite, **{k: v if v is not None else fallback.get(k) for k, v in given.items()})
+    tasks = tuple(_csv(args.tasks) or default_tasks(zoo.suite))
+    workers = args.workers or os.cpu_count() or 1
+    res = collect(args.out, zoo, tasks, args.episodes, config, seed=args.seed, workers=workers,
+                  progress=not args.no_progress, command=args.command_line)
+    print(format_table(res.rows))
+    print(f"{res.new} new episodes, {res.skipped} already stored; table written to {res.table_path}")
+    for e in res.errors:
+        print(f"FAILED {e.key}: {e.error}", file=sys.stderr)
+    return 1 if res.errors else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from wmeval.data.check import check_store
+
+    rep = check_store(args.store, clean=args.clean, progress=not args.no_progress)
+    for p in rep.problems:
+        print(f"BAD {p.where}: {p.what}")
+    for p in rep.leftovers:
+        verb = "removed" if args.clean else "found (safe to delete; `--clean` removes it)"
+        print(f"leftover temporary file of an interrupted write {verb}: {p}")
+    print(f"{rep.n_ok}/{rep.n_episodes} episodes ok" + ("" if rep.ok else f", {len(rep.problems)} problem(s)"))
+    return 0 if rep.ok else 1
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from wmeval.data.store import EpisodeStore
+    from wmeval.stats import format_table, rows_to_json, success_table
+
+    store = EpisodeStore(args.store)
+    rows = success_table((m.task, m.policy, m.outcome) for m in store.index())
+    print(format_table(rows))
+    if args.json:
+        from wmeval.data.store import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(rows_to_json(rows), indent=2) + "\n")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from wmeval.zoo import BASES, describe_degradations, load_zoo
+
+    zoo = load_zoo(args.zoo)
+    print(f"zoo {zoo.name} (suite {zoo.suite}, {zoo.source}): {len(zoo.policies)} policies")
+    for p in zoo.policies:
+        chain = " -> ".join([p.base] + [json.dumps(d.to_json()) for d in p.degrade])
+        print(f"  {p.name:24s} {chain}" + (f"  (tasks: {', '.join(p.tasks)})" if p.tasks else ""))
+    print("bases:\n" + "\n".join(f"  {k:14s} {v}" for k, v in BASES.items()))
+    print("degradations:\n" + describe_degradations())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="wmeval", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("collect", help="run a policy zoo in reality, store episodes, print the true success table")
+    c.add_argument("--out", default="data/quickstart", help="episode store directory (created or resumed)")
+    c.add_argument("--zoo", default="default", help="zoo file (.toml/.json) or built-in name: default, tiny")
+    c.add_argument("--tasks", help="comma-separated tasks (default: the suite's default tasks)")
+    c.add_argument("--policies", help="comma-separated policy names from the zoo (default: all)")
+    c.add_argument("--episodes", type=int, default=5, help="episodes per (task, policy)")
+    c.add_argument("--seed", type=int, default=0, help="first start seed; episode i uses seed + i")
+    c.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    c.add_argument("--views", help="comma-separated cameras (default: corner)")
+    c.add_argument("--image-size", type=int, help="rendered frame size in px (default 64)")
+    c.add_argument("--frame-skip", type=int, help="control steps per frame (default 4)")
+    c.add_argument("--max-steps", type=int, help="control steps per episode (default 200)")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=cmd_collect)
+
+    k = sub.add_parser("check", help="verify every episode of a store")
+    k.add_argument("store")
+    k.add_argument("--clean", action="store_true", help="delete temporary files left by interrupted writes")
+    k.add_argument("--no-progress", action="store_true")
+    k.set_defaults(func=cmd_check)
+
+    t = sub.add_parser("table", help="true success table over all episodes of a store")
+    t.add_argument("store")
+    t.add_argument("--json", help="also write the rows as JSON here")
+    t.set_defaults(func=cmd_table)
+
+    z = sub.add_parser("zoo", help="show a zoo's policies and the available degradations")
+    z.add_argument("zoo", nargs="?", default="default")
+    z.set_defaults(func=cmd_zoo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    args.command_line = "wmeval " + shlex.join(argv)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError) as e:  # user-facing errors: one clear line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: committed episodes are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The `Policy` contract."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from wmeval.types import Observation
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Maps an observation to a chunk of control-rate actions.
+
+    `reset(seed)` starts an episode (seeding any randomness, so runs repeat).
+    `act(obs)` returns `float32[K, A]`; K must be a multiple of the layout's `frame_skip`: the chunk
+    is executed open loop and the policy is asked again when it runs out.
+    A policy sees only `Observation`s, so it cannot tell reality from imagination.
+    """
+
+    def reset(self, seed: int) -> None: ...
+
+    def act(self, obs: Observation) -> np.ndarray: ...
+
+
+class PolicyError(RuntimeError):
+    """A policy misbehaved (bad shape, NaN/inf, exception); names the policy and episode."""

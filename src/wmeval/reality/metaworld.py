@@ -1,0 +1,153 @@
+"""MetaWorld (Sawyer arm, MuJoCo) as a ground-truth reality, rendered headless from fixed cameras."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from wmeval.reality.base import Layout
+from wmeval.types import Observation, Start, StepInfo
+
+SUITE = "metaworld"
+# Tasks of different character: grasp + transport, non-prehensile push, articulated pull/open, press, insertion.
+DEFAULT_TASKS = ("pick-place", "push", "drawer-open", "door-open", "button-press-topdown", "assembly")
+CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
+CONTROL_HZ = 80.0  # MetaWorld: timestep 2.5 ms x 5 physics substeps per control step
+ACTION_DIM = 4  # end-effector delta xyz + gripper effort, each in [-1, 1]
+STATE_DIM = 4  # hand xyz + gripper opening
+
+
+@cache
+def available_tasks() -> tuple[str, ...]:
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    return tuple(sorted(name.removesuffix("-v3") for name in ALL_V3_ENVIRONMENTS))
+
+
+def check_task(task: str) -> str:
+    if task not in available_tasks():
+        raise ValueError(f"unknown MetaWorld task {task!r}; valid tasks: {', '.join(available_tasks())}")
+    return task
+
+
+@dataclass(frozen=True)
+class MetaWorldConfig:
+    """How MetaWorld episodes are observed. Defaults: one 64 px view, a frame every 4 control steps
+    (20 fps), 200 control steps (2.5 s, 50 chunks) per episode."""
+
+    views: tuple[str, ...] = ("corner",)
+    image_size: int = 64
+    frame_skip: int = 4
+    max_steps: int = 200
+
+    def __post_init__(self) -> None:
+        if not self.views:
+            raise ValueError("views must name at least one camera")
+        for v in self.views:
+            if v not in CAMERAS:
+                raise ValueError(f"unknown camera {v!r}; valid cameras: {', '.join(CAMERAS)}")
+        if not 16 <= self.image_size <= 512:
+            raise ValueError(f"image_size must be in [16, 512], got {self.image_size}")
+        if self.frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {self.frame_skip}")
+        if self.max_steps < self.frame_skip or self.max_steps % self.frame_skip:
+            raise ValueError(
+                f"max_steps ({self.max_steps}) must be a positive multiple of frame_skip ({self.frame_skip})"
+            )
+
+    def layout(self) -> Layout:
+        return Layout(
+            suite=SUITE,
+            views=self.views,
+            image_size=self.image_size,
+            frame_skip=self.frame_skip,
+            horizon=self.max_steps // self.frame_skip,
+            action_dim=ACTION_DIM,
+            state_dim=STATE_DIM,
+            control_hz=CONTROL_HZ,
+        )
+
+
+def _fast_renderer(model, size: int):
+    """A MuJoCo renderer without shadows, reflections or multisampling (several times faster, and
+    the world model never needs them)."""
+    import mujoco
+
+    model.vis.quality.offsamples = 0  # read when the GL context is made, so set it first
+    model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
+    model.vis.global_.offheight = max(model.vis.global_.offheight, size)
+    renderer = mujoco.Renderer(model, size, size)
+    for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
+        renderer.scene.flags[flag] = 0
+    return renderer
+
+
+class MetaWorldReality:
+    """One MetaWorld task as a `Reality`. Not thread-safe; make one per process."""
+
+    def __init__(self, task: str, config: MetaWorldConfig | None = None) -> None:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+
+        self.task = check_task(task)
+        self.config = config or MetaWorldConfig()
+        self.layout = self.config.layout()
+        self._env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{task}-v3-goal-observable"]()
+        self._env.max_path_length = 10**9  # the horizon is ours to enforce
+        self._renderer = _fast_renderer(self._env.model, self.config.image_size)
+        self._obs: np.ndarray | None = None
+        self._steps = 0
+
+    def start(self, seed: int) -> Start:
+        """The initial state MetaWorld draws for `seed` (object and goal positions)."""
+        env = self._env
+        env._freeze_rand_vec, env.seeded_rand_vec = False, True
+        env.seed(int(seed))
+        env.reset()  # samples (and, for some tasks, re-samples until valid) the object/goal vector
+        rand_vec = np.asarray(env._last_rand_vec, dtype=np.float64)
+        return Start(SUITE, self.task, int(seed), {"rand_vec": rand_vec.tolist()})
+
+    def reset(self, start: Start) -> Observation:
+        if start.suite != SUITE or start.task != self.task:
+            raise ValueError(f"start is for {start.suite}/{start.task}, this reality is {SUITE}/{self.task}")
+        env = self._env
+        env._last_rand_vec = np.asarray(start.params["rand_vec"], dtype=np.float64)
+        env._freeze_rand_vec = True
+        env.seed(start.seed)
+        self._obs, _ = env.reset()
+        self._steps = 0
+        return self._observe()
+
+    def step(self, chunk: np.ndarray) -> tuple[Observation, bool, StepInfo]:
+        if self._obs is None:
+            raise RuntimeError("call reset(start) before step()")
+        expected = (self.layout.frame_skip, ACTION_DIM)
+        if chunk.shape != expected:
+            raise ValueError(f"action chunk must have shape {expected}, got {chunk.shape}")
+        if not np.all(np.isfinite(chunk)):
+            raise ValueError("action chunk contains NaN or inf")
+        success = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MetaWorld warns on clipped actions at every step
+            for action in np.clip(chunk, -1.0, 1.0):
+                self._obs, _, _, _, info = self._env.step(action)
+                success |= bool(info["success"])
+        self._steps += len(chunk)
+        done = self._steps >= self.config.max_steps
+        return self._observe(), done, StepInfo(success=success)
+
+    def _observe(self) -> Observation:
+        images = np.empty((len(self.config.views), self.config.image_size, self.config.image_size, 3), np.uint8)
+        for i, camera in enumerate(self.config.views):
+            self._renderer.update_scene(self._env.data, camera=camera)
+            images[i] = self._renderer.render()[::-1]  # MetaWorld's cameras render upside down
+        obs = self._obs
+        return Observation(images=images, state=obs[:STATE_DIM].astype(np.float32), privileged=obs.copy())
+
+    def close(self) -> None:
+        self._renderer.close()
+        self._env.close()

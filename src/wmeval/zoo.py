@@ -1,0 +1,145 @@
+"""A zoo: a small declarative file naming the policies to run on a suite.
+
+    [zoo]
+    name = "my-zoo"
+    suite = "metaworld"
+
+    [[policy]]
+    name = "expert-noisy"            # letters, digits, '.', '_', '-'
+    base = "expert"                  # what acts: see BASES
+    degrade = [{ kind = "noise", std = 0.5 }, { kind = "latency", steps = 4 }]
+    tasks = ["push"]                 # optional: only these tasks (default: all)
+
+TOML or JSON (same structure). Every error names the file, the policy and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wmeval.policies.base import Policy
+from wmeval.policies.degrade import DEGRADATIONS, Degradation, parse_degradation
+from wmeval.policies.scripted import MetaWorldExpert
+from wmeval.reality import SUITES, Layout
+
+BASES = {"expert": "the suite's scripted expert (reads privileged simulator state; reality only)"}
+BUILTIN_ZOOS = {"default": "metaworld_default.toml", "tiny": "metaworld_tiny.toml"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    base: str
+    degrade: tuple[Degradation, ...] = ()
+    tasks: tuple[str, ...] | None = None
+
+    def build(self, task: str, layout: Layout) -> Policy:
+        policy: Policy = MetaWorldExpert(task, chunk_len=layout.frame_skip)
+        for i, d in enumerate(self.degrade):
+            policy = d.wrap(policy, salt=i + 1)
+        return policy
+
+    def runs_on(self, task: str) -> bool:
+        return self.tasks is None or task in self.tasks
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "base": self.base, "degrade": [x.to_json() for x in self.degrade]}
+        if self.tasks is not None:
+            d["tasks"] = list(self.tasks)
+        return d
+
+
+@dataclass(frozen=True)
+class Zoo:
+    name: str
+    suite: str
+    policies: tuple[PolicySpec, ...]
+    source: str = "<memory>"
+
+    def policy(self, name: str) -> PolicySpec:
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise ValueError(f"{self.source}: no policy {name!r}; policies: {', '.join(p.name for p in self.policies)}")
+
+    def select(self, names: list[str] | None) -> Zoo:
+        if not names:
+            return self
+        return Zoo(self.name, self.suite, tuple(self.policy(n) for n in names), self.source)
+
+
+def parse_policy(d: Any, where: str) -> PolicySpec:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: a policy is a table, got {d!r}")
+    allowed = {"name", "base", "degrade", "tasks"}
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    name = d.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(f"{where}: 'name' must be 1-64 letters, digits, '.', '_' or '-', got {name!r}")
+    where = f"{where} ({name})"
+    base = d.get("base")
+    if base not in BASES:
+        raise ValueError(f"{where}: unknown base {base!r}; valid bases: {', '.join(BASES)}")
+    degrade = d.get("degrade", [])
+    if not isinstance(degrade, list):
+        raise ValueError(f"{where}: 'degrade' must be a list of tables, got {degrade!r}")
+    tasks = d.get("tasks")
+    if tasks is not None and (not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks)):
+        raise ValueError(f"{where}: 'tasks' must be a list of task names, got {tasks!r}")
+    return PolicySpec(
+        name=name,
+        base=base,
+        degrade=tuple(parse_degradation(x, f"{where}.degrade[{i}]") for i, x in enumerate(degrade)),
+        tasks=tuple(tasks) if tasks is not None else None,
+    )
+
+
+def parse_zoo(data: Any, source: str) -> Zoo:
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: a zoo is a table with [zoo] and [[policy]] entries")
+    unknown = sorted(set(data) - {"zoo", "policy"})
+    if unknown:
+        raise ValueError(f"{source}: unknown top-level key(s) {', '.join(unknown)}; allowed: zoo, policy")
+    head = data.get("zoo", {})
+    suite = head.get("suite", "metaworld")
+    if suite not in SUITES:
+        raise ValueError(f"{source}: [zoo] suite {suite!r} is unknown; valid suites: {', '.join(SUITES)}")
+    policies = data.get("policy")
+    if not isinstance(policies, list) or not policies:
+        raise ValueError(f"{source}: no policies; add at least one [[policy]] table with 'name' and 'base'")
+    specs = tuple(parse_policy(p, f"{source}: policy[{i}]") for i, p in enumerate(policies))
+    seen: set[str] = set()
+    for s in specs:
+        if s.name in seen:
+            raise ValueError(f"{source}: policy name {s.name!r} is used twice; names must be unique")
+        seen.add(s.name)
+    return Zoo(name=str(head.get("name", Path(source).stem)), suite=suite, policies=specs, source=source)
+
+
+def load_zoo(path_or_name: str | Path) -> Zoo:
+    """Load a zoo file (.toml or .json), or a built-in zoo by name (see BUILTIN_ZOOS)."""
+    key = str(path_or_name)
+    if key in BUILTIN_ZOOS:
+        text = resources.files("wmeval.zoos").joinpath(BUILTIN_ZOOS[key]).read_text()
+        return parse_zoo(tomllib.loads(text), f"<built-in zoo {key}>")
+    path = Path(key)
+    if not path.is_file():
+        raise ValueError(f"zoo {key!r} is neither a file nor a built-in zoo ({', '.join(BUILTIN_ZOOS)})")
+    try:
+        data = json.loads(path.read_text()) if path.suffix == ".json" else tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from None
+    return parse_zoo(data, str(path))
+
+
+def describe_degradations() -> str:
+    return "\n".join(f"  {k:14s} {cls.doc}" for k, cls in DEGRADATIONS.items())
