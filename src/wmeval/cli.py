@@ -35,15 +35,32 @@ def cmd_collect(args: argparse.Namespace) -> int:
     # Options left out follow an existing store, so re-running a shorter command resumes it.
     fallback = {}
     if existing is not None:
-        fallback = dict(views=existing.views, image_size=existing.image_size, frame_skip=existing.frame_skip,
-                        max_steps=existing.horizon * existing.frame_skip)
-    given = dict(views=tuple(_csv(args.views)) if args.views else None, image_size=args.image_size,
-                 frame_skip=args.frame_skip, max_steps=args.max_steps)
+        fallback = dict(
+            views=existing.views,
+            image_size=existing.image_size,
+            frame_skip=existing.frame_skip,
+            max_steps=existing.horizon * existing.frame_skip,
+        )
+    given = dict(
+        views=tuple(_csv(args.views)) if args.views else None,
+        image_size=args.image_size,
+        frame_skip=args.frame_skip,
+        max_steps=args.max_steps,
+    )
     config = make_config(zoo.suite, **{k: v if v is not None else fallback.get(k) for k, v in given.items()})
     tasks = tuple(_csv(args.tasks) or default_tasks(zoo.suite))
     workers = args.workers or os.cpu_count() or 1
-    res = collect(args.out, zoo, tasks, args.episodes, config, seed=args.seed, workers=workers,
-                  progress=not args.no_progress, command=args.command_line)
+    res = collect(
+        args.out,
+        zoo,
+        tasks,
+        args.episodes,
+        config,
+        seed=args.seed,
+        workers=workers,
+        progress=not args.no_progress,
+        command=args.command_line,
+    )
     print(format_table(res.rows))
     print(f"{res.new} new episodes, {res.skipped} already stored; table written to {res.table_path}")
     for e in res.errors:

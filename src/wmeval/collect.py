@@ -58,9 +58,7 @@ class CollectResult:
 def plan(zoo: Zoo, tasks: tuple[str, ...], episodes: int, seed: int) -> list[Job]:
     """Every (task, policy, seed) the command covers. All policies of a task share the same starts
     (seeds seed, seed+1, ...), so they are compared on identical initial states."""
-    return [
-        Job(task, p, seed + i) for task in tasks for p in zoo.policies if p.runs_on(task) for i in range(episodes)
-    ]
+    return [Job(task, p, seed + i) for task in tasks for p in zoo.policies if p.runs_on(task) for i in range(episodes)]
 
 
 # ---- worker side: one reality per task per process, reused across episodes ----
@@ -68,7 +66,13 @@ _WORKER: dict = {}
 
 
 def _init_worker(root: str, config: MetaWorldConfig, suite: str) -> None:
+    _close_realities()
     _WORKER.update(store=EpisodeStore(root), config=config, suite=suite, realities={})
+
+
+def _close_realities() -> None:
+    for env in _WORKER.pop("realities", {}).values():
+        env.close()
 
 
 def _run(job: Job) -> JobResult:
@@ -101,10 +105,12 @@ def _locked(root: Path) -> Iterator[None]:
 def _results(jobs: list[Job], root: Path, config: MetaWorldConfig, suite: str, workers: int) -> Iterator[JobResult]:
     if workers <= 1:
         _init_worker(str(root), config, suite)
-        yield from map(_run, jobs)
+        try:
+            yield from map(_run, jobs)
+        finally:
+            _close_realities()
         return
     # 'spawn': fresh interpreters, so each worker makes its own GL context; one render thread each.
-    os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ["LP_NUM_THREADS"] = "1"
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     ctx = mp.get_context("spawn")

@@ -17,6 +17,7 @@ reader lists; `wmeval check` reports it. Reads are memory-mapped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -96,10 +97,8 @@ def software_versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for pkg in ("wmeval", "numpy", "mujoco", "metaworld", "safetensors"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -108,6 +107,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -148,9 +148,10 @@ class EpisodeStore:
         if manifest.is_file():
             store = cls(root)
             if store.layout != layout:
+                diff = _layout_diff(store.layout.to_json(), layout.to_json())
                 raise StoreError(
-                    f"{root} holds episodes with another layout ({_layout_diff(store.layout.to_json(), layout.to_json())}"
-                    f"; store vs request): use a new --out directory or match the store's settings"
+                    f"{root} holds episodes with another layout ({diff}; store vs request): "
+                    f"use a new --out directory or match the store's settings"
                 )
             return store
         if root.exists() and any(root.iterdir()):
@@ -245,6 +246,7 @@ class EpisodeStore:
         os.close(fd)
         try:
             save_file(tensors, tmp, metadata={"wmeval": meta.to_json()})
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; episodes are for sharing
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, target)

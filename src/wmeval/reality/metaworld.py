@@ -20,6 +20,12 @@ CONTROL_HZ = 80.0  # MetaWorld: timestep 2.5 ms x 5 physics substeps per control
 ACTION_DIM = 4  # end-effector delta xyz + gripper effort, each in [-1, 1]
 STATE_DIM = 4  # hand xyz + gripper opening
 
+# MuJoCo picks its GL backend when first imported (metaworld imports it), so headless EGL must be
+# chosen before any metaworld import. MUJOCO_GL=osmesa selects software rendering instead.
+os.environ.setdefault("MUJOCO_GL", "egl")
+if os.environ["MUJOCO_GL"] in ("egl", "osmesa"):
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
 
 @cache
 def available_tasks() -> tuple[str, ...]:
@@ -90,7 +96,6 @@ class MetaWorldReality:
     """One MetaWorld task as a `Reality`. Not thread-safe; make one per process."""
 
     def __init__(self, task: str, config: MetaWorldConfig | None = None) -> None:
-        os.environ.setdefault("MUJOCO_GL", "egl")
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
 
         self.task = check_task(task)

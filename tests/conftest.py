@@ -1,0 +1,75 @@
+"""Shared fakes: a tiny deterministic Reality, so store/rollout tests need no simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wmeval.reality.base import Layout
+from wmeval.types import Observation, Start, StepInfo
+
+FAKE_LAYOUT = Layout(
+    suite="fake", views=("cam",), image_size=16, frame_skip=2, horizon=5, action_dim=4, state_dim=4, control_hz=10.0
+)
+
+
+class FakeReality:
+    """A point that moves by the actions; success when x > 1. Frames paint the point's position."""
+
+    layout = FAKE_LAYOUT
+
+    def __init__(self, task: str = "reach") -> None:
+        self.task = task
+        self.pos = np.zeros(3)
+        self.steps = 0
+
+    def start(self, seed: int) -> Start:
+        return Start("fake", self.task, seed, {"x0": float(np.random.default_rng(seed).uniform(-0.5, 0.5))})
+
+    def reset(self, start: Start) -> Observation:
+        self.pos = np.array([start.params["x0"], 0.0, 0.0])
+        self.steps = 0
+        return self._obs()
+
+    def step(self, chunk: np.ndarray) -> tuple[Observation, bool, StepInfo]:
+        assert chunk.shape == (self.layout.frame_skip, self.layout.action_dim)
+        self.pos = self.pos + chunk[:, :3].sum(0) * 0.1
+        self.steps += len(chunk)
+        done = self.steps >= self.layout.horizon * self.layout.frame_skip
+        return self._obs(), done, StepInfo(success=bool(self.pos[0] > 1.0))
+
+    def _obs(self) -> Observation:
+        s = self.layout.image_size
+        img = np.zeros((1, s, s, 3), np.uint8)
+        img[0, :, :, 0] = np.uint8(np.clip(128 + 60 * self.pos[0], 0, 255))
+        state = np.array([*self.pos, 0.5], np.float32)
+        return Observation(images=img, state=state, privileged=state.copy())
+
+    def close(self) -> None:
+        pass
+
+
+class ConstantPolicy:
+    """Pushes +x at a fixed speed; `bad` makes it misbehave on purpose."""
+
+    def __init__(self, speed: float = 1.0, k: int = 2, bad: str | None = None) -> None:
+        self.speed, self.k, self.bad = speed, k, bad
+
+    def reset(self, seed: int) -> None:
+        pass
+
+    def act(self, obs: Observation) -> np.ndarray:
+        if self.bad == "raise":
+            raise RuntimeError("boom")
+        chunk = np.zeros((self.k, 4), np.float32)
+        chunk[:, 0] = self.speed
+        if self.bad == "nan":
+            chunk[0, 0] = np.nan
+        if self.bad == "shape":
+            return chunk[:, :3]
+        return chunk
+
+
+@pytest.fixture
+def fake_reality() -> FakeReality:
+    return FakeReality()

@@ -1,0 +1,119 @@
+"""`wmeval collect` end to end on a small MetaWorld run: store, resume, table, degradation ordering."""
+
+import json
+
+import pytest
+
+from wmeval.cli import main
+from wmeval.collect import collect
+from wmeval.data.check import check_store
+from wmeval.data.store import EpisodeStore
+from wmeval.reality.metaworld import MetaWorldConfig
+from wmeval.zoo import load_zoo, parse_zoo
+
+CFG = MetaWorldConfig(image_size=32, max_steps=120)
+
+
+def test_collect_resume_and_table(tmp_path):
+    zoo = load_zoo("tiny")
+    root = tmp_path / "store"
+    first = collect(root, zoo, ("button-press-topdown",), 2, CFG, workers=1, progress=False)
+    assert first.new == 6 and first.skipped == 0 and not first.errors
+    store = EpisodeStore(root)
+    keys = store.keys()
+    victim = store.path(keys[0])
+    original = store.load(keys[0])
+    original_frames = original.frames.copy()
+    victim.unlink()  # as if that episode had never been committed
+    second = collect(root, zoo, ("button-press-topdown",), 2, CFG, workers=1, progress=False)
+    assert second.new == 1 and second.skipped == 5  # only the missing episode is re-run
+    redone = store.load(keys[0])
+    assert (redone.frames == original_frames).all()  # and it is identical: seeds make runs repeatable
+    tagged = {m.policy for m in store.index()}
+    assert tagged == {"expert", "noise-1.0", "freeze-0"}
+    assert check_store(root, progress=False).ok
+    doc = json.loads((root / "true_success.json").read_text())
+    rates = {r["policy"]: r for r in doc["rows"]}
+    assert rates["expert"]["rate"] == 1.0 and rates["freeze-0"]["rate"] == 0.0
+    assert rates["expert"]["episodes"] == 2 and 0 <= rates["expert"]["low"] < 1
+    assert doc["store_fingerprint"] == store.fingerprint()
+
+
+def test_degradation_strength_orders_success(tmp_path):
+    zoo = parse_zoo(
+        {
+            "policy": [
+                {"name": f"noise-{s}", "base": "expert", "degrade": [{"kind": "noise", "std": s}]}
+                for s in (0.0, 1.5, 4.0)
+            ]
+            + [{"name": "frozen", "base": "expert", "degrade": [{"kind": "freeze", "after": 0}]}]
+        },
+        "strength.toml",
+    )
+    res = collect(tmp_path / "s", zoo, ("drawer-open",), 6, CFG, workers=2, progress=False)
+    rate = {r.policy: r.rate for r in res.rows}
+    assert rate["noise-0.0"] >= rate["noise-1.5"] >= rate["noise-4.0"] >= rate["frozen"]
+    assert rate["noise-0.0"] == 1.0 and rate["frozen"] == 0.0
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["collect", "--out", str(tmp_path / "x"), "--zoo", "tiny", "--tasks", "pick", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown MetaWorld task 'pick'") and "pick-place" in err
+    assert main(["check", str(tmp_path / "missing")]) == 2
+    assert "not an episode store" in capsys.readouterr().err
+
+
+def test_store_with_other_layout_is_refused(tmp_path, capsys):
+    root = tmp_path / "s"
+    args = [
+        "collect",
+        "--out",
+        str(root),
+        "--zoo",
+        "tiny",
+        "--tasks",
+        "reach",
+        "--policies",
+        "freeze-0",
+        "--episodes",
+        "1",
+        "--image-size",
+        "32",
+        "--max-steps",
+        "8",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    assert main(args[:-5] + ["--image-size", "48", "--max-steps", "8", "--no-progress"]) == 2
+    assert "image_size: 32 vs 48" in capsys.readouterr().err
+    assert main(args[:-5] + ["--no-progress"]) == 0  # left-out options follow the store
+
+
+@pytest.mark.parametrize("corrupt", [True])
+def test_check_cli_reports_bad_episode(tmp_path, capsys, corrupt):
+    root = tmp_path / "s"
+    main(
+        [
+            "collect",
+            "--out",
+            str(root),
+            "--zoo",
+            "tiny",
+            "--tasks",
+            "reach",
+            "--episodes",
+            "1",
+            "--image-size",
+            "32",
+            "--max-steps",
+            "8",
+            "--no-progress",
+        ]
+    )
+    store = EpisodeStore(root)
+    path = store.path(store.keys()[0])
+    path.write_bytes(path.read_bytes()[:-10])
+    assert main(["check", str(root), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert f"BAD {store.keys()[0]}" in out and "2/3 episodes ok" in out

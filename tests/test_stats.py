@@ -1,0 +1,26 @@
+import pytest
+
+from wmeval.stats import format_table, success_table, wilson_interval
+
+
+@pytest.mark.parametrize(
+    "k, n, low, high",
+    [  # hand-computed from the Wilson formula with z = 1.96
+        (0, 10, 0.0, 0.2775),
+        (10, 10, 0.7225, 1.0),
+        (5, 10, 0.2366, 0.7634),
+        (1, 20, 0.0089, 0.2361),
+    ],
+)
+def test_wilson_interval_matches_hand_computed(k, n, low, high):
+    lo, hi = wilson_interval(k, n)
+    assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
+
+
+def test_success_table_counts_per_task_and_policy():
+    rows = success_table([("t", "a", True), ("t", "a", False), ("t", "b", True), ("u", "a", False)])
+    by = {(r.task, r.policy): r for r in rows}
+    assert (by["t", "a"].successes, by["t", "a"].episodes, by["t", "a"].rate) == (1, 2, 0.5)
+    assert by["u", "a"].rate == 0.0 and by["t", "b"].rate == 1.0
+    text = format_table(rows)
+    assert "50%" in text and "Wilson" in text
