@@ -1,6 +1,7 @@
 """`wmeval collect` end to end on a small MetaWorld run: store, resume, table, degradation ordering."""
 
 import json
+import os
 
 import pytest
 
@@ -117,3 +118,47 @@ def test_check_cli_reports_bad_episode(tmp_path, capsys, corrupt):
     assert main(["check", str(root), "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert f"BAD {store.keys()[0]}" in out and "2/3 episodes ok" in out
+
+
+def test_killed_collect_resumes_without_loss(tmp_path):
+    """SIGKILL a running `wmeval collect`, run it again: it finishes the rest and the store checks clean."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "s"
+    cmd = [
+        sys.executable,
+        "-m",
+        "wmeval.cli",
+        "collect",
+        "--out",
+        str(root),
+        "--zoo",
+        "tiny",
+        "--tasks",
+        "reach",
+        "--episodes",
+        "6",
+        "--workers",
+        "2",
+        "--image-size",
+        "32",
+        "--max-steps",
+        "80",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(root.glob("episodes/*/*/*.safetensors"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the collector and its workers, mid-run
+    proc.wait()
+    done_before = len(EpisodeStore(root))
+    assert 3 <= done_before < 18
+    assert check_store(root, progress=False).ok
+    assert main(cmd[3:]) == 0
+    assert len(EpisodeStore(root)) == 18
+    rep = check_store(root, progress=False)
+    assert rep.ok and not rep.leftovers

@@ -58,3 +58,13 @@ def test_bad_chunks_and_names_are_refused(env):
         make_reality("metaworld", "pick")
     with pytest.raises(ValueError, match="unknown camera 'front'; valid cameras: corner"):
         MetaWorldConfig(views=("front",))
+
+
+def test_several_views_render_side_by_side():
+    e = make_reality(
+        "metaworld", "drawer-open", MetaWorldConfig(views=("corner", "topview"), image_size=24, max_steps=8)
+    )
+    obs = e.reset(e.start(0))
+    e.close()
+    assert obs.images.shape == (2, 24, 24, 3)
+    assert not np.array_equal(obs.images[0], obs.images[1])

@@ -83,11 +83,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_table(args: argparse.Namespace) -> int:
     from wmeval.data.store import EpisodeStore
-    from wmeval.stats import format_table, rows_to_json, success_table
+    from wmeval.stats import format_markdown, format_table, rows_to_json, success_table
 
     store = EpisodeStore(args.store)
     rows = success_table((m.task, m.policy, m.outcome) for m in store.index())
-    print(format_table(rows))
+    print(format_markdown(rows) if args.markdown else format_table(rows))
     if args.json:
         from wmeval.data.store import atomic_write_text
 
@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("table", help="true success table over all episodes of a store")
     t.add_argument("store")
     t.add_argument("--json", help="also write the rows as JSON here")
+    t.add_argument("--markdown", action="store_true", help="print a Markdown table")
     t.set_defaults(func=cmd_table)
 
     z = sub.add_parser("zoo", help="show a zoo's policies and the available degradations")

@@ -11,6 +11,7 @@ import fcntl
 import json
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -65,7 +66,9 @@ def plan(zoo: Zoo, tasks: tuple[str, ...], episodes: int, seed: int) -> list[Job
 _WORKER: dict = {}
 
 
-def _init_worker(root: str, config: MetaWorldConfig, suite: str) -> None:
+def _init_worker(root: str, config: MetaWorldConfig, suite: str, child: bool = False) -> None:
+    if child:  # Ctrl-C is the parent's to handle: it stops the pool; committed episodes stay
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _close_realities()
     _WORKER.update(store=EpisodeStore(root), config=config, suite=suite, realities={})
 
@@ -114,7 +117,7 @@ def _results(jobs: list[Job], root: Path, config: MetaWorldConfig, suite: str, w
     os.environ["LP_NUM_THREADS"] = "1"
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(root), config, suite)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(root), config, suite, True)) as pool:
         yield from pool.imap_unordered(_run, jobs, chunksize=1)
 
 

@@ -69,3 +69,17 @@ def format_table(rows: list[RateRow]) -> str:
     ns = sorted({r.episodes for r in rows})
     lines.append(f"true success, 95% Wilson interval; episodes per cell: {', '.join(map(str, ns))}")
     return "\n".join(lines)
+
+
+def format_markdown(rows: list[RateRow]) -> str:
+    """The same grid as a Markdown table: 'rate [low, high]' in percent per (policy, task)."""
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    cell = {(r.task, r.policy): r for r in rows}
+    lines = ["| policy | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for p in dict.fromkeys(r.policy for r in rows):
+        cells = []
+        for t in tasks:
+            r = cell.get((t, p))
+            cells.append(f"{100 * r.rate:.0f} [{100 * r.low:.0f}, {100 * r.high:.0f}]" if r else "-")
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

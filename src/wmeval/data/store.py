@@ -178,6 +178,9 @@ class EpisodeStore:
     def keys(self) -> list[str]:
         return [self.key_of(p) for p in self._files()]
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
     def __len__(self) -> int:
         return sum(1 for _ in self._files())
 
