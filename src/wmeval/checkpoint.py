@@ -1,0 +1,110 @@
+"""Checkpoints: a directory with safetensors weights and a JSON config, written atomically; no pickle.
+
+<dir>/config.json          everything needed to rebuild and trust the model: kind, model config,
+                           layout, normalisation stats, training config, data fingerprint, versions
+<dir>/model.safetensors    weights
+<dir>/optim.safetensors    optimiser state (optional; for exact resume)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, damaged or does not fit what it is asked to do."""
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Flatten an optimiser's state dict into named tensors + a JSON-able remainder."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in sd["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{name}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], extra: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for key, value in extra["scalars"].items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": extra["param_groups"]})
+
+
+def save_checkpoint(
+    path: str | Path,
+    config: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    """Write the checkpoint to a temporary sibling directory, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, tmp / "model.safetensors")
+        if optimizer is not None:
+            tensors, extra = optimizer_tensors(optimizer)
+            save_file(tensors, tmp / "optim.safetensors")
+            config = {**config, "optimizer": extra}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)
+        if path.exists():  # replacing an older save of the same step
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        raise CheckpointError(f"{path} is not a checkpoint (no config.json)")
+    try:
+        return json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{cfg} is damaged: {e}") from None
+
+
+def load_weights(path: str | Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
+    f = Path(path) / name
+    if not f.is_file():
+        raise CheckpointError(f"{path}: missing {name}")
+    try:
+        return load_file(f)
+    except Exception as e:  # safetensors raises its own error types on truncated files
+        raise CheckpointError(f"{f} is damaged ({e}); use another checkpoint") from None

@@ -1,0 +1,81 @@
+"""A learned (behaviour-cloned) policy loaded from a checkpoint, usable anywhere a `Policy` is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wmeval.checkpoint import CheckpointError, load_weights, read_config
+from wmeval.policies.bc import BCModelConfig, BCPolicyNet
+from wmeval.reality.base import Layout
+from wmeval.types import Observation
+
+KIND = "bc-policy"
+LAYOUT_KEYS = ("suite", "views", "image_size", "frame_skip", "action_dim", "state_dim")
+
+
+def layout_mismatch(trained: dict[str, Any], layout: Layout) -> str | None:
+    here = layout.to_json()
+    diffs = [f"{k}: {trained.get(k)!r} vs {here[k]!r}" for k in LAYOUT_KEYS if trained.get(k) != here[k]]
+    return ", ".join(diffs) or None
+
+
+class LearnedPolicy:
+    """Reads `obs.images` (and `obs.state` if the variant uses proprio) and returns a K-action chunk."""
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        self.path = Path(path)
+        cfg = read_config(self.path)
+        if cfg.get("kind") != KIND:
+            raise CheckpointError(f"{self.path} holds a {cfg.get('kind')!r} checkpoint, not a {KIND!r}")
+        self.config = cfg
+        self.model_cfg = BCModelConfig(**cfg["model"])
+        self.task: str = cfg["task"]
+        self.layout: dict[str, Any] = cfg["layout"]
+        self.device = torch.device(device)
+        self.net = BCPolicyNet(self.model_cfg)
+        self.net.load_state_dict(load_weights(self.path))
+        self.net.eval().to(self.device)
+        norm = cfg["norm"]
+        self.state_mean = torch.tensor(norm["state_mean"], dtype=torch.float32, device=self.device)
+        self.state_std = torch.tensor(norm["state_std"], dtype=torch.float32, device=self.device)
+
+    def check(self, task: str, layout: Layout) -> None:
+        """Refuse to run where the policy was not trained: another task, cameras or action layout."""
+        diff = layout_mismatch(self.layout, layout)
+        if diff:
+            raise CheckpointError(f"{self.path} was trained on another layout ({diff}; checkpoint vs here)")
+        if task != self.task:
+            raise CheckpointError(f"{self.path} was trained on task {self.task!r}, asked to run on {task!r}")
+
+    def tags(self) -> dict[str, Any]:
+        """What identifies this policy in stored episodes: checkpoint, variant, step, training data."""
+        data = self.config["data"]
+        return {
+            "checkpoint": str(self.path),
+            "variant": self.model_cfg.variant,
+            "encoder": self.model_cfg.encoder,
+            "proprio": self.model_cfg.use_proprio,
+            "step": self.config["step"],
+            "train_episodes": data["train_episodes"],
+            "data_fingerprint": data["fingerprint"],
+        }
+
+    def reset(self, seed: int) -> None:
+        pass  # deterministic
+
+    @torch.inference_mode()
+    def act_batch(self, images_BVHWC: np.ndarray, states_BS: np.ndarray | None) -> np.ndarray:
+        images = torch.as_tensor(np.asarray(images_BVHWC), device=self.device)
+        proprio = None
+        if self.model_cfg.use_proprio:  # the proprio-free variant never touches the state
+            state = torch.as_tensor(np.asarray(states_BS, dtype=np.float32), device=self.device)
+            proprio = (state - self.state_mean) / self.state_std
+        return self.net(images, proprio).float().cpu().numpy()  # (B, K, A)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        state = obs.state[None] if self.model_cfg.use_proprio else None
+        return self.act_batch(obs.images[None], state)[0]
