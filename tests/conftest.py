@@ -33,7 +33,7 @@ class FakeReality:
 
     def step(self, chunk: np.ndarray) -> tuple[Observation, bool, StepInfo]:
         assert chunk.shape == (self.layout.frame_skip, self.layout.action_dim)
-        self.pos = self.pos + chunk[:, :3].sum(0) * 0.1
+        self.pos = self.pos + chunk[:, :3].sum(0) * 0.2
         self.steps += len(chunk)
         done = self.steps >= self.layout.horizon * self.layout.frame_skip
         return self._obs(), done, StepInfo(success=bool(self.pos[0] > 1.0))
@@ -73,3 +73,16 @@ class ConstantPolicy:
 @pytest.fixture
 def fake_reality() -> FakeReality:
     return FakeReality()
+
+
+def make_fake_store(root, n: int, policy: str = "expert"):
+    """A store of `n` FakeReality episodes whose actions differ per episode (speed depends on the seed)."""
+    from wmeval.data.store import EpisodeStore
+    from wmeval.rollout import rollout
+
+    store = EpisodeStore.create(root, FAKE_LAYOUT)
+    env = FakeReality()
+    for seed in range(n):
+        ep = rollout(env, ConstantPolicy(speed=0.6 + 0.1 * (seed % 4)), env.start(seed), policy, {"name": policy})
+        store.append(ep)
+    return store

@@ -101,10 +101,38 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     zoo = load_zoo(args.zoo)
     print(f"zoo {zoo.name} (suite {zoo.suite}, {zoo.source}): {len(zoo.policies)} policies")
     for p in zoo.policies:
-        chain = " -> ".join([p.base] + [json.dumps(d.to_json()) for d in p.degrade])
+        base = f"checkpoint {p.checkpoint}" if p.checkpoint else p.base
+        chain = " -> ".join([base] + [json.dumps(d.to_json()) for d in p.degrade])
         print(f"  {p.name:24s} {chain}" + (f"  (tasks: {', '.join(p.tasks)})" if p.tasks else ""))
     print("bases:\n" + "\n".join(f"  {k:14s} {v}" for k, v in BASES.items()))
     print("degradations:\n" + describe_degradations())
+    return 0
+
+
+def cmd_policy_train(args: argparse.Namespace) -> int:
+    from wmeval.policies.train_bc import BCTrainConfig, train_bc
+
+    cfg = BCTrainConfig(
+        store=args.store, task=args.task, out=args.out, source=args.source, episodes=args.episodes,
+        val_episodes=args.val_episodes, encoder=args.encoder, use_proprio=not args.no_proprio,
+        chunk_frames=args.chunk_frames, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        save_every=args.save_every, eval_every=args.eval_every, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    last = train_bc(cfg, resume=args.resume, progress=not args.no_progress)
+    print(f"trained {args.task} policy; last checkpoint: {last}")
+    return 0
+
+
+def cmd_policy_grid(args: argparse.Namespace) -> int:
+    from wmeval.policies.grid import GridConfig, train_grid
+
+    cfg = GridConfig(
+        store=args.store, out=args.out, tasks=tuple(_csv(args.tasks)), sizes=tuple(map(int, _csv(args.sizes))),
+        variants=tuple(_csv(args.variants)), checkpoints=tuple(map(int, _csv(args.checkpoints))),
+        batch_size=args.batch_size, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    zoo = train_grid(cfg, progress=not args.no_progress)
+    print(f"zoo written to {zoo}; collect its rollouts with `wmeval collect --zoo {zoo} --seed 1000 ...`")
     return 0
 
 
@@ -138,6 +166,42 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", help="also write the rows as JSON here")
     t.add_argument("--markdown", action="store_true", help="print a Markdown table")
     t.set_defaults(func=cmd_table)
+
+    pol = sub.add_parser("policy", help="learned policies: train behaviour cloning from pixels")
+    psub = pol.add_subparsers(dest="policy_cmd", required=True)
+    pt = psub.add_parser("train", help="behaviour-clone a pixel policy on a task's demonstrations")
+    pt.add_argument("--store", required=True, help="episode store holding the demonstrations")
+    pt.add_argument("--task", required=True)
+    pt.add_argument("--out", required=True, help="run directory; checkpoints go to OUT/step_XXXXXX")
+    pt.add_argument("--source", default="expert", help="policy whose successful episodes are the demos")
+    pt.add_argument("--episodes", type=int, default=40, help="training demonstrations (in seed order)")
+    pt.add_argument("--val-episodes", type=int, default=5, help="held-out demonstrations for validation loss")
+    pt.add_argument("--encoder", default="cnn", choices=["cnn", "vit"])
+    pt.add_argument("--no-proprio", action="store_true", help="images only: the policy never reads proprio")
+    pt.add_argument("--chunk-frames", type=int, default=1, help="frames of actions predicted per query")
+    pt.add_argument("--steps", type=int, default=2000)
+    pt.add_argument("--batch-size", type=int, default=64)
+    pt.add_argument("--lr", type=float, default=3e-4)
+    pt.add_argument("--save-every", type=int, default=500)
+    pt.add_argument("--eval-every", type=int, default=250)
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    pt.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    pt.add_argument("--no-progress", action="store_true")
+    pt.set_defaults(func=cmd_policy_train)
+
+    pg = psub.add_parser("grid", help="train tasks x data sizes x variants and write a zoo of their checkpoints")
+    pg.add_argument("--store", required=True)
+    pg.add_argument("--out", required=True)
+    pg.add_argument("--tasks", required=True, help="comma-separated tasks")
+    pg.add_argument("--sizes", default="10,40", help="training demonstrations per run")
+    pg.add_argument("--variants", default="cnn-proprio,cnn-noproprio,vit-proprio")
+    pg.add_argument("--checkpoints", default="100,500,1500", help="steps named in the zoo; the last ends training")
+    pg.add_argument("--batch-size", type=int, default=64)
+    pg.add_argument("--seed", type=int, default=0)
+    pg.add_argument("--device", default="auto")
+    pg.add_argument("--no-progress", action="store_true")
+    pg.set_defaults(func=cmd_policy_grid)
 
     z = sub.add_parser("zoo", help="show a zoo's policies and the available degradations")
     z.add_argument("zoo", nargs="?", default="default")

@@ -10,6 +10,11 @@
     degrade = [{ kind = "noise", std = 0.5 }, { kind = "latency", steps = 4 }]
     tasks = ["push"]                 # optional: only these tasks (default: all)
 
+    [[policy]]
+    name = "bc-cnn-step2000"
+    base = "checkpoint"              # a learned policy; relative paths are relative to the zoo file
+    checkpoint = "runs/bc/push-cnn/step_002000"   # runs on its training task unless `tasks` says otherwise
+
 TOML or JSON (same structure). Every error names the file, the policy and the key.
 """
 
@@ -28,7 +33,10 @@ from wmeval.policies.degrade import DEGRADATIONS, Degradation, parse_degradation
 from wmeval.policies.scripted import MetaWorldExpert
 from wmeval.reality import SUITES, Layout
 
-BASES = {"expert": "the suite's scripted expert (reads privileged simulator state; reality only)"}
+BASES = {
+    "expert": "the suite's scripted expert (reads privileged simulator state; reality only)",
+    "checkpoint": "a learned policy from `wmeval policy train` (reads images + proprio); needs `checkpoint`",
+}
 BUILTIN_ZOOS = {"default": "metaworld_default.toml", "tiny": "metaworld_tiny.toml"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -39,9 +47,18 @@ class PolicySpec:
     base: str
     degrade: tuple[Degradation, ...] = ()
     tasks: tuple[str, ...] | None = None
+    checkpoint: str | None = None
 
     def build(self, task: str, layout: Layout) -> Policy:
-        policy: Policy = MetaWorldExpert(task, chunk_len=layout.frame_skip)
+        policy: Policy
+        if self.base == "checkpoint":
+            from wmeval.policies.learned import LearnedPolicy
+
+            learned = LearnedPolicy(self.checkpoint)
+            learned.check(task, layout)
+            policy = learned
+        else:
+            policy = MetaWorldExpert(task, chunk_len=layout.frame_skip)
         for i, d in enumerate(self.degrade):
             policy = d.wrap(policy, salt=i + 1)
         return policy
@@ -53,6 +70,11 @@ class PolicySpec:
         d: dict[str, Any] = {"name": self.name, "base": self.base, "degrade": [x.to_json() for x in self.degrade]}
         if self.tasks is not None:
             d["tasks"] = list(self.tasks)
+        if self.checkpoint is not None:
+            from wmeval.policies.learned import LearnedPolicy
+
+            d["checkpoint"] = self.checkpoint
+            d["tags"] = LearnedPolicy.read_tags(self.checkpoint)
         return d
 
 
@@ -75,10 +97,10 @@ class Zoo:
         return Zoo(self.name, self.suite, tuple(self.policy(n) for n in names), self.source)
 
 
-def parse_policy(d: Any, where: str) -> PolicySpec:
+def parse_policy(d: Any, where: str, root: Path | None = None) -> PolicySpec:
     if not isinstance(d, dict):
         raise ValueError(f"{where}: a policy is a table, got {d!r}")
-    allowed = {"name", "base", "degrade", "tasks"}
+    allowed = {"name", "base", "degrade", "tasks", "checkpoint"}
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -95,15 +117,36 @@ def parse_policy(d: Any, where: str) -> PolicySpec:
     tasks = d.get("tasks")
     if tasks is not None and (not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks)):
         raise ValueError(f"{where}: 'tasks' must be a list of task names, got {tasks!r}")
+    checkpoint = d.get("checkpoint")
+    if (base == "checkpoint") != (checkpoint is not None):
+        raise ValueError(f"{where}: 'checkpoint' is required with base = \"checkpoint\" and allowed only there")
+    if checkpoint is not None:
+        checkpoint, ckpt_task = _resolve_checkpoint(str(checkpoint), root, where)
+        tasks = tasks if tasks is not None else [ckpt_task]
     return PolicySpec(
         name=name,
         base=base,
         degrade=tuple(parse_degradation(x, f"{where}.degrade[{i}]") for i, x in enumerate(degrade)),
         tasks=tuple(tasks) if tasks is not None else None,
+        checkpoint=checkpoint,
     )
 
 
-def parse_zoo(data: Any, source: str) -> Zoo:
+def _resolve_checkpoint(path: str, root: Path | None, where: str) -> tuple[str, str]:
+    """The checkpoint's path (relative ones are relative to the zoo file) and the task it was trained on."""
+    from wmeval.checkpoint import CheckpointError, read_config
+
+    p = Path(path)
+    if not p.is_absolute() and root is not None:
+        p = root / p
+    try:
+        cfg = read_config(p)
+    except CheckpointError as e:
+        raise ValueError(f"{where}: checkpoint {path!r}: {e}") from None
+    return str(p), cfg.get("task", "")
+
+
+def parse_zoo(data: Any, source: str, root: Path | None = None) -> Zoo:
     if not isinstance(data, dict):
         raise ValueError(f"{source}: a zoo is a table with [zoo] and [[policy]] entries")
     unknown = sorted(set(data) - {"zoo", "policy"})
@@ -116,7 +159,7 @@ def parse_zoo(data: Any, source: str) -> Zoo:
     policies = data.get("policy")
     if not isinstance(policies, list) or not policies:
         raise ValueError(f"{source}: no policies; add at least one [[policy]] table with 'name' and 'base'")
-    specs = tuple(parse_policy(p, f"{source}: policy[{i}]") for i, p in enumerate(policies))
+    specs = tuple(parse_policy(p, f"{source}: policy[{i}]", root) for i, p in enumerate(policies))
     seen: set[str] = set()
     for s in specs:
         if s.name in seen:
@@ -138,7 +181,7 @@ def load_zoo(path_or_name: str | Path) -> Zoo:
         data = json.loads(path.read_text()) if path.suffix == ".json" else tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from None
-    return parse_zoo(data, str(path))
+    return parse_zoo(data, str(path), root=path.parent)
 
 
 def describe_degradations() -> str:

@@ -51,17 +51,19 @@ class LearnedPolicy:
         if task != self.task:
             raise CheckpointError(f"{self.path} was trained on task {self.task!r}, asked to run on {task!r}")
 
-    def tags(self) -> dict[str, Any]:
-        """What identifies this policy in stored episodes: checkpoint, variant, step, training data."""
-        data = self.config["data"]
+    @staticmethod
+    def read_tags(path: str | Path) -> dict[str, Any]:
+        """What identifies a learned policy in stored episodes: variant, step, training data."""
+        cfg = read_config(path)
+        model = BCModelConfig(**cfg["model"])
         return {
-            "checkpoint": str(self.path),
-            "variant": self.model_cfg.variant,
-            "encoder": self.model_cfg.encoder,
-            "proprio": self.model_cfg.use_proprio,
-            "step": self.config["step"],
-            "train_episodes": data["train_episodes"],
-            "data_fingerprint": data["fingerprint"],
+            "task": cfg["task"],
+            "variant": model.variant,
+            "encoder": model.encoder,
+            "proprio": model.use_proprio,
+            "step": cfg["step"],
+            "train_episodes": cfg["data"]["train_episodes"],
+            "data_fingerprint": cfg["data"]["fingerprint"],
         }
 
     def reset(self, seed: int) -> None:
