@@ -70,11 +70,12 @@ def train_grid(cfg: GridConfig, progress: bool = True) -> Path:
                 use_proprio=proprio,
                 steps=steps,
                 batch_size=cfg.batch_size,
-                save_every=_gcd_steps(cfg.checkpoints),
+                save_every=steps,
+                save_at=cfg.checkpoints,
                 eval_every=_gcd_steps(cfg.checkpoints),
                 seed=cfg.seed,
                 device=cfg.device,
-            ),  # fmt: skip
+            ),
             resume=last is not None,
             progress=progress,
         )
