@@ -162,3 +162,52 @@ def test_killed_collect_resumes_without_loss(tmp_path):
     assert len(EpisodeStore(root)) == 18
     rep = check_store(root, progress=False)
     assert rep.ok and not rep.leftovers
+
+
+def test_learned_policy_rollouts_land_in_the_store_tagged(tmp_path):
+    from wmeval.policies.train_bc import BCTrainConfig, train_bc
+
+    cfg = MetaWorldConfig(image_size=32, max_steps=16)
+    root = tmp_path / "store"
+    collect(root, load_zoo("tiny").select(["expert"]), ("reach",), 3, cfg, workers=1, progress=False)
+    ckpt = train_bc(
+        BCTrainConfig(
+            store=str(root),
+            task="reach",
+            out=str(tmp_path / "runs" / "bc"),
+            successful_only=False,
+            episodes=2,
+            val_episodes=1,
+            steps=4,
+            save_every=4,
+            eval_every=4,
+            batch_size=8,
+            device="cpu",
+        ),
+        progress=False,
+    )
+    zoo_file = tmp_path / "runs" / "zoo.toml"
+    zoo_file.write_text(
+        '[[policy]]\nname = "bc"\nbase = "checkpoint"\ncheckpoint = "bc/step_000004"\n'
+        '[[policy]]\nname = "bc-laggy"\nbase = "checkpoint"\ncheckpoint = "bc/step_000004"\n'
+        'degrade = [{ kind = "latency", steps = 4 }]\n'
+    )
+    zoo = load_zoo(zoo_file)
+    assert zoo.policy("bc").tasks == ("reach",)  # runs on its training task by default
+    res = collect(root, zoo, ("reach", "push"), 2, cfg, seed=100, workers=1, progress=False)
+    assert res.new == 4 and not res.errors
+    store = EpisodeStore(root)
+    meta = store.meta("reach/bc-laggy/000100")
+    assert meta.policy == "bc-laggy" and meta.policy_spec["base"] == "checkpoint"
+    assert meta.policy_spec["checkpoint"] == str(ckpt)
+    assert meta.policy_spec["degrade"] == [{"kind": "latency", "steps": 4}]
+    tags = meta.policy_spec["tags"]
+    assert tags["variant"] == "cnn-proprio" and tags["step"] == 4 and tags["train_episodes"] == 2
+    assert check_store(root, progress=False).ok
+
+    with pytest.raises(ValueError, match=r"image_size: 32 vs 48"):  # refused before any episode runs
+        collect(tmp_path / "other", zoo, ("reach",), 1, MetaWorldConfig(image_size=48, max_steps=16), progress=False)
+    bad = tmp_path / "runs" / "bad.toml"
+    bad.write_text('[[policy]]\nname = "x"\nbase = "checkpoint"\ncheckpoint = "nope/step_1"\n')
+    with pytest.raises(ValueError, match=r"policy\[0\] \(x\): checkpoint 'nope/step_1'.*not a checkpoint"):
+        load_zoo(bad)

@@ -137,6 +137,8 @@ def collect(
     tasks = check_tasks(zoo.suite, tasks)
     store = EpisodeStore.create(root, config.layout())
     jobs = plan(zoo, tasks, episodes, seed)
+    for task, spec in dict.fromkeys((j.task, j.policy) for j in jobs):
+        spec.check(task, store.layout)
     with _locked(store.root):
         for tmp in store.temp_files():  # left by a killed writer; never visible to readers
             tmp.unlink(missing_ok=True)

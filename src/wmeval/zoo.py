@@ -63,6 +63,13 @@ class PolicySpec:
             policy = d.wrap(policy, salt=i + 1)
         return policy
 
+    def check(self, task: str, layout: Layout) -> None:
+        """Fail early (before any episode runs) if this policy cannot act on `task` with `layout`."""
+        if self.base == "checkpoint":
+            from wmeval.policies.learned import LearnedPolicy
+
+            LearnedPolicy.check_config(self.checkpoint, task, layout)
+
     def runs_on(self, task: str) -> bool:
         return self.tasks is None or task in self.tasks
 

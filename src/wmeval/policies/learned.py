@@ -45,11 +45,16 @@ class LearnedPolicy:
 
     def check(self, task: str, layout: Layout) -> None:
         """Refuse to run where the policy was not trained: another task, cameras or action layout."""
-        diff = layout_mismatch(self.layout, layout)
+        self.check_config(self.path, task, layout)
+
+    @staticmethod
+    def check_config(path: str | Path, task: str, layout: Layout) -> None:
+        cfg = read_config(path)
+        diff = layout_mismatch(cfg.get("layout", {}), layout)
         if diff:
-            raise CheckpointError(f"{self.path} was trained on another layout ({diff}; checkpoint vs here)")
-        if task != self.task:
-            raise CheckpointError(f"{self.path} was trained on task {self.task!r}, asked to run on {task!r}")
+            raise CheckpointError(f"{path} was trained on another layout ({diff}; checkpoint vs here)")
+        if task != cfg.get("task"):
+            raise CheckpointError(f"{path} was trained on task {cfg.get('task')!r}, asked to run on {task!r}")
 
     @staticmethod
     def read_tags(path: str | Path) -> dict[str, Any]:
