@@ -67,50 +67,18 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 def test_store_with_other_layout_is_refused(tmp_path, capsys):
     root = tmp_path / "s"
-    args = [
-        "collect",
-        "--out",
-        str(root),
-        "--zoo",
-        "tiny",
-        "--tasks",
-        "reach",
-        "--policies",
-        "freeze-0",
-        "--episodes",
-        "1",
-        "--image-size",
-        "32",
-        "--max-steps",
-        "8",
-        "--no-progress",
-    ]
-    assert main(args) == 0
-    assert main(args[:-5] + ["--image-size", "48", "--max-steps", "8", "--no-progress"]) == 2
+    base = f"collect --out {root} --zoo tiny --tasks reach --policies freeze-0 --episodes 1 --no-progress".split()
+    assert main([*base, "--image-size", "32", "--max-steps", "8"]) == 0
+    assert main([*base, "--image-size", "48", "--max-steps", "8"]) == 2
     assert "image_size: 32 vs 48" in capsys.readouterr().err
-    assert main(args[:-5] + ["--no-progress"]) == 0  # left-out options follow the store
+    assert main(base) == 0  # left-out options follow the store
 
 
 @pytest.mark.parametrize("corrupt", [True])
 def test_check_cli_reports_bad_episode(tmp_path, capsys, corrupt):
     root = tmp_path / "s"
     main(
-        [
-            "collect",
-            "--out",
-            str(root),
-            "--zoo",
-            "tiny",
-            "--tasks",
-            "reach",
-            "--episodes",
-            "1",
-            "--image-size",
-            "32",
-            "--max-steps",
-            "8",
-            "--no-progress",
-        ]
+        f"collect --out {root} --zoo tiny --tasks reach --episodes 1 --image-size 32 --max-steps 8 --no-progress".split()
     )
     store = EpisodeStore(root)
     path = store.path(store.keys()[0])
@@ -128,27 +96,8 @@ def test_killed_collect_resumes_without_loss(tmp_path):
     import time
 
     root = tmp_path / "s"
-    cmd = [
-        sys.executable,
-        "-m",
-        "wmeval.cli",
-        "collect",
-        "--out",
-        str(root),
-        "--zoo",
-        "tiny",
-        "--tasks",
-        "reach",
-        "--episodes",
-        "6",
-        "--workers",
-        "2",
-        "--image-size",
-        "32",
-        "--max-steps",
-        "80",
-        "--no-progress",
-    ]
+    args = f"collect --out {root} --zoo tiny --tasks reach --episodes 6 --workers 2 --image-size 32 --max-steps 80"
+    cmd = [sys.executable, "-m", "wmeval.cli", *args.split(), "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(root.glob("episodes/*/*/*.safetensors"))) < 3:

@@ -20,10 +20,10 @@ XYZ = slice(0, 3)  # end-effector translation dims; the last dim is the gripper
 
 
 class Degraded:
-    """Base wrapper: subclasses transform each chunk the inner policy emits."""
+    """Base wrapper: subclasses transform each chunk the inner policy emits; `p` holds the parameters."""
 
-    def __init__(self, inner: Policy, salt: int) -> None:
-        self.inner, self.salt = inner, salt
+    def __init__(self, inner: Policy, salt: int, p: Degradation) -> None:
+        self.inner, self.salt, self.p = inner, salt, p
         self.rng = np.random.default_rng(0)
         self.steps = 0  # control steps emitted so far in this episode
 
@@ -52,9 +52,10 @@ class Degradation:
 
     kind: ClassVar[str]
     doc: ClassVar[str]
+    wrapper: ClassVar[type[Degraded]]
 
     def wrap(self, policy: Policy, salt: int) -> Policy:
-        raise NotImplementedError
+        return self.wrapper(policy, salt, self)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, **{f.name: getattr(self, f.name) for f in fields(self)}}
@@ -74,15 +75,8 @@ class Noise(Degradation):
     def __post_init__(self) -> None:
         _require(self.std >= 0, f"noise.std must be >= 0, got {self.std}")
 
-    def wrap(self, policy: Policy, salt: int) -> Policy:
-        return _NoisePolicy(policy, salt, self)
-
 
 class _NoisePolicy(Degraded):
-    def __init__(self, inner: Policy, salt: int, p: Noise) -> None:
-        super().__init__(inner, salt)
-        self.p = p
-
     def transform(self, chunk: np.ndarray) -> np.ndarray:
         return chunk + self.rng.normal(0.0, self.p.std, chunk.shape)
 
@@ -96,14 +90,10 @@ class Latency(Degradation):
     def __post_init__(self) -> None:
         _require(self.steps >= 1, f"latency.steps must be >= 1, got {self.steps}")
 
-    def wrap(self, policy: Policy, salt: int) -> Policy:
-        return _LatencyPolicy(policy, salt, self)
-
 
 class _LatencyPolicy(Degraded):
     def __init__(self, inner: Policy, salt: int, p: Latency) -> None:
-        super().__init__(inner, salt)
-        self.p = p
+        super().__init__(inner, salt, p)
         self.queue: deque[np.ndarray] = deque()
 
     def _reset(self) -> None:
@@ -127,13 +117,10 @@ class Bias(Degradation):
             _require(len(self.offset) == 3, f"bias.offset must be a number or 3 numbers, got {self.offset}")
             object.__setattr__(self, "offset", tuple(float(x) for x in self.offset))
 
-    def wrap(self, policy: Policy, salt: int) -> Policy:
-        return _BiasPolicy(policy, salt, self)
-
 
 class _BiasPolicy(Degraded):
     def __init__(self, inner: Policy, salt: int, p: Bias) -> None:
-        super().__init__(inner, salt)
+        super().__init__(inner, salt, p)
         self.offset = np.broadcast_to(np.asarray(p.offset, np.float32), (3,))
 
     def transform(self, chunk: np.ndarray) -> np.ndarray:
@@ -152,15 +139,8 @@ class EarlyRelease(Degradation):
         _require(self.after >= 1, f"early_release.after must be >= 1, got {self.after}")
         _require(0 <= self.prob <= 1, f"early_release.prob must be in [0, 1], got {self.prob}")
 
-    def wrap(self, policy: Policy, salt: int) -> Policy:
-        return _EarlyReleasePolicy(policy, salt, self)
-
 
 class _EarlyReleasePolicy(Degraded):
-    def __init__(self, inner: Policy, salt: int, p: EarlyRelease) -> None:
-        super().__init__(inner, salt)
-        self.p = p
-
     def _reset(self) -> None:
         self.armed = bool(self.rng.random() < self.p.prob)
         self.closed_for, self.released = 0, False
@@ -185,15 +165,8 @@ class Slowdown(Degradation):
     def __post_init__(self) -> None:
         _require(0 < self.factor <= 1, f"slowdown.factor must be in (0, 1], got {self.factor}")
 
-    def wrap(self, policy: Policy, salt: int) -> Policy:
-        return _SlowdownPolicy(policy, salt, self)
-
 
 class _SlowdownPolicy(Degraded):
-    def __init__(self, inner: Policy, salt: int, p: Slowdown) -> None:
-        super().__init__(inner, salt)
-        self.p = p
-
     def transform(self, chunk: np.ndarray) -> np.ndarray:
         chunk[:, XYZ] *= self.p.factor
         return chunk
@@ -208,15 +181,8 @@ class Freeze(Degradation):
     def __post_init__(self) -> None:
         _require(self.after >= 0, f"freeze.after must be >= 0, got {self.after}")
 
-    def wrap(self, policy: Policy, salt: int) -> Policy:
-        return _FreezePolicy(policy, salt, self)
-
 
 class _FreezePolicy(Degraded):
-    def __init__(self, inner: Policy, salt: int, p: Freeze) -> None:
-        super().__init__(inner, salt)
-        self.p = p
-
     def _reset(self) -> None:
         self.grip = -1.0
 
@@ -239,20 +205,24 @@ class RandomActions(Degradation):
     def __post_init__(self) -> None:
         _require(0 <= self.prob <= 1, f"random.prob must be in [0, 1], got {self.prob}")
 
-    def wrap(self, policy: Policy, salt: int) -> Policy:
-        return _RandomPolicy(policy, salt, self)
-
 
 class _RandomPolicy(Degraded):
-    def __init__(self, inner: Policy, salt: int, p: RandomActions) -> None:
-        super().__init__(inner, salt)
-        self.p = p
-
     def transform(self, chunk: np.ndarray) -> np.ndarray:
         if self.rng.random() < self.p.prob:
             chunk[:] = self.rng.uniform(-1.0, 1.0, chunk.shape[1])
         return chunk
 
+
+for _params, _wrapper in (
+    (Noise, _NoisePolicy),
+    (Latency, _LatencyPolicy),
+    (Bias, _BiasPolicy),
+    (EarlyRelease, _EarlyReleasePolicy),
+    (Slowdown, _SlowdownPolicy),
+    (Freeze, _FreezePolicy),
+    (RandomActions, _RandomPolicy),
+):
+    _params.wrapper = _wrapper
 
 DEGRADATIONS: dict[str, type[Degradation]] = {
     cls.kind: cls for cls in (Noise, Latency, Bias, EarlyRelease, Slowdown, Freeze, RandomActions)
