@@ -1,0 +1,215 @@
+"""Action-conditioned latent dynamics: a transformer over frame tokens, causal across frames.
+
+Each frame is V * P latent-patch tokens plus one proprio token. Attention is full within a frame and
+causal across frames (a frame sees itself and the past, never the future). Each frame is conditioned,
+through adaLN-Zero (Peebles & Xie 2023, DiT), on the action chunk that led into it and on its own noise
+level. Time enters as rotary embeddings over the frame index (Su et al. 2021), so attention depends on
+how far back a frame is, which lets a sliding KV cache roll out longer than the training window.
+Heads: latent and proprio velocities (flow matching, see flow.py) and a value logit per frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    latent_channels: int = 8
+    grid: int = 8  # latent grid side per view
+    views: int = 1
+    patch: int = 2  # latent patch side
+    state_dim: int = 4
+    action_dim: int = 4
+    chunk_len: int = 4
+    d_model: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.grid % self.patch:
+            raise ValueError(f"latent grid ({self.grid}) must be divisible by patch ({self.patch})")
+        if self.d_model % self.heads or (self.d_model // self.heads) % 4:
+            raise ValueError(f"d_model/heads ({self.d_model}/{self.heads}) must be a multiple of 4")
+
+    @property
+    def patches(self) -> int:
+        return self.views * (self.grid // self.patch) ** 2
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.patches + 1  # + the proprio token
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def rope(x_BHND: torch.Tensor, frame_N: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of each token's frame index on the first half of the head dim."""
+    D = x_BHND.shape[-1] // 2  # rotated part
+    freqs = 1.0 / (10000 ** (torch.arange(0, D, 2, device=x_BHND.device).float() / D))  # (D/2,)
+    ang = frame_N.float()[:, None] * freqs[None]  # (N, D/2)
+    cos, sin = ang.cos().to(x_BHND.dtype), ang.sin().to(x_BHND.dtype)
+    x1, x2, rest = x_BHND[..., 0:D:2], x_BHND[..., 1:D:2], x_BHND[..., D:]
+    rot = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+    return torch.cat([rot, rest], dim=-1)
+
+
+@dataclass
+class KVCache:
+    """Keys/values of past frames per layer, (B, H, L, Dh) each; a sliding window of `max_frames`."""
+
+    max_frames: int
+    tokens_per_frame: int
+    k: list[torch.Tensor | None] = field(default_factory=list)
+    v: list[torch.Tensor | None] = field(default_factory=list)
+    frames: int = 0  # frames ever appended (the next frame's index)
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        while len(self.k) <= layer:
+            self.k.append(None)
+            self.v.append(None)
+        K, V = self.k[layer], self.v[layer]
+        K = k if K is None else torch.cat([K, k], dim=2)
+        V = v if V is None else torch.cat([V, v], dim=2)
+        keep = self.max_frames * self.tokens_per_frame
+        self.k[layer], self.v[layer] = K[:, :, -keep:], V[:, :, -keep:]
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x_BND, frame_N, mask=None, past_k=None, past_v=None):
+        q, k, v = rearrange(self.qkv(x_BND), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        q, k = rope(q, frame_N), rope(k, frame_N)
+        k_all = k if past_k is None else torch.cat([past_k, k], dim=2)
+        v_all = v if past_v is None else torch.cat([past_v, v], dim=2)
+        y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        return self.out(rearrange(y, "b h n d -> b n (h d)")), k, v
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with adaLN-Zero: the conditioning regresses shift/scale/gate for both
+    sub-layers; gates start at zero, so each block starts as the identity (DiT, Peebles & Xie 2023)."""
+
+    def __init__(self, d: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(d, heads)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        hidden = int(d * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        nn.init.zeros_(self.ada[1].weight)
+        nn.init.zeros_(self.ada[1].bias)
+
+    def forward(self, x_BND, cond_BND, frame_N, mask=None, past_k=None, past_v=None):
+        s1, c1, g1, s2, c2, g2 = self.ada(cond_BND).chunk(6, dim=-1)
+        a, k, v = self.attn(modulate(self.norm1(x_BND), s1, c1), frame_N, mask, past_k, past_v)
+        x_BND = x_BND + g1 * a
+        x_BND = x_BND + g2 * self.mlp(modulate(self.norm2(x_BND), s2, c2))
+        return x_BND, k, v
+
+
+def timestep_features(tau_BT: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of the signal level (scaled to [0, 1000] as diffusion step indices are)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, device=tau_BT.device).float() / half)
+    ang = tau_BT.float()[..., None] * 1000 * freqs
+    return torch.cat([ang.cos(), ang.sin()], dim=-1)
+
+
+@dataclass
+class DynamicsOutput:
+    latent_velocity: torch.Tensor  # (B, T, V, C, h, w)
+    proprio_velocity: torch.Tensor  # (B, T, S)
+    value_logit: torch.Tensor  # (B, T)
+
+
+class Dynamics(nn.Module):
+    def __init__(self, cfg: DynamicsConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, p, C = cfg.d_model, cfg.patch, cfg.latent_channels
+        self.patch_in = nn.Linear(C * p * p, d)
+        self.proprio_in = nn.Linear(cfg.state_dim, d)
+        self.pos = nn.Parameter(torch.randn(1, cfg.tokens_per_frame, d) * 0.02)  # position within a frame
+        self.action_in = nn.Sequential(
+            nn.Linear(cfg.chunk_len * cfg.action_dim + 1, d), nn.SiLU(), nn.Linear(d, d)
+        )  # + 1: a "has an action" flag (the first frame of an episode has none)
+        self.tau_in = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
+        self.patch_out = nn.Linear(d, C * p * p)
+        self.proprio_out = nn.Linear(d, cfg.state_dim)
+        self.value_out = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 1))
+        for layer in (self.ada_out[1], self.patch_out, self.proprio_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    # ---- tokens in and out ----
+    def tokens(self, latents, proprio, actions_in, has_action, tau):
+        """(B, T, V, C, h, w), (B, T, S), (B, T, K, A), (B, T), (B, T) -> tokens and conditioning (B, T*N, d)."""
+        c, p = self.cfg, self.cfg.patch
+        patches = rearrange(latents, "b t v c (h p1) (w p2) -> b t (v h w) (c p1 p2)", p1=p, p2=p)
+        x = torch.cat([self.patch_in(patches), self.proprio_in(proprio)[:, :, None]], dim=2) + self.pos
+        act = torch.cat([actions_in.flatten(2), has_action[..., None].float()], dim=-1)
+        cond = self.action_in(act) + self.tau_in(timestep_features(tau, c.d_model))  # (B, T, d)
+        cond = cond[:, :, None].expand(-1, -1, c.tokens_per_frame, -1)
+        return x.flatten(1, 2), cond.flatten(1, 2)
+
+    def heads(self, x_BND, cond_BND, T: int) -> DynamicsOutput:
+        c, p = self.cfg, self.cfg.patch
+        shift, scale = self.ada_out(cond_BND).chunk(2, dim=-1)
+        h = modulate(self.norm_out(x_BND), shift, scale)
+        h = rearrange(h, "b (t n) d -> b t n d", t=T)
+        g = c.grid // p
+        lat = rearrange(
+            self.patch_out(h[:, :, : c.patches]), "b t (v h w) (c p1 p2) -> b t v c (h p1) (w p2)",
+            v=c.views, h=g, w=g, p1=p, p2=p,
+        )  # fmt: skip
+        ptok = rearrange(x_BND, "b (t n) d -> b t n d", t=T)[:, :, -1]
+        return DynamicsOutput(lat, self.proprio_out(h[:, :, -1]), self.value_out(ptok).squeeze(-1))
+
+    # ---- whole windows (training) ----
+    def forward(self, latents, proprio, actions_in, has_action, tau, frame0: int = 0) -> DynamicsOutput:
+        B, T = tau.shape
+        N = self.cfg.tokens_per_frame
+        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau)
+        frame_N = torch.arange(T, device=x.device).repeat_interleave(N) + frame0
+        mask = frame_N[:, None] >= frame_N[None, :]  # block-causal: attend to own frame and the past
+        for blk in self.blocks:
+            x, _, _ = blk(x, cond, frame_N, mask)
+        return self.heads(x, cond, T)
+
+    # ---- one frame against a KV cache (sampling) ----
+    def step(self, latents, proprio, actions_in, has_action, tau, cache: KVCache, commit: bool) -> DynamicsOutput:
+        """One new frame (T = 1) attending to the cached past; `commit` appends its keys/values."""
+        N = self.cfg.tokens_per_frame
+        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau)
+        frame_N = torch.full((N,), cache.frames, device=x.device)
+        for i, blk in enumerate(self.blocks):
+            pk = cache.k[i] if i < len(cache.k) else None
+            pv = cache.v[i] if i < len(cache.v) else None
+            x, k, v = blk(x, cond, frame_N, None, pk, pv)
+            if commit:
+                cache.append(i, k, v)
+        if commit:
+            cache.frames += 1
+        return self.heads(x, cond, 1)

@@ -1,0 +1,112 @@
+"""World-model maths and networks: value labels, causality, KV-cache equivalence, codec shapes."""
+
+import numpy as np
+import pytest
+import torch
+
+from wmeval.model.codec import CodecConfig, FrameCodec
+from wmeval.model.dynamics import Dynamics, DynamicsConfig, KVCache
+from wmeval.model.flow import interpolate, sample_tau
+from wmeval.model.value import value_labels
+
+CFG = DynamicsConfig(latent_channels=4, grid=4, patch=2, d_model=32, depth=2, heads=2, chunk_len=2)
+
+
+def inputs(B=2, T=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    c = CFG
+    return dict(
+        latents=torch.randn(B, T, c.views, c.latent_channels, c.grid, c.grid, generator=g),
+        proprio=torch.randn(B, T, c.state_dim, generator=g),
+        actions_in=torch.randn(B, T, c.chunk_len, c.action_dim, generator=g),
+        has_action=torch.ones(B, T, dtype=torch.bool),
+        tau=torch.rand(B, T, generator=g),
+    )
+
+
+def randomised(model):
+    """adaLN-Zero starts every block as the identity; perturb so the tests exercise real attention."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    "success, scheme, expected",
+    [
+        ([0, 0, 1, 1, 0], "linear", [0.5, 0.75, 1.0, 1.0, 1.0]),
+        ([0, 0, 0, 0, 0], "linear", [0.5, 0.375, 0.25, 0.125, 0.0]),
+        ([0, 0, 1, 0], "discounted", [0.81, 0.9, 1.0, 1.0]),
+        ([0, 0, 0], "discounted", [0.0, 0.0, 0.0]),
+        ([0, 1, 0], "outcome", [1.0, 1.0, 1.0]),
+        ([0, 0, 0], "outcome", [0.0, 0.0, 0.0]),
+    ],
+)
+def test_value_labels_match_hand_computed(success, scheme, expected):
+    got = value_labels(np.array(success, bool), scheme, start=0.5, gamma=0.9)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_unknown_value_scheme_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid schemes: linear, discounted, outcome"):
+        value_labels(np.zeros(3, bool), "sigmoid")
+
+
+def test_flow_interpolation_ends():
+    x1, eps = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    torch.testing.assert_close(interpolate(x1, eps, torch.ones(2, 3)), x1)
+    torch.testing.assert_close(interpolate(x1, eps, torch.zeros(2, 3)), eps)
+    tau = sample_tau((1000,), p_clean=0.25, generator=torch.Generator().manual_seed(0))
+    assert 0.15 < (tau == 1).float().mean() < 0.35 and tau.min() >= 0
+
+
+def test_dynamics_shapes():
+    model = Dynamics(CFG)
+    out = model(**inputs())
+    assert out.latent_velocity.shape == (2, 5, 1, 4, 4, 4)
+    assert out.proprio_velocity.shape == (2, 5, 4) and out.value_logit.shape == (2, 5)
+
+
+def test_causality_future_actions_never_change_the_past():
+    model = randomised(Dynamics(CFG))
+    a = inputs()
+    b = {k: v.clone() for k, v in a.items()}
+    b["actions_in"][:, 3:] += 5.0  # change the actions into frames 3 and 4
+    b["latents"][:, 4] += 1.0  # and the last frame itself
+    with torch.no_grad():
+        oa, ob = model(**a), model(**b)
+    torch.testing.assert_close(oa.latent_velocity[:, :3], ob.latent_velocity[:, :3])
+    torch.testing.assert_close(oa.value_logit[:, :3], ob.value_logit[:, :3])
+    assert not torch.allclose(oa.latent_velocity[:, 3:], ob.latent_velocity[:, 3:])
+
+
+def test_kv_cache_step_equals_full_window():
+    model = randomised(Dynamics(CFG))
+    x = inputs(T=4)
+    with torch.no_grad():
+        full = model(**x)
+        cache = KVCache(max_frames=8, tokens_per_frame=CFG.tokens_per_frame)
+        for t in range(4):
+            step = model.step(**{k: v[:, t : t + 1] for k, v in x.items()}, cache=cache, commit=True)
+            torch.testing.assert_close(step.latent_velocity[:, 0], full.latent_velocity[:, t], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(step.value_logit[:, 0], full.value_logit[:, t], atol=1e-5, rtol=1e-4)
+    assert cache.frames == 4 and cache.k[0].shape[2] == 4 * CFG.tokens_per_frame
+
+
+def test_sliding_cache_keeps_the_last_frames():
+    cache = KVCache(max_frames=2, tokens_per_frame=3)
+    for i in range(4):
+        cache.append(0, torch.full((1, 1, 3, 2), float(i)), torch.zeros(1, 1, 3, 2))
+    assert cache.k[0].shape[2] == 6 and cache.k[0][0, 0, 0, 0] == 2.0
+
+
+def test_codec_round_trip_shapes():
+    codec = FrameCodec(CodecConfig(image_size=32, latent_channels=4, widths=(8, 16, 16)))
+    frames = torch.randint(0, 255, (2, 2, 32, 32, 3), dtype=torch.uint8)
+    z = codec.encode(frames)
+    assert z.shape == (2, 2, 4, 4, 4)
+    assert codec.decode(z).shape == (2, 2, 32, 32, 3)
+    loss, metrics = codec.loss(frames)
+    assert loss.item() > 0 and metrics["psnr"] > 0
