@@ -1,0 +1,177 @@
+"""The world model: codec + dynamics + normalisation, its training loss and its batched sampler."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wmeval.model.codec import CodecConfig, FrameCodec, to_uint8
+from wmeval.model.dynamics import Dynamics, DynamicsConfig, DynamicsOutput, KVCache
+from wmeval.model.flow import euler_schedule, interpolate, sample_tau, velocity_target
+from wmeval.model.value import SCHEMES
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    window: int = 8  # frames per training window
+    context: int = 2  # real frames a rollout starts from
+    p_clean: float = 0.1  # share of training frames at tau = 1 (clean context; trains the value head)
+    value_scheme: str = "linear"
+    proprio_weight: float = 1.0
+    value_weight: float = 0.5
+    sample_steps: int = 4  # Euler steps per generated frame
+    context_tau: float = 0.95  # generated frames re-enter the context slightly noised (exposure bias)
+
+    def __post_init__(self) -> None:
+        if self.value_scheme not in SCHEMES:
+            raise ValueError(f"unknown value_scheme {self.value_scheme!r}; valid: {', '.join(SCHEMES)}")
+        if not 1 <= self.context < self.window:
+            raise ValueError(f"context ({self.context}) must be in [1, window={self.window})")
+        if self.codec.grid != self.dynamics.grid or self.codec.latent_channels != self.dynamics.latent_channels:
+            raise ValueError("codec latent grid/channels must match the dynamics' grid/latent_channels")
+        if not 0 < self.context_tau <= 1 or self.sample_steps < 1:
+            raise ValueError("context_tau must be in (0, 1] and sample_steps >= 1")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> WorldModelConfig:
+        d = dict(d)
+        c = d.pop("codec")
+        codec = CodecConfig(**{**c, "widths": tuple(c["widths"])})
+        return cls(codec=codec, dynamics=DynamicsConfig(**d.pop("dynamics")), **d)
+
+
+def preset(name: str, image_size: int, views: int, state_dim: int, action_dim: int, chunk_len: int) -> WorldModelConfig:
+    """Size presets. `tiny` trains on a laptop CPU in minutes; `small` and `base` are for one GPU."""
+    sizes = {
+        # codec widths, latent channels, d_model, depth, heads, window
+        "tiny": ((16, 32, 64), 4, 64, 3, 2, 8),
+        "small": ((32, 64, 128), 8, 256, 8, 8, 16),
+        "base": ((64, 128, 256), 8, 512, 12, 8, 24),
+    }
+    if name not in sizes:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(sizes)}")
+    widths, C, d, depth, heads, window = sizes[name]
+    codec = CodecConfig(image_size=image_size, latent_channels=C, widths=widths)
+    dyn = DynamicsConfig(
+        latent_channels=C, grid=codec.grid, views=views, patch=2, state_dim=state_dim, action_dim=action_dim,
+        chunk_len=chunk_len, d_model=d, depth=depth, heads=heads,
+    )  # fmt: skip
+    return WorldModelConfig(codec=codec, dynamics=dyn, window=window, context=2)
+
+
+@dataclass
+class Window:
+    """A batch of training windows (never crossing episodes); latents and proprio already normalised."""
+
+    latents: torch.Tensor  # (B, T, V, C, h, w)
+    proprio: torch.Tensor  # (B, T, S)
+    actions_in: torch.Tensor  # (B, T, K, A): the chunk that led into each frame
+    has_action: torch.Tensor  # (B, T) bool: False for an episode's first frame
+    value: torch.Tensor  # (B, T) value labels in [0, 1]
+
+    def to(self, device: torch.device | str) -> Window:
+        return Window(**{k: v.to(device, non_blocking=True) for k, v in vars(self).items()})
+
+
+class WorldModel(nn.Module):
+    """Frames are encoded by the (frozen) codec, normalised per latent channel; proprio is normalised with
+    the training set's statistics. Both normalisations are buffers, so they travel with the weights."""
+
+    def __init__(self, cfg: WorldModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.codec = FrameCodec(cfg.codec)
+        self.dynamics = Dynamics(cfg.dynamics)
+        C, S = cfg.codec.latent_channels, cfg.dynamics.state_dim
+        self.register_buffer("latent_mean", torch.zeros(C))
+        self.register_buffer("latent_std", torch.ones(C))
+        self.register_buffer("proprio_mean", torch.zeros(S))
+        self.register_buffer("proprio_std", torch.ones(S))
+
+    # ---- normalisation ----
+    def _bc(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, None, None]  # (C,) -> (C, 1, 1) for (..., C, h, w)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, V, H, W, 3) -> normalised latents (B, V, C, h, w)."""
+        return (self.codec.encode(frames) - self._bc(self.latent_mean)) / self._bc(self.latent_std)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """normalised latents (B, V, C, h, w) -> uint8 (B, V, H, W, 3)."""
+        return to_uint8(self.codec.decode(latents * self._bc(self.latent_std) + self._bc(self.latent_mean)))
+
+    def norm_proprio(self, p: torch.Tensor) -> torch.Tensor:
+        return (p - self.proprio_mean) / self.proprio_std
+
+    def denorm_proprio(self, p: torch.Tensor) -> torch.Tensor:
+        return p * self.proprio_std + self.proprio_mean
+
+    # ---- training ----
+    def loss(self, w: Window, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Diffusion-forcing flow-matching loss on latents and proprio, plus the value head's BCE."""
+        B, T = w.value.shape
+        tau = sample_tau((B, T), self.cfg.p_clean, generator).to(w.latents.device)
+        eps_z = torch.randn(w.latents.shape, generator=generator).to(w.latents.device)
+        eps_p = torch.randn(w.proprio.shape, generator=generator).to(w.latents.device)
+        out = self.dynamics(
+            interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau), w.actions_in, w.has_action, tau
+        )
+        noisy = (tau < 1).float()  # at tau = 1 the velocity target is pure noise: no signal to learn
+        z_err = (out.latent_velocity - velocity_target(w.latents, eps_z)).pow(2).flatten(2).mean(-1)
+        p_err = (out.proprio_velocity - velocity_target(w.proprio, eps_p)).pow(2).mean(-1)
+        denom = noisy.sum().clamp_min(1)
+        z_loss, p_loss = (z_err * noisy).sum() / denom, (p_err * noisy).sum() / denom
+        # The value of a nearly pure-noise frame is unknowable; weight the value loss by the signal level.
+        v_bce = F.binary_cross_entropy_with_logits(out.value_logit, w.value, reduction="none")
+        v_loss = (v_bce * tau).sum() / tau.sum().clamp_min(1e-6)
+        loss = z_loss + self.cfg.proprio_weight * p_loss + self.cfg.value_weight * v_loss
+        metrics = {"loss": loss.item(), "latent": z_loss.item(), "proprio": p_loss.item(), "value_bce": v_loss.item()}
+        return loss, metrics
+
+    # ---- sampling ----
+    @torch.no_grad()
+    def start(self, latents: torch.Tensor, proprio: torch.Tensor, actions_in: torch.Tensor, has_action: torch.Tensor,
+              max_frames: int | None = None) -> tuple[KVCache, DynamicsOutput]:  # fmt: skip
+        """Prefill a KV cache with clean context frames (B, Tc, ...) (normalised); returns the cache and the
+        heads' outputs on the context (value of the last context frame included)."""
+        T = latents.shape[1]
+        cache = KVCache(max_frames or self.cfg.window, self.cfg.dynamics.tokens_per_frame)
+        out = None
+        for t in range(T):
+            tau = torch.ones(latents.shape[0], 1, device=latents.device)
+            out = self.dynamics.step(latents[:, t : t + 1], proprio[:, t : t + 1], actions_in[:, t : t + 1],
+                                     has_action[:, t : t + 1], tau, cache, commit=True)  # fmt: skip
+        return cache, out
+
+    @torch.no_grad()
+    def next_frame(
+        self, cache: KVCache, action_chunk: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Generate the frame that follows `action_chunk` (B, K, A) with a few Euler steps, commit it to the
+        cache (at `context_tau`) and return normalised latents (B, V, C, h, w), proprio (B, S) and the value
+        probability (B,) read on the committed frame."""
+        dyn = self.dynamics.cfg
+        B, dev = action_chunk.shape[0], action_chunk.device
+        shape_z = (B, 1, dyn.views, dyn.latent_channels, dyn.grid, dyn.grid)
+        z = torch.randn(shape_z, generator=generator).to(dev)
+        p = torch.randn((B, 1, dyn.state_dim), generator=generator).to(dev)
+        a = action_chunk[:, None]
+        has = torch.ones(B, 1, dtype=torch.bool, device=dev)
+        taus = euler_schedule(self.cfg.sample_steps)
+        for t0, t1 in zip(taus[:-1], taus[1:], strict=True):
+            out = self.dynamics.step(z, p, a, has, torch.full((B, 1), float(t0), device=dev), cache, commit=False)
+            z = z + (t1 - t0) * out.latent_velocity
+            p = p + (t1 - t0) * out.proprio_velocity
+        ct = self.cfg.context_tau
+        z_ctx = interpolate(z, torch.randn(shape_z, generator=generator).to(dev), torch.full((B, 1), ct, device=dev))
+        p_ctx = interpolate(p, torch.randn(p.shape, generator=generator).to(dev), torch.full((B, 1), ct, device=dev))
+        out = self.dynamics.step(z_ctx, p_ctx, a, has, torch.full((B, 1), ct, device=dev), cache, commit=True)
+        return z[:, 0], p[:, 0], torch.sigmoid(out.value_logit[:, 0])
