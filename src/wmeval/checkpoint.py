@@ -61,16 +61,20 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
 def save_checkpoint(
     path: str | Path,
     config: dict[str, Any],
-    model: torch.nn.Module,
+    model: torch.nn.Module | dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write the checkpoint to a temporary sibling directory, then rename it into place."""
+    """Write the checkpoint (weights, optimiser, `extra` safetensors files by name) to a temporary sibling
+    directory, then rename it into place: a reader sees the whole checkpoint or none of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, tmp / "model.safetensors")
+        state = model if isinstance(model, dict) else model.state_dict()
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp / "model.safetensors")
+        for name, tensors in (extra or {}).items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / name)
         if optimizer is not None:
             tensors, extra = optimizer_tensors(optimizer)
             save_file(tensors, tmp / "optim.safetensors")

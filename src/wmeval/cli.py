@@ -136,6 +136,20 @@ def cmd_policy_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from wmeval.train.world_model import WMTrainConfig, train_world_model
+
+    cfg = WMTrainConfig(
+        store=args.store, out=args.out, preset=args.preset, tasks=tuple(_csv(args.tasks)) if args.tasks else None,
+        exclude_policies=tuple(_csv(args.exclude_policies) or ()), value_scheme=args.value_scheme,
+        val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    path = train_world_model(cfg, progress=not args.no_progress)
+    print(f"world model: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="wmeval", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -202,6 +216,25 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--device", default="auto")
     pg.add_argument("--no-progress", action="store_true")
     pg.set_defaults(func=cmd_policy_grid)
+
+    tr = sub.add_parser("train", help="train the world model (codec, latent cache, dynamics); resumes by itself")
+    tr.add_argument("--store", required=True)
+    tr.add_argument("--out", required=True, help="run directory; OUT/model is the trained model")
+    tr.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
+    tr.add_argument("--tasks", help="comma-separated tasks to train on (default: all in the store)")
+    tr.add_argument("--exclude-policies", help="comma-separated policies whose episodes are held out")
+    tr.add_argument("--value-scheme", default="linear", choices=["linear", "discounted", "outcome"])
+    tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
+    tr.add_argument("--codec-steps", type=int, default=1000)
+    tr.add_argument("--steps", type=int, default=2000, help="dynamics steps")
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--lr", type=float, default=5e-4)
+    tr.add_argument("--eval-every", type=int, default=250)
+    tr.add_argument("--save-every", type=int, default=500)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(func=cmd_train)
 
     z = sub.add_parser("zoo", help="show a zoo's policies and the available degradations")
     z.add_argument("zoo", nargs="?", default="default")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -115,13 +116,16 @@ class WorldModel(nn.Module):
         return p * self.proprio_std + self.proprio_mean
 
     # ---- training ----
-    def loss(self, w: Window, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Diffusion-forcing flow-matching loss on latents and proprio, plus the value head's BCE."""
+    def loss(
+        self, w: Window, generator: torch.Generator | None = None, dynamics: nn.Module | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Diffusion-forcing flow-matching loss on latents and proprio, plus the value head's BCE.
+        `dynamics` overrides the network called (a DistributedDataParallel wrapper of `self.dynamics`)."""
         B, T = w.value.shape
         tau = sample_tau((B, T), self.cfg.p_clean, generator).to(w.latents.device)
         eps_z = torch.randn(w.latents.shape, generator=generator).to(w.latents.device)
         eps_p = torch.randn(w.proprio.shape, generator=generator).to(w.latents.device)
-        out = self.dynamics(
+        out = (dynamics or self.dynamics)(
             interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau), w.actions_in, w.has_action, tau
         )
         noisy = (tau < 1).float()  # at tau = 1 the velocity target is pure noise: no signal to learn
@@ -175,3 +179,73 @@ class WorldModel(nn.Module):
         p_ctx = interpolate(p, torch.randn(p.shape, generator=generator).to(dev), torch.full((B, 1), ct, device=dev))
         out = self.dynamics.step(z_ctx, p_ctx, a, has, torch.full((B, 1), ct, device=dev), cache, commit=True)
         return z[:, 0], p[:, 0], torch.sigmoid(out.value_logit[:, 0])
+
+
+@dataclass
+class Prediction:
+    frames: torch.Tensor  # uint8 (B, H, V, H_px, W_px, 3)
+    proprio: torch.Tensor  # (B, H, S), raw units
+    value: torch.Tensor  # (B, H) success probability per predicted frame
+
+
+class Imagination:
+    """Incremental, batched rollout state: a KV cache over the frames seen so far."""
+
+    def __init__(self, model: WorldModel, cache: KVCache, value: torch.Tensor) -> None:
+        self.model, self.cache, self.value = model, cache, value
+
+    @torch.no_grad()
+    def step(self, action_chunk: torch.Tensor, generator: torch.Generator | None = None) -> Prediction:
+        """Apply one action chunk (B, K, A) to every rollout; returns the next frame (H = 1)."""
+        z, p, v = self.model.next_frame(self.cache, action_chunk, generator)
+        self.value = v
+        return Prediction(self.model.decode(z)[:, None], self.model.denorm_proprio(p)[:, None], v[:, None])
+
+
+@torch.no_grad()
+def begin(
+    model: WorldModel, frames: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor | None = None,
+    first_has_action: bool = False,
+) -> Imagination:  # fmt: skip
+    """Start rollouts from real context: frames uint8 (B, Tc, V, H, W, 3), proprio (B, Tc, S) raw, and the
+    Tc - 1 chunks executed between them (B, Tc - 1, K, A). The first context frame is treated as an
+    episode start unless `first_has_action`."""
+    B, Tc = frames.shape[:2]
+    dyn = model.cfg.dynamics
+    dev = model.latent_mean.device
+    z = torch.stack([model.encode(frames[:, t].to(dev)) for t in range(Tc)], dim=1)
+    p = model.norm_proprio(proprio.to(dev).float())
+    a_in = torch.zeros(B, Tc, dyn.chunk_len, dyn.action_dim, device=dev)
+    if Tc > 1:
+        a_in[:, 1:] = actions.to(dev).float()
+    has = torch.ones(B, Tc, dtype=torch.bool, device=dev)
+    has[:, 0] = first_has_action
+    cache, out = model.start(z, p, a_in, has)
+    return Imagination(model, cache, torch.sigmoid(out.value_logit[:, -1]))
+
+
+@torch.no_grad()
+def predict(
+    model: WorldModel, frames: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> Prediction:  # fmt: skip
+    """Open-loop prediction: context frames/proprio (B, Tc, ...) and actions (B, Tc - 1 + H, K, A) in the
+    store's convention (actions[t] is executed after frame t) -> the H frames that follow."""
+    Tc = frames.shape[1]
+    im = begin(model, frames, proprio, actions[:, : Tc - 1])
+    steps = [
+        im.step(actions[:, t].to(model.latent_mean.device).float(), generator) for t in range(Tc - 1, actions.shape[1])
+    ]
+    return Prediction(*(torch.cat([getattr(s, f) for s in steps], dim=1) for f in ("frames", "proprio", "value")))
+
+
+def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[WorldModel, dict]:
+    """A trained world model (EMA weights) and its checkpoint config (layout, training data, metrics)."""
+    from wmeval.checkpoint import CheckpointError, load_weights, read_config
+
+    cfg = read_config(path)
+    if cfg.get("kind") != "world-model":
+        raise CheckpointError(f"{path} holds a {cfg.get('kind')!r} checkpoint, not a 'world-model'")
+    model = WorldModel(WorldModelConfig.from_json(cfg["model"]))
+    model.load_state_dict(load_weights(path))
+    return model.to(device).eval(), cfg

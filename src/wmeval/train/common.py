@@ -1,0 +1,71 @@
+"""Shared training utilities: run directories, logging (JSONL + TensorBoard), EMA, distributed set-up."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+
+def latest_step_dir(out: Path) -> Path | None:
+    steps = sorted(Path(out).glob("step_*/config.json"))
+    return steps[-1].parent if steps else None
+
+
+class Logger:
+    """Scalars to `<dir>/log.jsonl` and, where the tensorboard package is installed, TensorBoard."""
+
+    def __init__(self, run_dir: Path, prefix: str, enabled: bool = True) -> None:
+        self.enabled, self.prefix = enabled, prefix
+        self.path = Path(run_dir) / "log.jsonl"
+        self.tb = None
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            except ImportError:
+                self.tb = None
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(f"{self.prefix}/{k}", v, step)
+
+    def video(self, step: int, tag: str, frames_NTHWC: torch.Tensor, fps: float) -> None:
+        if self.enabled and self.tb is not None:
+            with contextlib.suppress(Exception):  # TensorBoard videos need moviepy; skip quietly without it
+                self.tb.add_video(f"{self.prefix}/{tag}", frames_NTHWC.permute(0, 1, 4, 2, 3), step, fps=int(fps))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (and a copy of its buffers)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        for k, v in module.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].lerp_(v.detach(), 1 - self.decay)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

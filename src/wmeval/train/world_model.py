@@ -1,0 +1,254 @@
+"""`wmeval train`: codec -> latent cache -> dynamics (+ proprio and value heads), resumable at every phase.
+
+    OUT/codec/step_XXXXXX/       codec checkpoints (phase 1)
+    OUT/latents.safetensors      every episode encoded once, with value labels (phase 2)
+    OUT/dynamics/step_XXXXXX/    world-model checkpoints: EMA weights in model.safetensors, raw weights and
+                                 optimiser in train.safetensors / optim.safetensors (phase 3)
+    OUT/model -> the last dynamics checkpoint, what `WorldModel.load` and evaluation use
+Runs under torchrun (DDP over the dynamics); rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wmeval.checkpoint import git_sha, load_optimizer, load_weights, read_config, save_checkpoint
+from wmeval.data.store import EpisodeStore, software_versions
+from wmeval.data.windows import EpisodeArrays, WindowSampler, check_long_enough, is_validation, select_episodes
+from wmeval.model.world_model import WorldModel, WorldModelConfig, preset
+from wmeval.policies.train_bc import resolve_device
+from wmeval.train.codec import encode_episodes, train_codec
+from wmeval.train.common import EMA, Logger, dist_info, latest_step_dir
+
+KIND = "world-model"
+
+
+@dataclass(frozen=True)
+class WMTrainConfig:
+    store: str
+    out: str
+    preset: str = "tiny"
+    window: int | None = None  # frames per training window (None: the preset's)
+    tasks: tuple[str, ...] | None = None
+    exclude_policies: tuple[str, ...] = ()  # e.g. hold judged policies out of the training data
+    value_scheme: str = "linear"
+    val_fraction: float = 0.1
+    codec_steps: int = 1000
+    codec_batch: int = 32
+    codec_lr: float = 1e-3
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: int = 100
+    ema: float = 0.995
+    eval_every: int = 250
+    save_every: int = 500
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool | None = None  # None: on for CUDA
+    compile: bool | None = None  # None: on for CUDA
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name in ("steps", "batch_size", "eval_every", "save_every", "codec_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
+    L = store.layout
+    base = preset(cfg.preset, L.image_size, len(L.views), L.state_dim, L.action_dim, L.frame_skip)
+    window = cfg.window or base.window
+    return WorldModelConfig(**{**vars(base), "value_scheme": cfg.value_scheme, "window": window,
+                               "context": min(base.context, window - 1)})  # fmt: skip
+
+
+def lr_at(step: int, cfg: WMTrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10%."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def latent_cache(cfg, wm_cfg, codec, store, keys, device, progress) -> tuple[EpisodeArrays, dict]:
+    """Phase 2: encode every selected episode once (cached in OUT/latents.safetensors)."""
+    path = Path(cfg.out) / "latents.safetensors"
+    codec_step = read_config(latest_step_dir(Path(cfg.out) / "codec"))["step"]
+    want = {"store_fingerprint": store.fingerprint(), "codec_step": codec_step, "value_scheme": cfg.value_scheme}
+    if path.is_file():
+        arrays, meta = EpisodeArrays.load(path)
+        if {k: meta.get(k) for k in want} == want and arrays.keys == keys:
+            return arrays, meta
+    arrays = encode_episodes(codec, store, keys, device, cfg.value_scheme, progress)
+    arrays.save(path, want)
+    return arrays, want
+
+
+def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
+    rank, local_rank, world = dist_info()
+    device = resolve_device(cfg.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend)
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+    main = rank == 0
+    progress = progress and main
+    out = Path(cfg.out)
+    store = EpisodeStore(cfg.store)
+    wm_cfg = model_config(cfg, store)
+    metas = select_episodes(store, cfg.tasks, cfg.exclude_policies)
+    keys = [m.key for m in metas]
+    val_keys = [k for k in keys if is_validation(k, cfg.val_fraction)]
+    train_keys = [k for k in keys if k not in set(val_keys)]
+    torch.manual_seed(cfg.seed)
+
+    # Phase 1 (codec) and 2 (latent cache) on rank 0; the others wait, then read the results.
+    if main:
+        codec = train_codec(cfg, wm_cfg.codec, store, train_keys, val_keys, device, progress)
+        arrays, cache_meta = latent_cache(cfg, wm_cfg, codec, store, keys, device, progress)
+    if world > 1:
+        torch.distributed.barrier()
+    if not main:
+        codec = train_codec(cfg, wm_cfg.codec, store, train_keys, val_keys, device, False)
+        arrays, cache_meta = EpisodeArrays.load(out / "latents.safetensors")
+
+    key_index = {k: i for i, k in enumerate(arrays.keys)}
+    train_arr = arrays.subset([key_index[k] for k in train_keys])
+    check_long_enough(train_arr, wm_cfg.window, f"{store.root} (training episodes)")
+    model = WorldModel(wm_cfg).to(device)
+    model.codec.load_state_dict(codec.state_dict())
+    model.codec.requires_grad_(False)
+    # Normalisation from the training episodes only.
+    z = train_arr.latents.transpose(0, 2).flatten(1)  # (C, ...)
+    model.latent_mean.copy_(z.mean(1))
+    model.latent_std.copy_(z.std(1).clamp_min(1e-3))
+    model.proprio_mean.copy_(train_arr.proprio.mean(0))
+    model.proprio_std.copy_(train_arr.proprio.std(0).clamp_min(1e-3))
+    for a in (arrays, train_arr):
+        a.latents = (a.latents - model.latent_mean.cpu()[:, None, None]) / model.latent_std.cpu()[:, None, None]
+    val_arr = arrays.subset([key_index[k] for k in val_keys]) if val_keys else None
+
+    dyn = model.dynamics
+    opt = torch.optim.AdamW(dyn.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    start = 0
+    dyn_dir = out / "dynamics"
+    last = latest_step_dir(dyn_dir)
+    if last is not None:
+        saved = read_config(last)
+        free = ("device", "steps", "eval_every", "save_every", "bf16", "compile")
+        diff = {
+            k: (saved["train"].get(k), v)
+            for k, v in cfg.to_json().items()
+            if k not in free and saved["train"].get(k) != v
+        }
+        if diff:
+            raise ValueError(f"{out} holds a run with other settings {diff} (saved vs now); use a new --out")
+        model.load_state_dict(load_weights(last, "train.safetensors"))
+        load_optimizer(opt, {k: v.to(device) for k, v in load_weights(last, "optim.safetensors").items()},
+                       saved["optimizer"])  # fmt: skip
+        start = saved["step"]
+    ema = EMA(model, cfg.ema)
+    if last is not None:
+        ema.shadow = {k: v.to(device) for k, v in load_weights(last).items()}
+
+    use_cuda = device.type == "cuda"
+    bf16 = use_cuda if cfg.bf16 is None else cfg.bf16
+    compiled = use_cuda if cfg.compile is None else cfg.compile
+    net = dyn
+    if world > 1:  # the loss calls the DDP wrapper, so gradients are all-reduced across ranks
+        net = torch.nn.parallel.DistributedDataParallel(dyn, device_ids=[device.index] if use_cuda else None)
+    loss_fn = torch.compile(model.loss) if compiled else model.loss
+
+    sampler = WindowSampler(train_arr, wm_cfg.window, seed=cfg.seed * 1000 + rank)
+    pm, ps = model.proprio_mean.cpu(), model.proprio_std.cpu()
+    log = Logger(dyn_dir, "dynamics", enabled=main)
+    meta = {
+        "kind": KIND, "model": wm_cfg.to_json(), "layout": store.layout.to_json(), "train": cfg.to_json(),
+        "data": {"store": str(store.root), "store_fingerprint": cache_meta["store_fingerprint"],
+                 "episodes": len(keys), "train_episodes": len(train_keys), "val_episodes": len(val_keys),
+                 "val_keys": val_keys, "tasks": sorted({m.task for m in metas}),
+                 "policies": sorted({m.policy for m in metas})},
+        "world_size": world, "versions": {**software_versions(), "torch": torch.__version__}, "git_sha": git_sha(),
+    }  # fmt: skip
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"world model ({cfg.preset})",
+               disable=not progress, dynamic_ncols=True)  # fmt: skip
+    t0, m = time.perf_counter(), {}
+    for step in bar:
+        w = sampler.batch(step, cfg.batch_size, pm, ps).to(device)
+        g = torch.Generator().manual_seed(cfg.seed * 7919 + step * 31 + rank)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, m = loss_fn(w, g, net)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"world-model loss is {loss.item()} at step {step + 1} ({m}); the last good "
+                                     f"checkpoint is {latest_step_dir(dyn_dir)}")  # fmt: skip
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
+        opt.step()
+        ema.update(model)
+        done = step + 1
+        bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
+        if main and (done % cfg.eval_every == 0 or done == cfg.steps):
+            m["lr"], m["step_s"] = lr_at(step, cfg), (time.perf_counter() - t0) / (done - start)
+            if val_arr is not None:
+                m["val_loss"] = validation_loss(model, ema, val_arr, wm_cfg.window, pm, ps, device, cfg.seed)
+            log.scalars(done, m)
+        if main and (done % cfg.save_every == 0 or done == cfg.steps):
+            save_dynamics(dyn_dir / f"step_{done:06d}", {**meta, "step": done, "metrics": m}, model, ema, opt)
+    bar.close()
+    log.close()
+    if world > 1:
+        torch.distributed.barrier()
+    final = latest_step_dir(dyn_dir)
+    if main:
+        link = out / "model"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(final.relative_to(out))
+    return out / "model"
+
+
+def save_dynamics(path: Path, meta: dict, model: WorldModel, ema: EMA, opt) -> None:
+    """model.safetensors holds the EMA weights (what inference loads); train.safetensors the raw ones."""
+    save_checkpoint(path, meta, ema.shadow, opt, extra={"train.safetensors": model.state_dict()})
+
+
+@torch.no_grad()
+def validation_loss(model, ema, val_arr, window, pm, ps, device, seed, batches: int = 4) -> float:
+    """Loss of the EMA weights on fixed validation windows (same windows and noise every evaluation)."""
+    if len(check_long_enough_or_none(val_arr, window)) == 0:
+        return float("nan")
+    raw = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(ema.shadow)
+    sampler = WindowSampler(val_arr, window, seed=10_000 + seed)
+    total = 0.0
+    for i in range(batches):
+        w = sampler.batch(i, 16, pm, ps).to(device)
+        total += model.loss(w, torch.Generator().manual_seed(i))[1]["loss"]
+    model.load_state_dict(raw)
+    return total / batches
+
+
+def check_long_enough_or_none(arrays: EpisodeArrays, window: int) -> np.ndarray:
+    return np.flatnonzero(arrays.lengths() >= window)

@@ -1,0 +1,119 @@
+"""`wmeval train` end to end at toy size: phases, save/load, exact resume, overfitting, inference, DDP."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_fake_store
+from safetensors.torch import load_file
+
+from wmeval.data.windows import WindowSampler
+from wmeval.model.world_model import WorldModel, load_world_model, predict, preset
+from wmeval.train.world_model import WMTrainConfig, train_world_model
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_fake_store(tmp_path_factory.mktemp("wm") / "s", 10)
+
+
+def cfg(store, out, **kw):
+    base = dict(
+        store=str(store.root),
+        out=str(out),
+        preset="tiny",
+        window=4,
+        codec_steps=6,
+        codec_batch=8,
+        steps=6,
+        batch_size=4,
+        eval_every=3,
+        save_every=3,
+        warmup=2,
+        device="cpu",
+        val_fraction=0.2,
+    )
+    return WMTrainConfig(**{**base, **kw})
+
+
+def test_train_save_load_and_predict(tmp_path, store):
+    path = train_world_model(cfg(store, tmp_path / "run"), progress=False)
+    assert (tmp_path / "run" / "codec" / "step_000006" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "latents.safetensors").is_file()
+    model, meta = load_world_model(path)
+    again, _ = load_world_model(path)
+    assert meta["step"] == 6 and meta["layout"]["image_size"] == 16 and meta["data"]["val_episodes"] >= 1
+    ep = store.load(store.keys()[0])
+    frames = torch.from_numpy(np.array(ep.frames))[None, :2]
+    proprio = torch.from_numpy(np.array(ep.proprio))[None, :2]
+    actions = torch.from_numpy(np.array(ep.actions))[None, :5]  # 1 context transition + 4 future chunks
+    a = predict(model, frames, proprio, actions, torch.Generator().manual_seed(0))
+    b = predict(again, frames, proprio, actions, torch.Generator().manual_seed(0))
+    assert a.frames.shape == (1, 4, 1, 16, 16, 3) and a.frames.dtype == torch.uint8
+    assert a.proprio.shape == (1, 4, 4) and ((a.value >= 0) & (a.value <= 1)).all()
+    assert torch.equal(a.frames, b.frames) and torch.equal(a.value, b.value)  # save -> load is exact
+
+
+def test_resume_matches_uninterrupted(tmp_path, store):
+    straight = train_world_model(cfg(store, tmp_path / "a"), progress=False)
+    train_world_model(cfg(store, tmp_path / "b"), progress=False)
+    shutil.rmtree(tmp_path / "b" / "dynamics" / "step_000006")  # killed after the step-3 checkpoint
+    resumed = train_world_model(cfg(store, tmp_path / "b"), progress=False)
+    wa, wb = load_file(straight / "train.safetensors"), load_file(resumed / "train.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(ValueError, match=r"other settings .*'lr'"):
+        train_world_model(cfg(store, tmp_path / "b", lr=1e-2), progress=False)
+
+
+def test_tiny_model_overfits_one_batch(store):
+    from wmeval.train.codec import encode_episodes
+
+    torch.manual_seed(0)
+    wm = WorldModel(preset("tiny", 16, 1, 4, 4, 2))
+    arrays = encode_episodes(wm.codec, store, store.keys()[:2], "cpu", "linear", progress=False)
+    w = WindowSampler(arrays, 4).batch(0, 4, torch.zeros(4), torch.ones(4))
+    opt = torch.optim.Adam(wm.dynamics.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    first = None
+    for _ in range(150):
+        loss, m = wm.loss(w, torch.Generator().manual_seed(0))  # same noise: a fixed regression target
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first or m["loss"]
+    assert m["loss"] < 0.1 * first, (first, m)
+    del g
+
+
+def test_too_short_episodes_say_how_many_frames_are_needed(tmp_path, store):
+    from wmeval.data.windows import check_long_enough
+    from wmeval.train.codec import encode_episodes
+
+    wm = WorldModel(preset("tiny", 16, 1, 4, 4, 2))
+    arrays = encode_episodes(wm.codec, store, store.keys()[:1], "cpu", "linear", progress=False)
+    with pytest.raises(ValueError, match=r"no episode has the 50 frames a training window needs \(longest: 6"):
+        check_long_enough(arrays, 50, "store")
+
+
+def _ddp_worker(rank, world, store_root, out, port):
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    from wmeval.data.store import EpisodeStore
+
+    train_world_model(cfg(EpisodeStore(store_root), out), progress=False)
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_smoke_two_cpu_processes(tmp_path, store):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, str(store.root), str(tmp_path / "ddp"), port), nprocs=2)
+    model, meta = load_world_model(tmp_path / "ddp" / "model")
+    assert meta["world_size"] == 2 and meta["step"] == 6
