@@ -18,7 +18,7 @@ from torch import nn
 class CodecConfig:
     image_size: int = 64
     latent_channels: int = 8
-    widths: tuple[int, int, int] = (32, 64, 128)  # channels at H, H/2, H/4 (the grid is H/8)
+    widths: tuple[int, int, int] = (32, 64, 128)  # channels at H/2, H/4, H/8
 
     def __post_init__(self) -> None:
         if self.image_size % 8:
@@ -51,18 +51,18 @@ class FrameCodec(nn.Module):
         super().__init__()
         self.cfg = cfg
         w1, w2, w3 = cfg.widths
+        # No residual blocks at full resolution: they would dominate the cost for little gain at 64-128 px.
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, w1, 3, padding=1), ResBlock(w1),
+            nn.Conv2d(3, w1, 4, stride=2, padding=1), ResBlock(w1),
             nn.Conv2d(w1, w2, 4, stride=2, padding=1), ResBlock(w2),
-            nn.Conv2d(w2, w3, 4, stride=2, padding=1), ResBlock(w3),
-            nn.Conv2d(w3, w3, 4, stride=2, padding=1), ResBlock(w3),
+            nn.Conv2d(w2, w3, 4, stride=2, padding=1), ResBlock(w3), ResBlock(w3),
             nn.GroupNorm(8, w3), nn.SiLU(), nn.Conv2d(w3, cfg.latent_channels, 3, padding=1),
         )  # fmt: skip
         self.decoder = nn.Sequential(
-            nn.Conv2d(cfg.latent_channels, w3, 3, padding=1), ResBlock(w3),
-            nn.Upsample(scale_factor=2), nn.Conv2d(w3, w3, 3, padding=1), ResBlock(w3),
+            nn.Conv2d(cfg.latent_channels, w3, 3, padding=1), ResBlock(w3), ResBlock(w3),
             nn.Upsample(scale_factor=2), nn.Conv2d(w3, w2, 3, padding=1), ResBlock(w2),
             nn.Upsample(scale_factor=2), nn.Conv2d(w2, w1, 3, padding=1), ResBlock(w1),
+            nn.Upsample(scale_factor=2), nn.Conv2d(w1, w1, 3, padding=1),
             nn.GroupNorm(8, w1), nn.SiLU(), nn.Conv2d(w1, 3, 3, padding=1),
         )  # fmt: skip
 
