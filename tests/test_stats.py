@@ -24,3 +24,26 @@ def test_success_table_counts_per_task_and_policy():
     assert by["u", "a"].rate == 0.0 and by["t", "b"].rate == 1.0
     text = format_table(rows)
     assert "50%" in text and "Wilson" in text
+
+
+def test_auroc_matches_hand_computed():
+    import numpy as np
+
+    from wmeval.metrics import auroc
+
+    # positives 0.9, 0.4; negatives 0.5, 0.1: pairs won 3 of 4
+    assert auroc(np.array([0.9, 0.4, 0.5, 0.1]), np.array([1, 1, 0, 0])) == 0.75
+    assert auroc(np.array([0.5, 0.5]), np.array([1, 0])) == 0.5  # a tie counts one half
+    assert np.isnan(auroc(np.array([0.2, 0.3]), np.array([1, 1])))
+
+
+def test_psnr_and_ssim_of_identical_and_different_images():
+    import torch
+
+    from wmeval.metrics import psnr, ssim
+
+    a = torch.randint(0, 255, (2, 16, 16, 3), dtype=torch.uint8)
+    assert torch.allclose(ssim(a, a), torch.ones(2))
+    assert (psnr(a, a) >= 99).all()
+    b = (a.int() + 10).clamp(0, 255).to(torch.uint8)
+    assert (psnr(a, b) < 30).all() and (ssim(a, 255 - a) < 0.5).all()

@@ -117,3 +117,16 @@ def test_ddp_smoke_two_cpu_processes(tmp_path, store):
     torch.multiprocessing.spawn(_ddp_worker, args=(2, str(store.root), str(tmp_path / "ddp"), port), nprocs=2)
     model, meta = load_world_model(tmp_path / "ddp" / "model")
     assert meta["world_size"] == 2 and meta["step"] == 6
+
+
+def test_quality_report_and_videos(tmp_path, store):
+    from wmeval.cli import main
+
+    path = train_world_model(cfg(store, tmp_path / "run", val_fraction=0.5), progress=False)
+    assert main(["quality", "--model", str(path), "--horizon", "3", "--out", str(tmp_path / "q"), "--no-progress"]) == 0
+    import json
+
+    rep = json.loads((tmp_path / "q" / "quality.json").read_text())
+    assert rep["horizon"] == 3 and set(rep["psnr"]) == {"1"} and len(rep["psnr_by_horizon"]) == 3
+    assert 0 < rep["ssim"]["1"] <= 1 and rep["episodes"] >= 1
+    assert list((tmp_path / "q").glob("real_vs_imagined_*.gif"))

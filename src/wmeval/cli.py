@@ -150,6 +150,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    from wmeval.eval.quality import evaluate_quality
+
+    rep = evaluate_quality(args.model, args.store, episodes=args.episodes, horizon=args.horizon, seed=args.seed,
+                           out=args.out, progress=not args.no_progress)  # fmt: skip
+    print(f"{rep['episodes']} held-out episodes ({rep['successes']} successes), context {rep['context']} frames")
+    print("horizon  PSNR dB  SSIM   proprio MAE")
+    for h in rep["psnr"]:
+        print(f"{h:7d}  {rep['psnr'][h]:7.2f}  {rep['ssim'][h]:.3f}  {rep['proprio_mae'][h]:.4f}")
+    print(f"value AUROC: real last frame {rep['value_auroc_real_last_frame']:.3f}, "
+          f"imagined final frame {rep['value_auroc_imagined_final_frame']:.3f}")  # fmt: skip
+    if args.out:
+        print(f"report and real-vs-imagined GIFs in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="wmeval", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -235,6 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)
+
+    q = sub.add_parser("quality", help="open-loop prediction quality of a world model on held-out episodes")
+    q.add_argument("--model", required=True, help="world-model checkpoint (RUN/model)")
+    q.add_argument("--store", help="episodes to evaluate (default: the model's validation episodes)")
+    q.add_argument("--episodes", type=int, default=64)
+    q.add_argument("--horizon", type=int, default=32)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", help="write quality.json and real-vs-imagined GIFs here")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_quality)
 
     z = sub.add_parser("zoo", help="show a zoo's policies and the available degradations")
     z.add_argument("zoo", nargs="?", default="default")
