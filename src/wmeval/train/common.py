@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -40,10 +39,10 @@ class Logger:
             for k, v in values.items():
                 self.tb.add_scalar(f"{self.prefix}/{k}", v, step)
 
-    def video(self, step: int, tag: str, frames_NTHWC: torch.Tensor, fps: float) -> None:
+    def image(self, step: int, tag: str, image_HWC: torch.Tensor) -> None:
+        """A uint8 image (e.g. a strip of real over imagined frames) to TensorBoard."""
         if self.enabled and self.tb is not None:
-            with contextlib.suppress(Exception):  # TensorBoard videos need moviepy; skip quietly without it
-                self.tb.add_video(f"{self.prefix}/{tag}", frames_NTHWC.permute(0, 1, 4, 2, 3), step, fps=int(fps))
+            self.tb.add_image(f"{self.prefix}/{tag}", image_HWC, step, dataformats="HWC")
 
     def close(self) -> None:
         if self.tb is not None:

@@ -213,6 +213,7 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
             m["lr"], m["step_s"] = lr_at(step, cfg), (time.perf_counter() - t0) / (done - start)
             if val_arr is not None:
                 m["val_loss"] = validation_loss(model, ema, val_arr, wm_cfg.window, pm, ps, device, cfg.seed)
+                log.image(done, "real_over_imagined", sample_strip(model, ema, val_arr, pm, ps, device))
             log.scalars(done, m)
         if main and (done % cfg.save_every == 0 or done == cfg.steps):
             save_dynamics(dyn_dir / f"step_{done:06d}", {**meta, "step": done, "metrics": m}, model, ema, opt)
@@ -248,6 +249,26 @@ def validation_loss(model, ema, val_arr, window, pm, ps, device, seed, batches: 
         total += model.loss(w, torch.Generator().manual_seed(i))[1]["loss"]
     model.load_state_dict(raw)
     return total / batches
+
+
+@torch.no_grad()
+def sample_strip(model: WorldModel, ema: EMA, val_arr: EpisodeArrays, pm, ps, device) -> torch.Tensor:
+    """One validation window, real frames above frames imagined open loop from its first `context` frames
+    and its logged actions (EMA weights): uint8 (2 * H, T * W, 3)."""
+    W, Tc = model.cfg.window, model.cfg.context
+    if not len(check_long_enough_or_none(val_arr, W)):
+        return torch.zeros(8, 8, 3, dtype=torch.uint8)
+    raw = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(ema.shadow)
+    w = WindowSampler(val_arr, W, seed=0).batch(0, 1, pm, ps).to(device)
+    cache, _ = model.start(w.latents[:, :Tc], w.proprio[:, :Tc], w.actions_in[:, :Tc], w.has_action[:, :Tc])
+    imagined = [w.latents[:, t] for t in range(Tc)]
+    for t in range(Tc, W):
+        imagined.append(model.next_frame(cache, w.actions_in[:, t], torch.Generator().manual_seed(t))[0])
+    real = torch.cat([model.decode(w.latents[:, t])[0, 0] for t in range(W)], dim=1)  # (H, T*W, 3)
+    fake = torch.cat([model.decode(z)[0, 0] for z in imagined], dim=1)
+    model.load_state_dict(raw)
+    return torch.cat([real, fake], dim=0).cpu()
 
 
 def check_long_enough_or_none(arrays: EpisodeArrays, window: int) -> np.ndarray:
