@@ -130,3 +130,19 @@ def test_quality_report_and_videos(tmp_path, store):
     assert rep["horizon"] == 3 and set(rep["psnr"]) == {"1"} and len(rep["psnr_by_horizon"]) == 3
     assert 0 < rep["ssim"]["1"] <= 1 and rep["episodes"] >= 1
     assert list((tmp_path / "q").glob("real_vs_imagined_*.gif"))
+
+
+def test_nan_in_a_batch_names_step_and_episode(tmp_path, store):
+    from wmeval.data.windows import EpisodeArrays
+
+    run = tmp_path / "run"
+    train_world_model(cfg(store, run, steps=3), progress=False)
+    arrays, meta = EpisodeArrays.load(run / "latents.safetensors")
+    arrays.latents[:] = float("nan")  # as if the cached latents had gone bad
+    arrays.save(run / "latents.safetensors", meta)
+    before = sorted(p.name for p in (run / "dynamics").iterdir())
+    with pytest.raises(
+        FloatingPointError, match=r"non-finite 'latents' in the batch of step 4, episode reach/expert/\d+"
+    ):
+        train_world_model(cfg(store, run, steps=6), progress=False)
+    assert sorted(p.name for p in (run / "dynamics").iterdir()) == before  # the last good checkpoint is intact

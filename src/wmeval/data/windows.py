@@ -112,9 +112,13 @@ class WindowSampler:
         return int(self.episodes[e]), int(j - self.cum[e])
 
     def batch(self, step: int, batch_size: int, proprio_mean, proprio_std) -> Window:
+        return self.batch_with_keys(step, batch_size, proprio_mean, proprio_std)[0]
+
+    def batch_with_keys(self, step: int, batch_size: int, proprio_mean, proprio_std) -> tuple[Window, list[str]]:
+        """The step's batch and the episode key of each window in it."""
         g = np.random.default_rng([self.seed, step])
-        js = g.integers(0, len(self), batch_size)
-        return self.gather([self.window_index(int(j)) for j in js], proprio_mean, proprio_std)
+        items = [self.window_index(int(j)) for j in g.integers(0, len(self), batch_size)]
+        return self.gather(items, proprio_mean, proprio_std), [self.a.keys[e] for e, _ in items]
 
     def gather(self, items: list[tuple[int, int]], proprio_mean, proprio_std) -> Window:
         W, a = self.W, self.a

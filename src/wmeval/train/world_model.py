@@ -23,7 +23,8 @@ from tqdm import tqdm
 from wmeval.checkpoint import git_sha, load_optimizer, load_weights, read_config, save_checkpoint
 from wmeval.data.store import EpisodeStore, software_versions
 from wmeval.data.windows import EpisodeArrays, WindowSampler, check_long_enough, is_validation, select_episodes
-from wmeval.model.world_model import WorldModel, WorldModelConfig, preset
+from wmeval.model.codec import FrameCodec
+from wmeval.model.world_model import Window, WorldModel, WorldModelConfig, preset
 from wmeval.policies.train_bc import resolve_device
 from wmeval.train.codec import encode_episodes, train_codec
 from wmeval.train.common import EMA, Logger, dist_info, latest_step_dir
@@ -84,7 +85,7 @@ def lr_at(step: int, cfg: WMTrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
 
-def latent_cache(cfg, wm_cfg, codec, store, keys, device, progress) -> tuple[EpisodeArrays, dict]:
+def latent_cache(cfg, codec, store, keys, device, progress) -> tuple[EpisodeArrays, dict]:
     """Phase 2: encode every selected episode once (cached in OUT/latents.safetensors)."""
     path = Path(cfg.out) / "latents.safetensors"
     codec_step = read_config(latest_step_dir(Path(cfg.out) / "codec"))["step"]
@@ -98,110 +99,154 @@ def latent_cache(cfg, wm_cfg, codec, store, keys, device, progress) -> tuple[Epi
     return arrays, want
 
 
-def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
+@dataclass
+class Data:
+    keys: list[str]
+    train_keys: list[str]
+    val_keys: list[str]
+    tasks: list[str]
+    policies: list[str]
+    train: EpisodeArrays
+    val: EpisodeArrays | None
+    store_fingerprint: str
+
+
+def setup_device(cfg: WMTrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the torchrun process group when there is one."""
     rank, local_rank, world = dist_info()
     device = resolve_device(cfg.device)
     if world > 1:
         import torch.distributed as dist
 
-        backend = "nccl" if device.type == "cuda" else "gloo"
         if not dist.is_initialized():
-            dist.init_process_group(backend)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
+    return rank, world, device
+
+
+def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[FrameCodec, Data]:
+    """Phases 1 (codec) and 2 (latent cache) run on rank 0; the other ranks wait, then read the results."""
+    metas = select_episodes(store, cfg.tasks, cfg.exclude_policies)
+    keys = [m.key for m in metas]
+    val_keys = [k for k in keys if is_validation(k, cfg.val_fraction)]
+    train_keys = [k for k in keys if k not in set(val_keys)]
+    if rank == 0:
+        codec = train_codec(cfg, wm_cfg.codec, store, train_keys, val_keys, device, progress)
+        arrays, cache_meta = latent_cache(cfg, codec, store, keys, device, progress)
+    if world > 1:
+        torch.distributed.barrier()
+    if rank != 0:
+        codec = train_codec(cfg, wm_cfg.codec, store, train_keys, val_keys, device, False)
+        arrays, cache_meta = EpisodeArrays.load(Path(cfg.out) / "latents.safetensors")
+    index = {k: i for i, k in enumerate(arrays.keys)}
+    train = arrays.subset([index[k] for k in train_keys])
+    check_long_enough(train, wm_cfg.window, f"{store.root} (training episodes)")
+    val = arrays.subset([index[k] for k in val_keys]) if val_keys else None
+    data = Data(keys, train_keys, val_keys, sorted({m.task for m in metas}), sorted({m.policy for m in metas}),
+                train, val, cache_meta["store_fingerprint"])  # fmt: skip
+    return codec, data
+
+
+def init_model(wm_cfg: WorldModelConfig, codec: FrameCodec, data: Data, device) -> WorldModel:
+    """The world model with the frozen codec and normalisation from the training episodes only; the
+    cached latents are normalised in place."""
+    model = WorldModel(wm_cfg).to(device)
+    model.codec.load_state_dict(codec.state_dict())
+    model.codec.requires_grad_(False)
+    z = data.train.latents.transpose(0, 2).flatten(1)  # (C, frames * V * h * w)
+    model.latent_mean.copy_(z.mean(1))
+    model.latent_std.copy_(z.std(1).clamp_min(1e-3))
+    model.proprio_mean.copy_(data.train.proprio.mean(0))
+    model.proprio_std.copy_(data.train.proprio.std(0).clamp_min(1e-3))
+    mean, std = model.latent_mean.cpu()[:, None, None], model.latent_std.cpu()[:, None, None]
+    for a in (data.train, data.val):
+        if a is not None:
+            a.latents = (a.latents - mean) / std
+    return model
+
+
+def resume(cfg: WMTrainConfig, model: WorldModel, opt, device) -> tuple[int, EMA]:
+    """Restore raw weights, optimiser and EMA from the newest dynamics checkpoint, if any."""
+    last = latest_step_dir(Path(cfg.out) / "dynamics")
+    ema = EMA(model, cfg.ema)
+    if last is None:
+        return 0, ema
+    saved = read_config(last)
+    free = ("device", "steps", "eval_every", "save_every", "bf16", "compile")
+    now = cfg.to_json()
+    diff = {k: (saved["train"].get(k), v) for k, v in now.items() if k not in free and saved["train"].get(k) != v}
+    if diff:
+        raise ValueError(f"{cfg.out} holds a run with other settings {diff} (saved vs now); use a new --out")
+    model.load_state_dict(load_weights(last, "train.safetensors"))
+    load_optimizer(opt, {k: v.to(device) for k, v in load_weights(last, "optim.safetensors").items()},
+                   saved["optimizer"])  # fmt: skip
+    ema.shadow = {k: v.to(device) for k, v in load_weights(last).items()}
+    return saved["step"], ema
+
+
+def run_meta(cfg, wm_cfg, store, data: Data, world: int) -> dict:
+    return {
+        "kind": KIND, "model": wm_cfg.to_json(), "layout": store.layout.to_json(), "train": cfg.to_json(),
+        "data": {"store": str(store.root), "store_fingerprint": data.store_fingerprint, "episodes": len(data.keys),
+                 "train_episodes": len(data.train_keys), "val_episodes": len(data.val_keys),
+                 "val_keys": data.val_keys, "tasks": data.tasks, "policies": data.policies},
+        "world_size": world, "versions": {**software_versions(), "torch": torch.__version__}, "git_sha": git_sha(),
+    }  # fmt: skip
+
+
+def check_finite(w: Window, keys: list[str], step: int, out: Path) -> None:
+    """Stop on NaN/inf inputs, naming the step, episode and tensor; checkpoints on disk stay as they are."""
+    for name, t in vars(w).items():
+        if t.dtype.is_floating_point and not torch.isfinite(t).all():
+            b = int((~torch.isfinite(t)).flatten(1).any(1).nonzero()[0])
+            raise FloatingPointError(
+                f"non-finite {name!r} in the batch of step {step + 1}, episode {keys[b]}; the last good "
+                f"checkpoint is {latest_step_dir(out / 'dynamics')}"
+            )
+
+
+def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
+    rank, world, device = setup_device(cfg)
     main = rank == 0
     progress = progress and main
     out = Path(cfg.out)
     store = EpisodeStore(cfg.store)
     wm_cfg = model_config(cfg, store)
-    metas = select_episodes(store, cfg.tasks, cfg.exclude_policies)
-    keys = [m.key for m in metas]
-    val_keys = [k for k in keys if is_validation(k, cfg.val_fraction)]
-    train_keys = [k for k in keys if k not in set(val_keys)]
     torch.manual_seed(cfg.seed)
-
-    # Phase 1 (codec) and 2 (latent cache) on rank 0; the others wait, then read the results.
-    if main:
-        codec = train_codec(cfg, wm_cfg.codec, store, train_keys, val_keys, device, progress)
-        arrays, cache_meta = latent_cache(cfg, wm_cfg, codec, store, keys, device, progress)
-    if world > 1:
-        torch.distributed.barrier()
-    if not main:
-        codec = train_codec(cfg, wm_cfg.codec, store, train_keys, val_keys, device, False)
-        arrays, cache_meta = EpisodeArrays.load(out / "latents.safetensors")
-
-    key_index = {k: i for i, k in enumerate(arrays.keys)}
-    train_arr = arrays.subset([key_index[k] for k in train_keys])
-    check_long_enough(train_arr, wm_cfg.window, f"{store.root} (training episodes)")
-    model = WorldModel(wm_cfg).to(device)
-    model.codec.load_state_dict(codec.state_dict())
-    model.codec.requires_grad_(False)
-    # Normalisation from the training episodes only.
-    z = train_arr.latents.transpose(0, 2).flatten(1)  # (C, ...)
-    model.latent_mean.copy_(z.mean(1))
-    model.latent_std.copy_(z.std(1).clamp_min(1e-3))
-    model.proprio_mean.copy_(train_arr.proprio.mean(0))
-    model.proprio_std.copy_(train_arr.proprio.std(0).clamp_min(1e-3))
-    for a in (arrays, train_arr):
-        a.latents = (a.latents - model.latent_mean.cpu()[:, None, None]) / model.latent_std.cpu()[:, None, None]
-    val_arr = arrays.subset([key_index[k] for k in val_keys]) if val_keys else None
-
+    codec, data = prepare_data(cfg, wm_cfg, store, device, rank, world, progress)
+    model = init_model(wm_cfg, codec, data, device)
     dyn = model.dynamics
     opt = torch.optim.AdamW(dyn.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
-    start = 0
-    dyn_dir = out / "dynamics"
-    last = latest_step_dir(dyn_dir)
-    if last is not None:
-        saved = read_config(last)
-        free = ("device", "steps", "eval_every", "save_every", "bf16", "compile")
-        diff = {
-            k: (saved["train"].get(k), v)
-            for k, v in cfg.to_json().items()
-            if k not in free and saved["train"].get(k) != v
-        }
-        if diff:
-            raise ValueError(f"{out} holds a run with other settings {diff} (saved vs now); use a new --out")
-        model.load_state_dict(load_weights(last, "train.safetensors"))
-        load_optimizer(opt, {k: v.to(device) for k, v in load_weights(last, "optim.safetensors").items()},
-                       saved["optimizer"])  # fmt: skip
-        start = saved["step"]
-    ema = EMA(model, cfg.ema)
-    if last is not None:
-        ema.shadow = {k: v.to(device) for k, v in load_weights(last).items()}
-
-    use_cuda = device.type == "cuda"
-    bf16 = use_cuda if cfg.bf16 is None else cfg.bf16
-    compiled = use_cuda if cfg.compile is None else cfg.compile
-    net = dyn
-    if world > 1:  # the loss calls the DDP wrapper, so gradients are all-reduced across ranks
-        net = torch.nn.parallel.DistributedDataParallel(dyn, device_ids=[device.index] if use_cuda else None)
-    loss_fn = torch.compile(model.loss) if compiled else model.loss
-
-    sampler = WindowSampler(train_arr, wm_cfg.window, seed=cfg.seed * 1000 + rank)
+    start, ema = resume(cfg, model, opt, device)
+    cuda = device.type == "cuda"
+    bf16 = cuda if cfg.bf16 is None else cfg.bf16
+    # Under DDP the loss calls the wrapper, so gradients are all-reduced across ranks.
+    net = (
+        torch.nn.parallel.DistributedDataParallel(dyn, device_ids=[device.index] if cuda else None)
+        if world > 1
+        else dyn
+    )
+    loss_fn = torch.compile(model.loss) if (cuda if cfg.compile is None else cfg.compile) else model.loss
+    sampler = WindowSampler(data.train, wm_cfg.window, seed=cfg.seed * 1000 + rank)
     pm, ps = model.proprio_mean.cpu(), model.proprio_std.cpu()
+    dyn_dir = out / "dynamics"
     log = Logger(dyn_dir, "dynamics", enabled=main)
-    meta = {
-        "kind": KIND, "model": wm_cfg.to_json(), "layout": store.layout.to_json(), "train": cfg.to_json(),
-        "data": {"store": str(store.root), "store_fingerprint": cache_meta["store_fingerprint"],
-                 "episodes": len(keys), "train_episodes": len(train_keys), "val_episodes": len(val_keys),
-                 "val_keys": val_keys, "tasks": sorted({m.task for m in metas}),
-                 "policies": sorted({m.policy for m in metas})},
-        "world_size": world, "versions": {**software_versions(), "torch": torch.__version__}, "git_sha": git_sha(),
-    }  # fmt: skip
+    meta = run_meta(cfg, wm_cfg, store, data, world)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"world model ({cfg.preset})",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     t0, m = time.perf_counter(), {}
     for step in bar:
-        w = sampler.batch(step, cfg.batch_size, pm, ps).to(device)
-        g = torch.Generator().manual_seed(cfg.seed * 7919 + step * 31 + rank)
+        w, keys = sampler.batch_with_keys(step, cfg.batch_size, pm, ps)
+        check_finite(w, keys, step, out)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, m = loss_fn(w, g, net)
+            loss, m = loss_fn(w.to(device), torch.Generator().manual_seed(cfg.seed * 7919 + step * 31 + rank), net)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"world-model loss is {loss.item()} at step {step + 1} ({m}); the last good "
-                                     f"checkpoint is {latest_step_dir(dyn_dir)}")  # fmt: skip
+            raise FloatingPointError(f"world-model loss is {loss.item()} at step {step + 1} (episodes {keys}); "
+                                     f"the last good checkpoint is {latest_step_dir(dyn_dir)}")  # fmt: skip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
@@ -211,9 +256,9 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
         bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
         if main and (done % cfg.eval_every == 0 or done == cfg.steps):
             m["lr"], m["step_s"] = lr_at(step, cfg), (time.perf_counter() - t0) / (done - start)
-            if val_arr is not None:
-                m["val_loss"] = validation_loss(model, ema, val_arr, wm_cfg.window, pm, ps, device, cfg.seed)
-                log.image(done, "real_over_imagined", sample_strip(model, ema, val_arr, pm, ps, device))
+            if data.val is not None:
+                m["val_loss"] = validation_loss(model, ema, data.val, wm_cfg.window, pm, ps, device, cfg.seed)
+                log.image(done, "real_over_imagined", sample_strip(model, ema, data.val, pm, ps, device))
             log.scalars(done, m)
         if main and (done % cfg.save_every == 0 or done == cfg.steps):
             save_dynamics(dyn_dir / f"step_{done:06d}", {**meta, "step": done, "metrics": m}, model, ema, opt)
@@ -221,12 +266,11 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     log.close()
     if world > 1:
         torch.distributed.barrier()
-    final = latest_step_dir(dyn_dir)
     if main:
         link = out / "model"
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(final.relative_to(out))
+        link.symlink_to(latest_step_dir(dyn_dir).relative_to(out))
     return out / "model"
 
 
