@@ -156,9 +156,11 @@ def cmd_quality(args: argparse.Namespace) -> int:
     rep = evaluate_quality(args.model, args.store, episodes=args.episodes, horizon=args.horizon, seed=args.seed,
                            out=args.out, progress=not args.no_progress)  # fmt: skip
     print(f"{rep['episodes']} held-out episodes ({rep['successes']} successes), context {rep['context']} frames")
-    print("horizon  PSNR dB  SSIM   proprio MAE")
+    base = rep["still_baseline"]
+    print("horizon  PSNR dB  SSIM   proprio MAE   | nothing-moves baseline: PSNR dB  proprio MAE")
     for h in rep["psnr"]:
-        print(f"{h:7d}  {rep['psnr'][h]:7.2f}  {rep['ssim'][h]:.3f}  {rep['proprio_mae'][h]:.4f}")
+        print(f"{h:7d}  {rep['psnr'][h]:7.2f}  {rep['ssim'][h]:.3f}  {rep['proprio_mae'][h]:11.4f}   |"
+              f" {base['psnr'][h]:30.2f}  {base['proprio_mae'][h]:11.4f}")  # fmt: skip
     print(f"value AUROC: real last frame {rep['value_auroc_real_last_frame']:.3f}, "
           f"imagined final frame {rep['value_auroc_imagined_final_frame']:.3f}")  # fmt: skip
     if args.out:

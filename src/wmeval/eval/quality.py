@@ -59,6 +59,7 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         raise ValueError(f"episodes are too short for {Tc} context frames plus a horizon of 1")
     g = torch.Generator().manual_seed(seed)
     ps, ss, pe, v_img, v_last, outcomes, samples = [], [], [], [], [], [], []
+    base_ps, base_pe = [], []  # "nothing moves": the last context frame and proprio, repeated
     for i in tqdm(range(0, len(keys), batch), desc="quality", disable=not progress):
         eps = [store.load(k) for k in keys[i : i + batch]]
         frames = torch.from_numpy(np.stack([np.array(e.frames[: Tc + H]) for e in eps]))
@@ -71,12 +72,15 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         ps.append(psnr(flat(pred.frames), flat(real)).view(B, H, V).mean(-1))
         ss.append(ssim(flat(pred.frames), flat(real)).view(B, H, V).mean(-1))
         pe.append((pred.proprio - proprio[:, Tc:]).abs().mean(-1))
+        still = frames[:, Tc - 1 : Tc].expand_as(real)
+        base_ps.append(psnr(flat(still.contiguous()), flat(real)).view(B, H, V).mean(-1))
+        base_pe.append((proprio[:, Tc - 1 : Tc] - proprio[:, Tc:]).abs().mean(-1))
         v_img.append(pred.value[:, -1])
         v_last.append(last_frame_value(model, eps))
         outcomes += [e.meta.outcome for e in eps]
         if len(samples) < videos:
             samples.append((real[: videos - len(samples)], pred.frames[: videos - len(samples)]))
-    psnr_h, ssim_h, prop_h = (torch.cat(x).mean(0) for x in (ps, ss, pe))
+    psnr_h, ssim_h, prop_h, bpsnr_h, bprop_h = (torch.cat(x).mean(0) for x in (ps, ss, pe, base_ps, base_pe))
     at = [h for h in (1, 8, 32) if h <= H]
     y = np.array(outcomes)
     report = {
@@ -84,6 +88,8 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         "successes": int(y.sum()),
         "psnr": {h: float(psnr_h[h - 1]) for h in at}, "ssim": {h: float(ssim_h[h - 1]) for h in at},
         "proprio_mae": {h: float(prop_h[h - 1]) for h in at},
+        "still_baseline": {"psnr": {h: float(bpsnr_h[h - 1]) for h in at},
+                           "proprio_mae": {h: float(bprop_h[h - 1]) for h in at}},
         "value_auroc_real_last_frame": auroc(torch.cat(v_last).numpy(), y),
         "value_auroc_imagined_final_frame": auroc(torch.cat(v_img).numpy(), y),
         "psnr_by_horizon": psnr_h.tolist(), "ssim_by_horizon": ssim_h.tolist(),
