@@ -140,7 +140,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from wmeval.train.world_model import WMTrainConfig, train_world_model
 
     cfg = WMTrainConfig(
-        store=args.store, out=args.out, preset=args.preset, tasks=tuple(_csv(args.tasks)) if args.tasks else None,
+        store=args.store, out=args.out, preset=args.preset, window=args.window, codec_batch=args.codec_batch,
+        tasks=tuple(_csv(args.tasks)) if args.tasks else None,
         exclude_policies=tuple(_csv(args.exclude_policies) or ()), value_scheme=args.value_scheme,
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
@@ -243,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--exclude-policies", help="comma-separated policies whose episodes are held out")
     tr.add_argument("--value-scheme", default="linear", choices=["linear", "discounted", "outcome"])
     tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
+    tr.add_argument("--window", type=int, help="frames per training window (default: the preset's)")
     tr.add_argument("--codec-steps", type=int, default=1000)
+    tr.add_argument("--codec-batch", type=int, default=32)
     tr.add_argument("--steps", type=int, default=2000, help="dynamics steps")
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--lr", type=float, default=5e-4)
