@@ -145,3 +145,22 @@ def test_wrong_layout_or_task_is_refused_naming_both(tmp_path, store):
 def test_too_few_demos_says_how_to_get_more(tmp_path, store):
     with pytest.raises(ValueError, match=r"has 8 successful 'expert' episodes .* needs 40 \+ 5.*wmeval collect"):
         train_bc(config(tmp_path, store, episodes=40, val_episodes=5), progress=False)
+
+
+def test_grid_trains_runs_and_writes_a_loadable_zoo(tmp_path, store):
+    from wmeval.policies.grid import GridConfig, train_grid
+    from wmeval.zoo import load_zoo
+
+    cfg = GridConfig(store=str(store.root), out=str(tmp_path / "grid"), tasks=("reach",), sizes=(2, 3),
+                     variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(1, 2), val_episodes=1, batch_size=4,
+                     device="cpu")  # fmt: skip
+    zoo = load_zoo(train_grid(cfg, progress=False))
+    names = [p.name for p in zoo.policies]
+    assert len(names) == 2 * 2 * 2 + 2 and "bc-reach-cnn-noproprio-n3-s2" in names
+    assert zoo.policy("bc-reach-cnn-proprio-n3-s2-latency8").degrade[0].kind == "latency"
+    assert all(p.tasks == ("reach",) for p in zoo.policies)
+    ckpt = tmp_path / "grid" / "reach" / "cnn-proprio-n2" / "step_000002" / "model.safetensors"
+    before = ckpt.stat().st_mtime_ns
+    train_grid(cfg, progress=False)  # finished runs are skipped
+    assert ckpt.stat().st_mtime_ns == before
+    assert sorted(p.name for p in ckpt.parent.parent.iterdir() if p.is_dir()) == ["step_000001", "step_000002"]

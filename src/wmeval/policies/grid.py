@@ -29,6 +29,12 @@ class GridConfig:
     sizes: tuple[int, ...] = (10, 40)
     variants: tuple[str, ...] = ("cnn-proprio", "cnn-noproprio", "vit-proprio")
     checkpoints: tuple[int, ...] = (100, 500, 1500)  # the steps the zoo names; the last is the run length
+    # Degraded copies of each task's final checkpoint (largest data size, first variant): learned policies
+    # fail in the same ways as scripted ones (noise, latency), which fills in the middle of the range.
+    degraded: tuple[tuple[str, str], ...] = (
+        ("noise0.5", '{ kind = "noise", std = 0.5 }'),
+        ("latency8", '{ kind = "latency", steps = 8 }'),
+    )
     val_episodes: int = 5
     batch_size: int = 64
     seed: int = 0
@@ -106,11 +112,14 @@ def grid_zoo(cfg: GridConfig) -> str:
         for size in cfg.sizes:
             for variant in cfg.variants:
                 for step in cfg.checkpoints:
-                    lines += [
-                        "",
-                        "[[policy]]",
-                        f'name = "bc-{task}-{variant}-n{size}-s{step}"',
-                        'base = "checkpoint"',
-                        f'checkpoint = "{run_dir(task, variant, size)}/step_{step:06d}"',
-                    ]
+                    lines += _policy(f"bc-{task}-{variant}-n{size}-s{step}", run_dir(task, variant, size), step)
+        best = (max(cfg.sizes), cfg.variants[0], cfg.checkpoints[-1])
+        for tag, degrade in cfg.degraded:
+            name = f"bc-{task}-{best[1]}-n{best[0]}-s{best[2]}-{tag}"
+            lines += _policy(name, run_dir(task, best[1], best[0]), best[2], degrade)
     return "\n".join(lines) + "\n"
+
+
+def _policy(name: str, run: str, step: int, degrade: str | None = None) -> list[str]:
+    lines = ["", "[[policy]]", f'name = "{name}"', 'base = "checkpoint"', f'checkpoint = "{run}/step_{step:06d}"']
+    return lines + ([f"degrade = [{degrade}]"] if degrade else [])
