@@ -1,0 +1,1 @@
+"""Alignment: how well the world model's verdicts on policies agree with reality."""
