@@ -52,9 +52,9 @@ class PolicySpec:
     def build(self, task: str, layout: Layout) -> Policy:
         policy: Policy
         if self.base == "checkpoint":
-            from wmeval.policies.learned import LearnedPolicy
+            from wmeval.policies.learned import load_cached
 
-            learned = LearnedPolicy(self.checkpoint)
+            learned = load_cached(self.checkpoint)
             learned.check(task, layout)
             policy = learned
         else:

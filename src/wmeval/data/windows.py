@@ -82,10 +82,15 @@ class EpisodeArrays:
         return arrays, meta
 
 
+def long_enough(arrays: EpisodeArrays, window: int) -> np.ndarray:
+    """Indices of the episodes with at least `window` frames."""
+    return np.flatnonzero(arrays.lengths() >= window)
+
+
 def check_long_enough(arrays: EpisodeArrays, window: int, where: str) -> np.ndarray:
     """Indices of episodes with at least `window` frames; refuse if there are none."""
     lens = arrays.lengths()
-    ok = np.flatnonzero(lens >= window)
+    ok = long_enough(arrays, window)
     if not len(ok):
         raise ValueError(
             f"{where}: no episode has the {window} frames a training window needs (longest: {lens.max()} frames); "

@@ -21,8 +21,8 @@ from wmeval.model.world_model import WorldModel, load_world_model, predict
 
 
 def held_out_keys(meta: dict, store: EpisodeStore) -> list[str]:
-    """The model's validation episodes when evaluated on its own store, else every episode it did not
-    train on (by key) in the given store."""
+    """The model's validation episodes when evaluated on its own store, else every episode of the given
+    store (the checkpoint records only its validation keys, so another store is assumed to be unseen)."""
     if Path(meta["data"]["store"]).resolve() == store.root.resolve():
         return list(meta["data"]["val_keys"])
     return store.keys()

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wmeval.data.store import atomic_write_text
-from wmeval.policies.train_bc import BCTrainConfig, latest_checkpoint, train_bc
+from wmeval.policies.train_bc import BCTrainConfig, train_bc
+from wmeval.train.common import latest_step_dir
 
 VARIANTS = {
     "cnn-proprio": ("cnn", True),
@@ -60,7 +61,7 @@ def train_grid(cfg: GridConfig, progress: bool = True) -> Path:
     for i, (task, variant, size) in enumerate(runs):
         encoder, proprio = VARIANTS[variant]
         run = out / run_dir(task, variant, size)
-        last = latest_checkpoint(run)
+        last = latest_step_dir(run)
         if last is not None and last.name == f"step_{steps:06d}":
             continue
         if progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,20 @@ def layout_mismatch(trained: dict[str, Any], layout: Layout) -> str | None:
     return ", ".join(diffs) or None
 
 
+def check_fits(cfg: dict[str, Any], path: str | Path, task: str, layout: Layout) -> None:
+    diff = layout_mismatch(cfg.get("layout", {}), layout)
+    if diff:
+        raise CheckpointError(f"{path} was trained on another layout ({diff}; checkpoint vs here)")
+    if task != cfg.get("task"):
+        raise CheckpointError(f"{path} was trained on task {cfg.get('task')!r}, asked to run on {task!r}")
+
+
+@lru_cache(maxsize=16)
+def load_cached(path: str) -> LearnedPolicy:
+    """A collect worker runs the same checkpoint for many episodes; load it once (the policy is stateless)."""
+    return LearnedPolicy(path)
+
+
 class LearnedPolicy:
     """Reads `obs.images` (and `obs.state` if the variant uses proprio) and returns a K-action chunk."""
 
@@ -33,8 +48,6 @@ class LearnedPolicy:
             raise CheckpointError(f"{self.path} holds a {cfg.get('kind')!r} checkpoint, not a {KIND!r}")
         self.config = cfg
         self.model_cfg = BCModelConfig(**cfg["model"])
-        self.task: str = cfg["task"]
-        self.layout: dict[str, Any] = cfg["layout"]
         self.device = torch.device(device)
         self.net = BCPolicyNet(self.model_cfg)
         self.net.load_state_dict(load_weights(self.path))
@@ -45,16 +58,12 @@ class LearnedPolicy:
 
     def check(self, task: str, layout: Layout) -> None:
         """Refuse to run where the policy was not trained: another task, cameras or action layout."""
-        self.check_config(self.path, task, layout)
+        check_fits(self.config, self.path, task, layout)
 
     @staticmethod
     def check_config(path: str | Path, task: str, layout: Layout) -> None:
-        cfg = read_config(path)
-        diff = layout_mismatch(cfg.get("layout", {}), layout)
-        if diff:
-            raise CheckpointError(f"{path} was trained on another layout ({diff}; checkpoint vs here)")
-        if task != cfg.get("task"):
-            raise CheckpointError(f"{path} was trained on task {cfg.get('task')!r}, asked to run on {task!r}")
+        """`check` from the checkpoint's config alone, without loading its weights."""
+        check_fits(read_config(path), path, task, layout)
 
     @staticmethod
     def read_tags(path: str | Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from wmeval.checkpoint import git_sha, load_optimizer, load_weights, read_config
 from wmeval.data.store import EpisodeStore, software_versions
 from wmeval.policies.bc import BCModelConfig, BCPolicyNet, random_shift
 from wmeval.policies.learned import KIND
+from wmeval.train.common import latest_step_dir, resolve_device
 
 
 @dataclass(frozen=True)
@@ -135,17 +136,6 @@ def evaluate(net: BCPolicyNet, demos: Demos, mean, std, device, batch: int = 256
     return total / max(n, 1)
 
 
-def latest_checkpoint(out: Path) -> Path | None:
-    steps = sorted(out.glob("step_*/config.json"))
-    return steps[-1].parent if steps else None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def train_bc(cfg: BCTrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train; save `out/step_XXXXXX/` every `save_every` steps and at the end; return the last checkpoint.
     With `resume`, continue from the newest checkpoint in `out` (same config), exactly as if uninterrupted."""
@@ -166,7 +156,7 @@ def train_bc(cfg: BCTrainConfig, resume: bool = False, progress: bool = True) ->
     net = BCPolicyNet(model_cfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
-    prev = latest_checkpoint(out) if resume else None
+    prev = latest_step_dir(out) if resume else None
     if prev is not None:
         saved = read_config(prev)
         if saved["train"] != json.loads(json.dumps(asdict(replace(cfg, device=saved["train"]["device"])))):
@@ -175,7 +165,7 @@ def train_bc(cfg: BCTrainConfig, resume: bool = False, progress: bool = True) ->
         load_optimizer(opt, {k: v.to(device) for k, v in load_weights(prev, "optim.safetensors").items()},
                        saved["optimizer"])  # fmt: skip
         start = saved["step"]
-    elif latest_checkpoint(out) is not None:
+    elif latest_step_dir(out) is not None:
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue, or choose a new --out")
 
     meta = {
@@ -215,4 +205,4 @@ def train_bc(cfg: BCTrainConfig, resume: bool = False, progress: bool = True) ->
         if done % cfg.save_every == 0 or done == cfg.steps or done in cfg.save_at:
             last = save_checkpoint(out / f"step_{done:06d}", {**meta, "step": done, "val_loss": val_loss}, net, opt)
     bar.close()
-    return last or latest_checkpoint(out)
+    return last or latest_step_dir(out)

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 
 def latest_step_dir(out: Path) -> Path | None:
+    """The newest complete checkpoint `out/step_XXXXXX/` (complete: it has its config.json)."""
     steps = sorted(Path(out).glob("step_*/config.json"))
     return steps[-1].parent if steps else None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 class Logger:
@@ -55,6 +64,16 @@ class EMA:
     def __init__(self, module: torch.nn.Module, decay: float) -> None:
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @contextmanager
+    def applied(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """Temporarily load the EMA weights into `module` (for evaluation), then restore the raw ones."""
+        raw = {k: v.clone() for k, v in module.state_dict().items()}
+        module.load_state_dict(self.shadow)
+        try:
+            yield module
+        finally:
+            module.load_state_dict(raw)
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module) -> None:

@@ -13,21 +13,26 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from wmeval.checkpoint import git_sha, load_optimizer, load_weights, read_config, save_checkpoint
 from wmeval.data.store import EpisodeStore, software_versions
-from wmeval.data.windows import EpisodeArrays, WindowSampler, check_long_enough, is_validation, select_episodes
+from wmeval.data.windows import (
+    EpisodeArrays,
+    WindowSampler,
+    check_long_enough,
+    is_validation,
+    long_enough,
+    select_episodes,
+)
 from wmeval.model.codec import FrameCodec
 from wmeval.model.world_model import Window, WorldModel, WorldModelConfig, preset
-from wmeval.policies.train_bc import resolve_device
 from wmeval.train.codec import encode_episodes, train_codec
-from wmeval.train.common import EMA, Logger, dist_info, latest_step_dir
+from wmeval.train.common import EMA, Logger, dist_info, latest_step_dir, resolve_device
 
 KIND = "world-model"
 
@@ -73,8 +78,7 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     L = store.layout
     base = preset(cfg.preset, L.image_size, len(L.views), L.state_dim, L.action_dim, L.frame_skip)
     window = cfg.window or base.window
-    return WorldModelConfig(**{**vars(base), "value_scheme": cfg.value_scheme, "window": window,
-                               "context": min(base.context, window - 1)})  # fmt: skip
+    return replace(base, value_scheme=cfg.value_scheme, window=window, context=min(base.context, window - 1))
 
 
 def lr_at(step: int, cfg: WMTrainConfig) -> float:
@@ -282,16 +286,14 @@ def save_dynamics(path: Path, meta: dict, model: WorldModel, ema: EMA, opt) -> N
 @torch.no_grad()
 def validation_loss(model, ema, val_arr, window, pm, ps, device, seed, batches: int = 4) -> float:
     """Loss of the EMA weights on fixed validation windows (same windows and noise every evaluation)."""
-    if len(check_long_enough_or_none(val_arr, window)) == 0:
+    if not len(long_enough(val_arr, window)):
         return float("nan")
-    raw = {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(ema.shadow)
     sampler = WindowSampler(val_arr, window, seed=10_000 + seed)
     total = 0.0
-    for i in range(batches):
-        w = sampler.batch(i, 16, pm, ps).to(device)
-        total += model.loss(w, torch.Generator().manual_seed(i))[1]["loss"]
-    model.load_state_dict(raw)
+    with ema.applied(model):
+        for i in range(batches):
+            w = sampler.batch(i, 16, pm, ps).to(device)
+            total += model.loss(w, torch.Generator().manual_seed(i))[1]["loss"]
     return total / batches
 
 
@@ -300,20 +302,14 @@ def sample_strip(model: WorldModel, ema: EMA, val_arr: EpisodeArrays, pm, ps, de
     """One validation window, real frames above frames imagined open loop from its first `context` frames
     and its logged actions (EMA weights): uint8 (2 * H, T * W, 3)."""
     W, Tc = model.cfg.window, model.cfg.context
-    if not len(check_long_enough_or_none(val_arr, W)):
+    if not len(long_enough(val_arr, W)):
         return torch.zeros(8, 8, 3, dtype=torch.uint8)
-    raw = {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(ema.shadow)
     w = WindowSampler(val_arr, W, seed=0).batch(0, 1, pm, ps).to(device)
-    cache, _ = model.start(w.latents[:, :Tc], w.proprio[:, :Tc], w.actions_in[:, :Tc], w.has_action[:, :Tc])
-    imagined = [w.latents[:, t] for t in range(Tc)]
-    for t in range(Tc, W):
-        imagined.append(model.next_frame(cache, w.actions_in[:, t], torch.Generator().manual_seed(t))[0])
-    real = torch.cat([model.decode(w.latents[:, t])[0, 0] for t in range(W)], dim=1)  # (H, T*W, 3)
-    fake = torch.cat([model.decode(z)[0, 0] for z in imagined], dim=1)
-    model.load_state_dict(raw)
+    with ema.applied(model):
+        cache, _ = model.start(w.latents[:, :Tc], w.proprio[:, :Tc], w.actions_in[:, :Tc], w.has_action[:, :Tc])
+        imagined = [w.latents[:, t] for t in range(Tc)]
+        for t in range(Tc, W):
+            imagined.append(model.next_frame(cache, w.actions_in[:, t], torch.Generator().manual_seed(t))[0])
+        real = torch.cat([model.decode(w.latents[:, t])[0, 0] for t in range(W)], dim=1)  # (H, T*W, 3)
+        fake = torch.cat([model.decode(z)[0, 0] for z in imagined], dim=1)
     return torch.cat([real, fake], dim=0).cpu()
-
-
-def check_long_enough_or_none(arrays: EpisodeArrays, window: int) -> np.ndarray:
-    return np.flatnonzero(arrays.lengths() >= window)
