@@ -169,6 +169,47 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from wmeval.eval.evaluate import EvalConfig, evaluate
+
+    cfg = EvalConfig(
+        model=args.model, zoo=args.zoo, out=args.out, store=args.store, policies=_tuple(args.policies),
+        tasks=_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
+        calibration_episodes=args.calibration_episodes, replay=not args.no_replay, videos=args.videos,
+        noise_seed=args.noise_seed, device=args.device,
+    )  # fmt: skip
+    res = evaluate(cfg, progress=not args.no_progress)
+    rule, cal = res["rule"], res["calibration"]
+    print(f"success rule: {rule['stat']} value, Platt a={rule['a']:.2f} b={rule['b']:.2f}; on {cal['episodes']} "
+          f"calibration episodes: accuracy {cal['accuracy']:.3f}, AUROC {cal['auroc']:.3f}, "
+          f"Brier {cal['brier']:.3f}")  # fmt: skip
+    print(f"{'task':<22} {'policy':<44} predicted % [95% CI]   episodes")
+    for p in res["policies"]:
+        err = f"  ({p['errors']} stopped by policy errors)" if p["errors"] else ""
+        print(f"{p['task']:<22} {p['policy']:<44} {100 * p['predicted_rate']:5.1f} [{100 * p['low']:4.1f}, "
+              f"{100 * p['high']:5.1f}]   {p['episodes']}{err}")  # fmt: skip
+    for e in res["errors"][:10]:
+        print(f"policy error: {e['error']}", file=sys.stderr)
+    if len(res["errors"]) > 10:
+        print(f"... {len(res['errors']) - 10} more policy errors in {args.out}/evaluation.json", file=sys.stderr)
+    if res["replay"]:
+        r = res["replay"]
+        print(f"open-loop replay of {r['episodes']} recorded episodes ({r['successes']} successes): accuracy "
+              f"{r['accuracy']:.3f}, balanced {r['balanced_accuracy']:.3f}, AUROC {r['auroc']:.3f}, "
+              f"Brier {r['brier']:.3f}")  # fmt: skip
+    t = res["timing"]
+    if t["frames_per_s"]:
+        print(f"imagined {t['imagined_episodes']} episodes in {t['imagination_s']:.0f} s: "
+              f"{t['frames_per_s']:.0f} frames/s, {t['episodes_per_s']:.2f} episodes/s on {res['device']}")  # fmt: skip
+    print(f"wrote {args.out}/evaluation.json")
+    return 0
+
+
+def _tuple(text: str | None) -> tuple[str, ...] | None:
+    items = _csv(text)
+    return tuple(items) if items else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="wmeval", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -241,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run directory; OUT/model is the trained model")
     tr.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
     tr.add_argument("--tasks", help="comma-separated tasks to train on (default: all in the store)")
-    tr.add_argument("--exclude-policies", help="comma-separated policies whose episodes are held out")
+    tr.add_argument("--exclude-policies", help="comma-separated policies or glob patterns to hold out")
     tr.add_argument("--value-scheme", default="linear", choices=["linear", "discounted", "outcome"])
     tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
     tr.add_argument("--window", type=int, help="frames per training window (default: the preset's)")
@@ -266,6 +307,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="write quality.json and real-vs-imagined GIFs here")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_quality)
+
+    ev = sub.add_parser("evaluate", help="predicted success rates of a zoo's learned policies, in imagination")
+    ev.add_argument("--model", required=True, help="world-model checkpoint (RUN/model)")
+    ev.add_argument("--zoo", required=True, help="zoo file with the policies to judge")
+    ev.add_argument("--out", required=True, help="directory for evaluation.json and videos (resumes)")
+    ev.add_argument("--store", help="recorded starts and real episodes (default: the model's training store)")
+    ev.add_argument("--policies", help="comma-separated policy names or glob patterns (default: the whole zoo)")
+    ev.add_argument("--tasks", help="comma-separated tasks (default: those the model was trained on)")
+    ev.add_argument("--episodes", type=int, default=50, help="imagined episodes per policy and task")
+    ev.add_argument("--seed", type=int, default=1000, help="first start seed, as in `wmeval collect --seed`")
+    ev.add_argument("--batch-size", type=int, default=64, help="episodes imagined in parallel")
+    ev.add_argument(
+        "--rule",
+        default="auto",
+        choices=["auto", "final", "max", "mean-last"],
+        help="value statistic read as success (auto: lowest Brier on calibration episodes)",
+    )
+    ev.add_argument("--calibration-episodes", type=int, default=256)
+    ev.add_argument("--no-replay", action="store_true", help="skip open-loop replay of recorded episodes")
+    ev.add_argument("--videos", type=int, default=6, help="imagined episodes saved as GIFs")
+    ev.add_argument("--noise-seed", type=int, default=0)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
 
     z = sub.add_parser("zoo", help="show a zoo's policies and the available degradations")
     z.add_argument("zoo", nargs="?", default="default")

@@ -10,7 +10,7 @@ from wmeval.reality.base import Layout, Reality
 from wmeval.types import Observation, Start
 
 
-def _ask(policy: Policy, obs: Observation, layout: Layout, who: str) -> np.ndarray:
+def ask_policy(policy: Policy, obs: Observation, layout: Layout, who: str) -> np.ndarray:
     """Query the policy and check its chunk: float[K, A], K a positive multiple of frame_skip, finite."""
     try:
         chunk = np.asarray(policy.act(obs), dtype=np.float32)
@@ -35,7 +35,7 @@ def rollout(env: Reality, policy: Policy, start: Start, policy_name: str, policy
     pending = np.zeros((0, L.action_dim), np.float32)
     for _ in range(L.horizon):
         if not len(pending):
-            pending = _ask(policy, obs, L, who)
+            pending = ask_policy(policy, obs, L, who)
         chunk, pending = pending[: L.frame_skip], pending[L.frame_skip :]
         obs, done, info = env.step(chunk)
         chunks.append(chunk)
@@ -45,7 +45,7 @@ def rollout(env: Reality, policy: Policy, start: Start, policy_name: str, policy
         if done:
             break
     if not len(pending):  # the chunk the policy chose at the last frame, recorded but never executed
-        pending = _ask(policy, obs, L, who)
+        pending = ask_policy(policy, obs, L, who)
     chunks.append(pending[: L.frame_skip])
     success_arr = np.array(success, dtype=np.bool_)
     meta = EpisodeMeta(

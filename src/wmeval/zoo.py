@@ -20,6 +20,7 @@ TOML or JSON (same structure). Every error names the file, the policy and the ke
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import tomllib
@@ -38,6 +39,13 @@ BASES = {
     "checkpoint": "a learned policy from `wmeval policy train` (reads images + proprio); needs `checkpoint`",
 }
 BUILTIN_ZOOS = {"default": "metaworld_default.toml", "tiny": "metaworld_tiny.toml"}
+
+
+def matches_any(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    """Whether `name` equals or glob-matches one of `patterns`."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -99,9 +107,14 @@ class Zoo:
         raise ValueError(f"{self.source}: no policy {name!r}; policies: {', '.join(p.name for p in self.policies)}")
 
     def select(self, names: list[str] | None) -> Zoo:
+        """The named policies, in zoo order; a name may be a glob pattern (`bc-*-n40-*`)."""
         if not names:
             return self
-        return Zoo(self.name, self.suite, tuple(self.policy(n) for n in names), self.source)
+        for n in names:
+            if not any(fnmatch.fnmatchcase(p.name, n) for p in self.policies):
+                self.policy(n)  # raises, listing the zoo's policies
+        chosen = tuple(p for p in self.policies if matches_any(p.name, names))
+        return Zoo(self.name, self.suite, chosen, self.source)
 
 
 def parse_policy(d: Any, where: str, root: Path | None = None) -> PolicySpec:

@@ -27,7 +27,13 @@ def is_validation(key: str, val_fraction: float) -> bool:
 def select_episodes(
     store: EpisodeStore, tasks: tuple[str, ...] | None = None, exclude_policies: tuple[str, ...] = ()
 ) -> list[EpisodeMeta]:
-    metas = [m for m in store.index() if (tasks is None or m.task in tasks) and m.policy not in exclude_policies]
+    """The store's episodes on `tasks` (all when None), minus those of policies matching `exclude_policies`
+    (names or glob patterns)."""
+    from wmeval.zoo import matches_any
+
+    metas = [
+        m for m in store.index() if (tasks is None or m.task in tasks) and not matches_any(m.policy, exclude_policies)
+    ]
     if not metas:
         raise ValueError(f"{store.root}: no episodes match tasks={tasks} (excluding policies {exclude_policies})")
     return metas

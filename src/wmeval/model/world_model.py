@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -157,16 +158,17 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def next_frame(
-        self, cache: KVCache, action_chunk: torch.Tensor, generator: torch.Generator | None = None
+        self, cache: KVCache, action_chunk: torch.Tensor, generator: Generators = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Generate the frame that follows `action_chunk` (B, K, A) with a few Euler steps, commit it to the
         cache (at `context_tau`) and return normalised latents (B, V, C, h, w), proprio (B, S) and the value
-        probability (B,) read on the committed frame."""
+        probability (B,) read on the committed frame. `generator` may be one generator per row, which makes
+        each row's sample independent of what else is in the batch."""
         dyn = self.dynamics.cfg
         B, dev = action_chunk.shape[0], action_chunk.device
         shape_z = (B, 1, dyn.views, dyn.latent_channels, dyn.grid, dyn.grid)
-        z = torch.randn(shape_z, generator=generator).to(dev)
-        p = torch.randn((B, 1, dyn.state_dim), generator=generator).to(dev)
+        z = randn(shape_z, generator, dev)
+        p = randn((B, 1, dyn.state_dim), generator, dev)
         a = action_chunk[:, None]
         has = torch.ones(B, 1, dtype=torch.bool, device=dev)
         taus = euler_schedule(self.cfg.sample_steps)
@@ -175,15 +177,28 @@ class WorldModel(nn.Module):
             z = z + (t1 - t0) * out.latent_velocity
             p = p + (t1 - t0) * out.proprio_velocity
         ct = self.cfg.context_tau
-        z_ctx = interpolate(z, torch.randn(shape_z, generator=generator).to(dev), torch.full((B, 1), ct, device=dev))
-        p_ctx = interpolate(p, torch.randn(p.shape, generator=generator).to(dev), torch.full((B, 1), ct, device=dev))
+        z_ctx = interpolate(z, randn(shape_z, generator, dev), torch.full((B, 1), ct, device=dev))
+        p_ctx = interpolate(p, randn(p.shape, generator, dev), torch.full((B, 1), ct, device=dev))
         out = self.dynamics.step(z_ctx, p_ctx, a, has, torch.full((B, 1), ct, device=dev), cache, commit=True)
         return z[:, 0], p[:, 0], torch.sigmoid(out.value_logit[:, 0])
 
 
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def randn(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the CPU (repeatable across devices); one generator per batch row
+    when `generator` is a sequence."""
+    if isinstance(generator, Sequence):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator]).to(device)
+    return torch.randn(shape, generator=generator).to(device)
+
+
 @dataclass
 class Prediction:
-    frames: torch.Tensor  # uint8 (B, H, V, H_px, W_px, 3)
+    frames: torch.Tensor | None  # uint8 (B, H, V, H_px, W_px, 3); None when not decoded
     proprio: torch.Tensor  # (B, H, S), raw units
     value: torch.Tensor  # (B, H) success probability per predicted frame
 
@@ -195,11 +210,13 @@ class Imagination:
         self.model, self.cache, self.value = model, cache, value
 
     @torch.no_grad()
-    def step(self, action_chunk: torch.Tensor, generator: torch.Generator | None = None) -> Prediction:
-        """Apply one action chunk (B, K, A) to every rollout; returns the next frame (H = 1)."""
+    def step(self, action_chunk: torch.Tensor, generator: Generators = None, decode: bool = True) -> Prediction:
+        """Apply one action chunk (B, K, A) to every rollout; returns the next frame (H = 1). With
+        `decode=False` frames are not decoded to pixels (`frames` is None): value and proprio only."""
         z, p, v = self.model.next_frame(self.cache, action_chunk, generator)
         self.value = v
-        return Prediction(self.model.decode(z)[:, None], self.model.denorm_proprio(p)[:, None], v[:, None])
+        frames = self.model.decode(z)[:, None] if decode else None
+        return Prediction(frames, self.model.denorm_proprio(p)[:, None], v[:, None])
 
 
 @torch.no_grad()

@@ -66,6 +66,11 @@ class LearnedPolicy:
         check_fits(read_config(path), path, task, layout)
 
     @staticmethod
+    def read_layout(path: str | Path) -> dict[str, Any]:
+        """The layout the checkpoint was trained on."""
+        return dict(read_config(path)["layout"])
+
+    @staticmethod
     def read_tags(path: str | Path) -> dict[str, Any]:
         """What identifies a learned policy in stored episodes: variant, step, training data."""
         cfg = read_config(path)

@@ -1,0 +1,261 @@
+"""`wmeval evaluate`: predicted success rates of a zoo's policies, judged in imagination.
+
+    OUT/evaluation.json    the result: per policy its predicted rate with a bootstrap interval and every
+                           episode's probability; the success rule and its calibration; open-loop replay
+                           agreement per episode; throughput
+    OUT/episodes.jsonl     imagined episodes as they finish (what a restarted run skips)
+    OUT/videos/*.gif       a few imagined episodes, beside the real one when the store has it
+
+Steps: (1) calibrate the success rule on the world model's validation episodes, replayed open loop;
+(2) run every (policy, task, start) closed loop in imagination, batched; (3) replay the logged actions of
+the judged policies' real episodes, if the store has them, and score the predicted outcome per episode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from wmeval.data.store import EpisodeStore, atomic_write_text, episode_key
+from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
+from wmeval.eval.success import SuccessRule, bootstrap_mean, fit_rule, outcome_metrics, replay_values
+from wmeval.model.world_model import load_world_model
+from wmeval.policies.learned import LearnedPolicy
+from wmeval.reality.base import Layout
+from wmeval.train.common import resolve_device
+from wmeval.zoo import PolicySpec, load_zoo
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model: str
+    zoo: str
+    out: str
+    store: str | None = None  # recorded starts and real episodes (default: the store the model trained on)
+    policies: tuple[str, ...] | None = None  # names or glob patterns (default: the whole zoo)
+    tasks: tuple[str, ...] | None = None  # default: the tasks the model was trained on
+    episodes: int = 50
+    seed: int = 1000  # first start seed: starts seed, seed + 1, ... as in `wmeval collect --seed`
+    batch_size: int = 64
+    rule: str = "auto"  # success statistic, see wmeval.eval.success
+    calibration_episodes: int = 256
+    replay: bool = True
+    videos: int = 6
+    noise_seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "batch_size", "calibration_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def _spread(items: list, n: int) -> list:
+    """n items evenly spaced over a list (all of them when n >= len)."""
+    if n >= len(items):
+        return list(items)
+    return [items[int(i * len(items) / n)] for i in range(n)]
+
+
+def calibrate(model, meta: dict, store: EpisodeStore, tasks: tuple[str, ...], cfg: EvalConfig, progress: bool):
+    """Fit the success rule on the model's validation episodes of `tasks` found in `store`."""
+    keys = sorted(k for k in meta["data"]["val_keys"] if store.has(k) and store.meta(k).task in tasks)
+    if not keys:
+        raise ValueError(
+            f"no validation episodes of the world model ({cfg.model}) on tasks {list(tasks)} in {store.root}: "
+            "evaluate with the store it was trained on (--store) or pass a fixed --rule"
+        )
+    keys = _spread(keys, cfg.calibration_episodes)
+    values = replay_values(model, store, keys, cfg.batch_size, cfg.noise_seed, progress)
+    outcomes = np.array([store.meta(k).outcome for k in keys])
+    rule = fit_rule(values, outcomes, cfg.rule)
+    return rule, {"episodes": len(keys), **outcome_metrics(rule.probability(values), outcomes)}
+
+
+def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_layout: dict, model_name: str,
+                   layout: Layout) -> None:  # fmt: skip
+    """Refuse up front what imagination cannot run: scripted policies (they read simulator state, which
+    imagination has not) and learned ones trained on another layout than the world model's."""
+    for spec in specs:
+        if spec.base != "checkpoint":
+            raise ValueError(
+                f"policy {spec.name!r} is a {spec.base!r} policy: it reads privileged simulator state, which "
+                "imagination does not have; judge learned (pixel) policies, or leave it out with --policies"
+            )
+        trained = LearnedPolicy.read_layout(spec.checkpoint)
+        check_layout(model_layout, Layout.from_json(trained), model_name, f"policy {spec.name!r}")
+        for task in tasks[spec.name]:
+            spec.check(task, layout)
+
+
+def _episode_json(e: ImaginedEpisode) -> str:
+    d = {"policy": e.policy, "task": e.task, "seed": e.seed, "values": [round(float(v), 5) for v in e.values],
+         "error": e.error}  # fmt: skip
+    return json.dumps(d)
+
+
+def _load_done(path: Path) -> dict[tuple[str, str, int], dict]:
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                d = json.loads(line)
+                done[(d["policy"], d["task"], d["seed"])] = d
+            except (json.JSONDecodeError, KeyError):
+                break  # a torn last line from an interrupted run: redo from there
+    return done
+
+
+def _append(path: Path, lines: list[str]) -> None:
+    with open(path, "a") as f:
+        f.write("".join(line + "\n" for line in lines))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
+    device = resolve_device(cfg.device)
+    model, meta = load_world_model(cfg.model, device)
+    store = EpisodeStore(cfg.store or meta["data"]["store"])
+    layout = store.layout
+    check_layout(meta["layout"], layout, cfg.model, f"the store {store.root}")
+    zoo = load_zoo(cfg.zoo).select(list(cfg.policies) if cfg.policies else None)
+    tasks = tuple(cfg.tasks or meta["data"]["tasks"])
+    runs = {p.name: [t for t in tasks if p.runs_on(t)] for p in zoo.policies}
+    specs = [p for p in zoo.policies if runs[p.name]]
+    if not specs:
+        raise ValueError(f"no policy of {zoo.source} runs on tasks {list(tasks)}")
+    check_policies(specs, runs, meta["layout"], cfg.model, layout)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file = out / "run.json"
+    want = {"config": cfg.to_json(), "model_step": meta.get("step"), "store_fingerprint": store.fingerprint()}
+    if run_file.is_file() and json.loads(run_file.read_text()) != want:
+        raise ValueError(f"{out} holds an evaluation with other settings; use a new --out or delete {out}")
+    atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
+
+    t0 = time.perf_counter()
+    rule, calibration = calibrate(model, meta, store, tasks, cfg, progress)
+    t_cal = time.perf_counter() - t0
+
+    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
+    starts = {t: recorded_starts(store, t, seeds) for t in {t for s in specs for t in runs[s.name]}}
+    jobs = [Job(s, t, st) for s in specs for t in runs[s.name] for st in starts[t]]
+    log = out / "episodes.jsonl"
+    done = _load_done(log)
+    todo = [j for j in jobs if (j.policy.name, j.task, j.start.start.seed) not in done]
+    keep = _video_picks(specs, runs, seeds, store, cfg.videos)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo) * layout.horizon, desc="imagine", unit="frame", disable=not progress)
+    for b0 in range(0, len(todo), cfg.batch_size * 4):  # commit results every few batches
+        eps = imagine(model, layout, todo[b0 : b0 + cfg.batch_size * 4], cfg.batch_size, cfg.noise_seed, keep, bar)
+        for e in eps:
+            if e.frames is not None:
+                _write_video(out / "videos", e, store, layout.fps)
+        _append(log, [_episode_json(e) for e in eps])
+        done.update({(e.policy, e.task, e.seed): json.loads(_episode_json(e)) for e in eps})
+    bar.close()
+    t_imagine = time.perf_counter() - t0
+
+    policies = []
+    errors = []
+    for s in specs:
+        for t in runs[s.name]:
+            rows = [done[(s.name, t, sd)] for sd in seeds]
+            errors += [
+                {"policy": s.name, "task": t, "seed": r["seed"], "error": r["error"]} for r in rows if r["error"]
+            ]
+            ok = [r for r in rows if not r["error"]]
+            p = rule.probability(np.array([r["values"] for r in ok])) if ok else np.zeros(0)
+            rate, low, high = bootstrap_mean(p)
+            policies.append({
+                "policy": s.name, "task": t, "spec": s.to_json(), "tags": _tags(s), "episodes": len(ok),
+                "errors": len(rows) - len(ok), "predicted_rate": rate, "low": low, "high": high,
+                "seeds": [r["seed"] for r in ok], "probabilities": [round(float(x), 5) for x in p],
+            })  # fmt: skip
+
+    replay = None
+    t_replay = 0.0
+    if cfg.replay:
+        t0 = time.perf_counter()
+        replay = _replay(model, store, specs, runs, seeds, rule, cfg, progress)
+        t_replay = time.perf_counter() - t0
+
+    n_frames = len(todo) * layout.horizon
+    result = {
+        "kind": "wmeval-evaluation", "model": str(cfg.model), "model_step": meta.get("step"),
+        "model_training": {"store": meta["data"]["store"], "store_fingerprint": meta["data"]["store_fingerprint"],
+                           "policies": meta["data"]["policies"], "tasks": meta["data"]["tasks"],
+                           "exclude_policies": meta["train"].get("exclude_policies", [])},
+        "store": str(store.root), "store_fingerprint": store.fingerprint(), "layout": layout.to_json(),
+        "zoo": zoo.source, "tasks": list(tasks), "seeds": [seeds[0], seeds[-1]], "config": cfg.to_json(),
+        "rule": rule.to_json(), "calibration": calibration, "policies": policies, "errors": errors,
+        "replay": replay, "device": str(device),
+        "timing": {"calibration_s": t_cal, "imagination_s": t_imagine, "replay_s": t_replay,
+                   "imagined_episodes": len(todo), "imagined_frames": n_frames,
+                   "frames_per_s": n_frames / t_imagine if todo else None,
+                   "episodes_per_s": len(todo) / t_imagine if todo else None},
+    }  # fmt: skip
+    atomic_write_text(out / "evaluation.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _tags(spec: PolicySpec) -> dict:
+    tags = dict(LearnedPolicy.read_tags(spec.checkpoint))
+    tags["run"] = str(Path(spec.checkpoint).parent)
+    tags["degraded"] = bool(spec.degrade)
+    return tags
+
+
+def _replay(model, store, specs, runs, seeds, rule: SuccessRule, cfg: EvalConfig, progress: bool) -> dict | None:
+    """Open-loop replay of the judged policies' recorded episodes: predicted vs real outcome per episode."""
+    keys = [episode_key(t, s.name, sd) for s in specs for t in runs[s.name] for sd in seeds]
+    keys = [k for k in keys if store.has(k)]
+    if not keys:
+        return None
+    values = replay_values(model, store, keys, cfg.batch_size, cfg.noise_seed, progress)
+    p = rule.probability(values)
+    metas = [store.meta(k) for k in keys]
+    y = np.array([m.outcome for m in metas])
+    per_task = {t: outcome_metrics(p[[m.task == t for m in metas]], y[[m.task == t for m in metas]])
+                for t in sorted({m.task for m in metas})}  # fmt: skip
+    return {
+        **outcome_metrics(p, y), "per_task": per_task,
+        "episodes_list": [{"policy": m.policy, "task": m.task, "seed": m.seed, "real": bool(m.outcome),
+                           "probability": round(float(q), 5)} for m, q in zip(metas, p, strict=True)],
+    }  # fmt: skip
+
+
+def _video_picks(specs, runs, seeds, store: EpisodeStore, n: int) -> set[tuple[str, str, int]]:
+    """A few (policy, task, seed) to keep frames of: spread over policies, preferring recorded ones."""
+    cands = [(s.name, t, seeds[i % len(seeds)]) for i, s in enumerate(specs) for t in runs[s.name]]
+    recorded = [c for c in cands if store.has(episode_key(c[1], c[0], c[2]))]
+    return set(_spread(recorded or cands, n))
+
+
+def _write_video(folder: Path, e: ImaginedEpisode, store: EpisodeStore, fps: float) -> None:
+    """GIF of the first view: real | imagined when the real episode is recorded, else imagined alone."""
+    import imageio.v2 as imageio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = e.frames[:, 0]
+    key = episode_key(e.task, e.policy, e.seed)
+    if store.has(key):
+        real = np.array(store.load(key, verify=False).frames[:, 0])
+        T = min(len(real), len(frames))
+        frames = np.concatenate([real[:T], frames[:T]], axis=2)
+    frames = frames.repeat(2, axis=1).repeat(2, axis=2)
+    path = folder / f"{e.task}__{e.policy}__{e.seed:06d}.gif"
+    tmp = path.with_suffix(".tmp.gif")
+    imageio.mimsave(tmp, list(frames), duration=1 / fps, loop=0)
+    os.replace(tmp, path)

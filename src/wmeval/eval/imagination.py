@@ -1,0 +1,223 @@
+"""Policies acting inside the world model.
+
+`BatchedImagination` runs B episodes in lockstep on one device: it starts from the recorded first frame
+and proprio of real episodes and, at each step, turns every episode's action chunk into the next frame,
+proprio and value. `ImaginationEnv` is the same thing for one episode behind the `Reality` interface, so
+`rollout()` and any policy run unchanged in imagination. `imagine()` is the batched closed loop used by
+`wmeval evaluate`: many episodes of many policies in parallel, each policy seeing only generated frames
+and predicted proprio; a misbehaving policy loses its episode, reported by name, and the rest go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wmeval.data.store import EpisodeStore
+from wmeval.model.world_model import Imagination, WorldModel, begin
+from wmeval.policies.base import Policy, PolicyError
+from wmeval.policies.learned import layout_mismatch
+from wmeval.reality.base import Layout
+from wmeval.rollout import ask_policy
+from wmeval.types import Observation, Start, StepInfo
+from wmeval.zoo import PolicySpec
+
+
+class LayoutMismatch(ValueError):
+    """A world model asked to judge policies or starts recorded with another layout."""
+
+
+def check_layout(model_layout: dict, layout: Layout, model_name: str, what: str) -> None:
+    """Refuse a world model trained on another suite, camera or action layout than `what` uses."""
+    diff = layout_mismatch(model_layout, layout)
+    if diff:
+        raise LayoutMismatch(
+            f"world model {model_name} was trained on layout {_brief(model_layout)}, but {what} has layout "
+            f"{_brief(layout.to_json())} (differs in {diff}); train a world model on data with {what}'s layout"
+        )
+
+
+def _brief(d: dict) -> str:
+    return (
+        f"[suite={d.get('suite')}, views={list(d.get('views', []))}, image_size={d.get('image_size')}, "
+        f"frame_skip={d.get('frame_skip')}, action_dim={d.get('action_dim')}, state_dim={d.get('state_dim')}]"
+    )
+
+
+@dataclass(frozen=True)
+class StartFrame:
+    """A recorded initial state: what the world model starts an imagined episode from."""
+
+    start: Start
+    images: np.ndarray  # uint8[V, H, W, 3]
+    state: np.ndarray  # float32[S]
+
+
+def recorded_starts(store: EpisodeStore, task: str, seeds: Sequence[int]) -> list[StartFrame]:
+    """The first frame and proprio of a recorded episode of `task` for each seed. All policies of a task
+    start from the same state for a given seed, so any recorded policy's episode will do."""
+    want = set(seeds)
+    by_seed = {}
+    for m in store.index():
+        if m.task == task and m.seed in want and m.seed not in by_seed:
+            by_seed[m.seed] = m
+    missing = sorted(want - set(by_seed))
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise ValueError(
+            f"{store.root}: no recorded start for task {task!r}, seeds {shown}; record them first with "
+            f"`wmeval collect --out {store.root} --tasks {task} --seed {min(missing)} ...` or pick other seeds"
+        )
+    out = []
+    for s in seeds:
+        ep = store.load(by_seed[s].key, verify=False)
+        out.append(StartFrame(Start.from_json(ep.meta.start), np.array(ep.frames[0]), np.array(ep.proprio[0])))
+    return out
+
+
+def noise_seed(seed: int, start: Start) -> int:
+    """The sampling-noise seed of one imagined episode. It depends on the start, not on the policy: every
+    policy meets the same noise on the same start (common random numbers, so comparisons between policies
+    carry less sampling noise), and an episode does not depend on the rest of its batch."""
+    return int(hashlib.sha256(f"{seed}/{start.task}/{start.seed}".encode()).hexdigest()[:15], 16)
+
+
+class BatchedImagination:
+    """B imagined episodes stepped together; episodes end after the layout's horizon."""
+
+    def __init__(self, model: WorldModel, layout: Layout, seed: int = 0) -> None:
+        self.model, self.layout, self.seed = model, layout, seed
+        self.device = model.latent_mean.device
+        self.generators: list[torch.Generator] = []
+        self.state: Imagination | None = None
+        self.t = 0
+
+    def reset(self, starts: Sequence[StartFrame]) -> tuple[list[Observation], np.ndarray]:
+        """Begin one episode per start; returns the first observations and the value of the start frames."""
+        frames = torch.from_numpy(np.stack([s.images for s in starts]))[:, None]
+        proprio = torch.from_numpy(np.stack([s.state for s in starts]).astype(np.float32))[:, None]
+        self.generators = [torch.Generator().manual_seed(noise_seed(self.seed, s.start)) for s in starts]
+        self.state = begin(self.model, frames, proprio)
+        self.t = 0
+        return [Observation(s.images, s.state.astype(np.float32)) for s in starts], self.state.value.cpu().numpy()
+
+    def step(self, chunks: np.ndarray) -> tuple[list[Observation], bool, np.ndarray]:
+        """Apply one chunk float32[B, frame_skip, A] per episode; returns the observations, whether the
+        episodes are over, and the predicted value float[B] of the new frames."""
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        pred = self.state.step(torch.as_tensor(chunks, dtype=torch.float32, device=self.device), self.generators)
+        images = pred.frames[:, 0].cpu().numpy()
+        states = pred.proprio[:, 0].float().cpu().numpy()
+        self.t += 1
+        obs = [Observation(images[i], states[i]) for i in range(len(images))]
+        return obs, self.t >= self.layout.horizon, pred.value[:, 0].float().cpu().numpy()
+
+
+class ImaginationEnv:
+    """The `Reality` interface over a world model, one episode at a time. `start(seed)` looks the seed up
+    among the recorded starts; `StepInfo.value` carries the predicted value (`success` is None: whether an
+    imagined episode succeeded is the success rule's call, see `wmeval.eval.success`)."""
+
+    def __init__(self, model: WorldModel, layout: Layout, task: str, starts: Sequence[StartFrame], seed: int = 0):
+        self.layout, self.task = layout, task
+        self.starts = {s.start.seed: s for s in starts}
+        self.batch = BatchedImagination(model, layout, seed)
+
+    def start(self, seed: int) -> Start:
+        if seed not in self.starts:
+            raise ValueError(f"no recorded start for {self.task!r} seed {seed}; have {sorted(self.starts)}")
+        return self.starts[seed].start
+
+    def reset(self, start: Start) -> Observation:
+        self.start(start.seed)
+        obs, _ = self.batch.reset([self.starts[start.seed]])
+        return obs[0]
+
+    def step(self, chunk: np.ndarray) -> tuple[Observation, bool, StepInfo]:
+        obs, done, value = self.batch.step(np.asarray(chunk, np.float32)[None])
+        return obs[0], done, StepInfo(success=None, value=float(value[0]))
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Job:
+    policy: PolicySpec
+    task: str
+    start: StartFrame
+
+
+@dataclass
+class ImaginedEpisode:
+    policy: str
+    task: str
+    seed: int
+    values: np.ndarray  # float32[T]: predicted value of each frame, the start frame included
+    frames: np.ndarray | None = None  # uint8[T, V, H, W, 3] when kept
+    error: str | None = None  # why the episode was stopped (a policy error), else None
+
+
+def imagine(
+    model: WorldModel, layout: Layout, jobs: Sequence[Job], batch_size: int = 64, seed: int = 0,
+    keep_frames: set[tuple[str, str, int]] = frozenset(), progress: bool | tqdm = True,
+) -> list[ImaginedEpisode]:  # fmt: skip
+    """Closed-loop episodes for `jobs`, `batch_size` at a time. Each episode gets its own policy instance
+    (degradations keep per-episode state), reset with the start's seed as in reality, and its own noise
+    (`noise_seed`), so an episode repeats whatever batch it runs in."""
+    out: list[ImaginedEpisode] = []
+    L = layout
+    own_bar = not isinstance(progress, tqdm)  # a caller may pass its own bar to span several calls
+    bar = tqdm(total=len(jobs) * L.horizon, desc="imagine", unit="frame", disable=not progress) if own_bar else progress
+    for b0 in range(0, len(jobs), batch_size):
+        batch = jobs[b0 : b0 + batch_size]
+        env = BatchedImagination(model, L, seed)
+        policies: list[Policy | None] = []
+        errors: list[str | None] = []
+        for j in batch:
+            try:
+                p = j.policy.build(j.task, L)
+                p.reset(j.start.start.seed)
+                policies.append(p)
+                errors.append(None)
+            except Exception as e:  # a checkpoint that fails to load loses its episodes, not the run
+                policies.append(None)
+                errors.append(f"policy {j.policy.name!r}: could not be built for {j.task!r}: {e}")
+        obs, v0 = env.reset([j.start for j in batch])
+        values = np.zeros((len(batch), L.n_frames), np.float32)
+        values[:, 0] = v0
+        keep = [(j.policy.name, j.task, j.start.start.seed) in keep_frames for j in batch]
+        frames = {i: [obs[i].images] for i in range(len(batch)) if keep[i]}
+        pending = [np.zeros((0, L.action_dim), np.float32) for _ in batch]
+        for t in range(L.horizon):
+            chunks = np.zeros((len(batch), L.frame_skip, L.action_dim), np.float32)
+            for i, j in enumerate(batch):
+                if errors[i] is not None:
+                    continue  # a stopped episode idles with zero actions until the batch ends
+                if not len(pending[i]):
+                    who = f"policy {j.policy.name!r}, imagined episode {j.task}/seed {j.start.start.seed}"
+                    try:
+                        pending[i] = ask_policy(policies[i], obs[i], L, who)
+                    except PolicyError as e:
+                        errors[i] = str(e)
+                        continue
+                chunks[i], pending[i] = pending[i][: L.frame_skip], pending[i][L.frame_skip :]
+            obs, done, v = env.step(chunks)
+            values[:, t + 1] = v
+            for i in frames:
+                frames[i].append(obs[i].images)
+            bar.update(len(batch))
+            if done:
+                break
+        for i, j in enumerate(batch):
+            out.append(ImaginedEpisode(j.policy.name, j.task, j.start.start.seed, values[i],
+                                       np.stack(frames[i]) if i in frames else None, errors[i]))  # fmt: skip
+    if own_bar:
+        bar.close()
+    return out

@@ -1,0 +1,162 @@
+"""From the value head to a success probability, and open-loop replay of recorded episodes.
+
+An imagined episode yields the value head's prediction at every frame. A `SuccessRule` reduces that
+trajectory to one statistic (`final`: the last frame's value; `max`: the highest value seen; `mean-last`:
+the mean of the last `last` frames) and maps it to a calibrated probability with Platt scaling,
+p = sigmoid(a * logit(stat) + b), fitted by maximum likelihood on episodes whose real outcome is known.
+`fit_rule(..., stat="auto")` tries every statistic and keeps the one with the lowest Brier score.
+
+Calibration episodes come from the world model's own validation split: recorded with the policies it was
+trained on, but never seen by its weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wmeval.data.store import EpisodeStore
+from wmeval.metrics import auroc
+from wmeval.model.world_model import WorldModel, begin
+
+STATS = ("final", "max", "mean-last")
+EPS = 1e-4
+
+
+def _logit(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, EPS, 1 - EPS)
+    return np.log(x / (1 - x))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class SuccessRule:
+    stat: str = "final"
+    last: int = 4  # frames averaged by `mean-last`
+    a: float = 1.0
+    b: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.stat not in STATS:
+            raise ValueError(f"unknown success statistic {self.stat!r}; valid: {', '.join(STATS)} (or 'auto')")
+        if self.last < 1:
+            raise ValueError(f"last must be >= 1, got {self.last}")
+
+    def statistic(self, values: np.ndarray) -> np.ndarray:
+        """values float[N, T] (value of every frame) -> float[N]."""
+        v = np.asarray(values, np.float64)
+        if self.stat == "final":
+            return v[:, -1]
+        if self.stat == "max":
+            return v.max(axis=1)
+        return v[:, -self.last :].mean(axis=1)
+
+    def probability(self, values: np.ndarray) -> np.ndarray:
+        return _sigmoid(self.a * _logit(self.statistic(values)) + self.b)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _platt(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> tuple[float, float]:
+    """Logistic regression of y on x (one feature + bias) by Newton's method, lightly L2-regularised on
+    the slope so that perfectly separable data still gives a finite fit."""
+    w = np.array([1.0, 0.0])
+    X = np.stack([x, np.ones_like(x)], 1)
+    for _ in range(iters):
+        p = _sigmoid(X @ w)
+        g = X.T @ (p - y) + l2 * np.array([w[0] - 1, 0.0])
+        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.diag([1.0, 0.0]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
+def fit_rule(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4) -> SuccessRule:
+    """Calibrate a rule on episodes with known outcomes; `stat="auto"` keeps the lowest-Brier statistic."""
+    y = np.asarray(outcomes, float)
+    if len(y) < 2 or y.min() == y.max():
+        raise ValueError(
+            f"calibration needs both successes and failures among its episodes, got {int(y.sum())} of {len(y)} "
+            "successful; train the world model on data with both, or pass a fixed --rule"
+        )
+    best = None
+    for s in STATS if stat == "auto" else (stat,):
+        x = _logit(SuccessRule(s, last).statistic(values))
+        a, b = _platt(x, y)
+        rule = SuccessRule(s, last, a, b)
+        score = brier(rule.probability(values), y)
+        if best is None or score < best[0]:
+            best = (score, rule)
+    return best[1]
+
+
+def brier(p: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((np.asarray(p, float) - np.asarray(y, float)) ** 2))
+
+
+def outcome_metrics(p: np.ndarray, y: np.ndarray) -> dict:
+    """Per-episode agreement of predicted probabilities with real outcomes (prediction: p >= 0.5)."""
+    p, y = np.asarray(p, float), np.asarray(y, bool)
+    hat = p >= 0.5
+    tpr = float(hat[y].mean()) if y.any() else float("nan")
+    tnr = float((~hat[~y]).mean()) if (~y).any() else float("nan")
+    return {
+        "episodes": int(len(y)),
+        "successes": int(y.sum()),
+        "accuracy": float((hat == y).mean()),
+        "balanced_accuracy": float(np.nanmean([tpr, tnr])),
+        "auroc": auroc(p, y),
+        "brier": brier(p, y),
+    }
+
+
+@torch.no_grad()
+def replay_values(
+    model: WorldModel, store: EpisodeStore, keys: Sequence[str], batch_size: int = 64, seed: int = 0,
+    progress: bool = True,
+) -> np.ndarray:  # fmt: skip
+    """Open-loop replay: each episode's logged actions from its recorded first frame; the value of every
+    frame float32[N, T]. Episodes are grouped by length (a batch shares one length)."""
+    metas = [store.meta(k) for k in keys]
+    out = np.zeros((len(keys), max((m.length for m in metas), default=0)), np.float32)
+    g = torch.Generator().manual_seed(seed)
+    order = sorted(range(len(keys)), key=lambda i: metas[i].length)
+    bar = tqdm(total=len(keys), desc="replay", unit="episode", disable=not progress)
+    i = 0
+    while i < len(order):
+        T = metas[order[i]].length
+        idx = [j for j in order[i : i + batch_size] if metas[j].length == T]
+        eps = [store.load(keys[j], verify=False) for j in idx]
+        frames = torch.from_numpy(np.stack([np.array(e.frames[:1]) for e in eps]))
+        proprio = torch.from_numpy(np.stack([np.array(e.proprio[:1]) for e in eps]))
+        actions = torch.from_numpy(np.stack([np.array(e.actions[: T - 1]) for e in eps]))
+        im = begin(model, frames, proprio)
+        out[idx, 0] = im.value.float().cpu().numpy()
+        for t in range(T - 1):
+            step = im.step(actions[:, t].to(im.value.device), g, decode=False)
+            out[idx, t + 1] = step.value[:, 0].float().cpu().numpy()
+        bar.update(len(idx))
+        i += len(idx)
+    bar.close()
+    return out
+
+
+def bootstrap_mean(x: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) with a percentile bootstrap over the entries of `x`."""
+    x = np.asarray(x, float)
+    if not len(x):
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = x[rng.integers(0, len(x), (n, len(x)))].mean(1)
+    a = (1 - level) / 2
+    return float(x.mean()), float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a))
