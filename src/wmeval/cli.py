@@ -205,6 +205,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_align(args: argparse.Namespace) -> int:
+    from wmeval.align.align import format_per_task, format_policies, format_summary, run_align
+
+    res = run_align(args.evaluation, store=args.store, true_table=args.true, out=args.out, n_boot=args.bootstrap)
+    print(format_policies(res) + "\n")
+    print(format_per_task(res) + "\n")
+    print(format_summary(res))
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from wmeval.align.report import write_report
+
+    path = write_report(args.alignment, args.out, args.evaluation)
+    print(f"wrote {path} (self-contained; open it in any browser)")
+    return 0
+
+
 def _tuple(text: str | None) -> tuple[str, ...] | None:
     items = _csv(text)
     return tuple(items) if items else None
@@ -331,6 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
+
+    al = sub.add_parser("align", help="predicted vs true success: alignment metrics with intervals")
+    al.add_argument("evaluation", help="evaluation.json written by `wmeval evaluate` (or its directory)")
+    al.add_argument("--store", help="real episodes of the judged policies (default: the evaluation's store)")
+    al.add_argument("--true", help="a true_success.json from `wmeval collect` instead of --store")
+    al.add_argument("--out", help="write the alignment JSON here")
+    al.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the intervals")
+    al.set_defaults(func=cmd_align)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page from an alignment JSON")
+    rp.add_argument("alignment", help="the JSON written by `wmeval align --out`")
+    rp.add_argument("--out", required=True, help="HTML file to write")
+    rp.add_argument("--evaluation", help="evaluation directory with videos/ (default: the one the alignment names)")
+    rp.set_defaults(func=cmd_report)
 
     z = sub.add_parser("zoo", help="show a zoo's policies and the available degradations")
     z.add_argument("zoo", nargs="?", default="default")

@@ -126,14 +126,18 @@ def ab_pick_rate(
     width: float = 0.05,
     n: int = 1000,
     seed: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> tuple[float, float, float, int]:
     """A/B test: over policy pairs whose true gap is within `gap` +- `width`, how often the model picks the
-    truly better one (a model tie counts one half). Returns (rate, low, high, pairs), the interval from
-    resampling episodes."""
+    truly better one (a model tie counts one half). With `groups` (e.g. the task), only pairs within a
+    group are compared. Returns (rate, low, high, pairs), the interval from resampling episodes."""
     real = np.array([np.mean(e) for e in real_episodes])
     i, j = np.triu_indices(len(real), k=1)
     d = np.abs(real[i] - real[j])
     sel = (d >= gap - width) & (d <= gap + width) & (d > 0)
+    if groups is not None:
+        g = np.asarray(groups)
+        sel &= g[i] == g[j]
     if not sel.any():
         return float("nan"), float("nan"), float("nan"), 0
     pi, pj = i[sel], j[sel]

@@ -254,7 +254,6 @@ def _write_video(folder: Path, e: ImaginedEpisode, store: EpisodeStore, fps: flo
         real = np.array(store.load(key, verify=False).frames[:, 0])
         T = min(len(real), len(frames))
         frames = np.concatenate([real[:T], frames[:T]], axis=2)
-    frames = frames.repeat(2, axis=1).repeat(2, axis=2)
     path = folder / f"{e.task}__{e.policy}__{e.seed:06d}.gif"
     tmp = path.with_suffix(".tmp.gif")
     imageio.mimsave(tmp, list(frames), duration=1 / fps, loop=0)
