@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 VENV=${WMEVAL_VENV:-.venv}
 PY=${PYTHON:-python3}
 
-# 1. Headless OpenGL (EGL + OSMesa) from Debian's Mesa packages.
+# 1. Headless OpenGL (EGL + OSMesa) from Debian's Mesa packages, and headless Chromium (the test that
+#    renders `wmeval report`'s HTML page takes a screenshot with it).
 need_apt=()
-for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libgles2; do
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libgles2 chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

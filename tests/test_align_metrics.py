@@ -64,3 +64,5 @@ def test_ab_pick_rate_selects_pairs_by_true_gap():
     pred = [np.array([0.1] * 10), np.array([0.5] * 20), np.array([0.2] * 10)]
     rate, lo, hi, pairs = ab_pick_rate(real, pred, gap=0.15, n=50)
     assert pairs == 1 and rate == 1.0 and lo == hi == 1.0  # only (0.2, 0.35) is 15 +- 5 points apart
+    assert ab_pick_rate(real, pred, gap=0.15, n=5, groups=["a", "b", "b"])[3] == 0  # that pair spans two tasks
+    assert ab_pick_rate(real, pred, gap=0.55, n=5, groups=["a", "b", "b"])[3] == 1  # (0.35, 0.9) is within b

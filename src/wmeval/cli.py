@@ -225,6 +225,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from wmeval.align.align import format_per_task, format_summary
+    from wmeval.pipeline import make_config, run_pipeline
+
+    cfg = make_config(args.cmd, args.out or f"runs/{args.cmd}", episodes=args.episodes, workers=args.workers,
+                      device=args.device)  # fmt: skip
+    res = run_pipeline(cfg, progress=not args.no_progress)
+    for case, al in res["results"].items():
+        label = "held out by policy" if case == "heldout" else "in distribution"
+        print(f"\n## Alignment, world model {label} ({al['n_policies']} judged policies)\n")
+        print(format_per_task(al) + "\n")
+        print(format_summary(al))
+        print(f"\nreport: {res['out']}/report-{case}.html")
+    print(f"\nwall time per stage (s): {json.dumps(res['timings'])}")
+    return 0
+
+
 def _tuple(text: str | None) -> tuple[str, ...] | None:
     items = _csv(text)
     return tuple(items) if items else None
@@ -365,6 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, help="HTML file to write")
     rp.add_argument("--evaluation", help="evaluation directory with videos/ (default: the one the alignment names)")
     rp.set_defaults(func=cmd_report)
+
+    for name, text in (
+        ("demo", "the whole loop at toy size on a CPU (about 10 minutes on 2 cores)"),
+        ("bench", "the whole loop at full size on one GPU: the alignment table of docs/RESULTS.md"),
+    ):
+        pp = sub.add_parser(name, help=text)
+        pp.add_argument("--out", help=f"run directory (default: runs/{name}); re-run to resume")
+        pp.add_argument("--episodes", type=int, help="episodes per policy in reality and in imagination")
+        pp.add_argument("--workers", type=int, help="collection processes (default: all cores)")
+        pp.add_argument("--device", default="auto")
+        pp.add_argument("--no-progress", action="store_true")
+        pp.set_defaults(func=cmd_pipeline)
 
     z = sub.add_parser("zoo", help="show a zoo's policies and the available degradations")
     z.add_argument("zoo", nargs="?", default="default")

@@ -88,7 +88,7 @@ def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_l
     for spec in specs:
         if spec.base != "checkpoint":
             raise ValueError(
-                f"policy {spec.name!r} is a {spec.base!r} policy: it reads privileged simulator state, which "
+                f"policy {spec.name!r} (base {spec.base!r}) reads privileged simulator state, which "
                 "imagination does not have; judge learned (pixel) policies, or leave it out with --policies"
             )
         trained = LearnedPolicy.read_layout(spec.checkpoint)

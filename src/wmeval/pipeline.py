@@ -1,0 +1,157 @@
+"""`wmeval demo` and `wmeval bench`: the whole loop in one command.
+
+    1. demos      scripted-expert episodes per task (the behaviour-cloning data)
+    2. scripted   optional: a scripted zoo's episodes (failures for the world model to learn from)
+    3. policies   a grid of behaviour-cloned pixel policies (checkpoints, data sizes, variants, degradations)
+    4. rollouts   every learned policy in reality on the evaluation starts: the truth for the judged ones,
+                  on-policy training data for the others
+    5. world      the world model, trained with the judged policies' episodes held out
+    6. evaluate   the judged policies in imagination (+ open-loop replay of their recorded episodes)
+    7. align      predicted vs true, with intervals
+    8. report     one HTML page
+    (5-8 again with a world model that saw every policy, when `in_distribution` is set)
+
+Every step is resumable: re-running the same command skips what is done. `demo` is sized for a 2-core CPU
+(about 10 minutes); `bench` reproduces the alignment table of docs/RESULTS.md on one GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from wmeval.data.store import atomic_write_text
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    out: str
+    tasks: tuple[str, ...]
+    demos: int  # expert episodes per task; the grid trains on the first `max(sizes)` + 5 validation
+    sizes: tuple[int, ...]
+    variants: tuple[str, ...]
+    checkpoints: tuple[int, ...]
+    judged: tuple[str, ...]  # glob patterns of the policies judged (and held out of the world model's data)
+    episodes: int  # per learned policy in reality, and per judged policy in imagination
+    wm_preset: str
+    codec_steps: int
+    wm_steps: int
+    wm_batch: int = 16
+    bc_batch: int = 64
+    scripted_zoo: str | None = None
+    scripted_episodes: int = 0
+    seed: int = 1000  # first evaluation start
+    in_distribution: bool = False
+    workers: int = 0  # 0: all cores
+    device: str = "auto"
+    eval_batch: int = 64
+    videos: int = 6
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+PRESETS = {
+    # A 2-core CPU in about 10 minutes: two tasks, two variants of one data size, 16 learned policies of which
+    # 10 are judged; the world model is tiny and briefly trained, so expect weak alignment.
+    "demo": dict(
+        tasks=("door-open", "drawer-open"), demos=25, sizes=(20,), variants=("cnn-proprio", "cnn-noproprio"),
+        checkpoints=(50, 150, 400), judged=("bc-*-cnn-proprio-*",), episodes=20, wm_preset="tiny",
+        codec_steps=400, wm_steps=1200, bc_batch=32,
+    ),
+    # One GPU: the learned zoo of docs/RESULTS.md (60 policies on 3 tasks), the n=40 runs judged (33
+    # policies), the default scripted zoo for failures, a `small` world model, and the in-distribution case.
+    "bench": dict(
+        tasks=("push", "door-open", "drawer-open"), demos=60, sizes=(10, 40),
+        variants=("cnn-proprio", "cnn-noproprio", "vit-proprio"), checkpoints=(100, 500, 1500),
+        judged=("bc-*-n40-*",), episodes=50, wm_preset="small", codec_steps=4000, wm_steps=20000, wm_batch=64,
+        scripted_zoo="default", scripted_episodes=20, in_distribution=True, eval_batch=256,
+    ),
+}  # fmt: skip
+
+
+def make_config(name: str, out: str, **overrides) -> PipelineConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown pipeline preset {name!r}; valid: {', '.join(PRESETS)}")
+    return PipelineConfig(out=out, **{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+class Timer:
+    """Wall time per stage, written to OUT/timings.json after each stage."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stages: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def run(self, name: str, fn, *args, **kwargs):
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.stages[name] = round(time.perf_counter() - t0, 1)
+        atomic_write_text(self.path, json.dumps(self.stages, indent=2) + "\n")
+        return result
+
+
+def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
+    from wmeval.align.align import run_align
+    from wmeval.align.report import write_report
+    from wmeval.collect import collect
+    from wmeval.eval.evaluate import EvalConfig, evaluate
+    from wmeval.policies.grid import GridConfig, train_grid
+    from wmeval.reality import make_config as reality_config
+    from wmeval.train.world_model import WMTrainConfig, train_world_model
+    from wmeval.zoo import load_zoo, matches_any
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "pipeline.json"
+    if saved.is_file() and json.loads(saved.read_text()) != cfg.to_json():
+        raise ValueError(f"{out} holds a run with other settings; use a new --out or delete {out}")
+    atomic_write_text(saved, json.dumps(cfg.to_json(), indent=2) + "\n")
+    timer = Timer(out / "timings.json")
+    store = str(out / "store")
+    workers = cfg.workers or os.cpu_count() or 1
+    reality = reality_config("metaworld")
+    t_start = time.perf_counter()
+
+    expert = load_zoo("default").select(["expert"])
+    timer.run("demos", collect, store, expert, cfg.tasks, cfg.demos, reality, seed=0, workers=workers,
+              progress=progress, command="wmeval demo/bench: demonstrations")  # fmt: skip
+    if cfg.scripted_zoo and cfg.scripted_episodes:
+        timer.run("scripted", collect, store, load_zoo(cfg.scripted_zoo), cfg.tasks, cfg.scripted_episodes, reality,
+                  seed=0, workers=workers, progress=progress, command="wmeval demo/bench: scripted zoo")  # fmt: skip
+    grid = GridConfig(store=store, out=str(out / "policies"), tasks=cfg.tasks, sizes=cfg.sizes, variants=cfg.variants,
+                      checkpoints=cfg.checkpoints, batch_size=cfg.bc_batch, device=cfg.device)  # fmt: skip
+    zoo_path = timer.run("policies", train_grid, grid, progress)
+    zoo = load_zoo(zoo_path)
+    judged = [p.name for p in zoo.policies if matches_any(p.name, cfg.judged)]
+    if not judged or len(judged) == len(zoo.policies):
+        raise ValueError(f"the judged patterns {list(cfg.judged)} must select some but not all of {zoo_path}")
+    timer.run("rollouts", collect, store, zoo, cfg.tasks, cfg.episodes, reality, seed=cfg.seed, workers=workers,
+              progress=progress, command="wmeval demo/bench: learned zoo")  # fmt: skip
+
+    results = {}
+    cases = [("heldout", cfg.judged)] + ([("indist", ())] if cfg.in_distribution else [])
+    for case, exclude in cases:
+        wm = WMTrainConfig(store=store, out=str(out / f"wm-{case}"), preset=cfg.wm_preset, tasks=cfg.tasks,
+                           exclude_policies=tuple(exclude), codec_steps=cfg.codec_steps, steps=cfg.wm_steps,
+                           batch_size=cfg.wm_batch, device=cfg.device,
+                           eval_every=max(50, cfg.wm_steps // 10), save_every=max(100, cfg.wm_steps // 5))  # fmt: skip
+        model = timer.run(f"world model ({case})", train_world_model, wm, progress)
+        ev_dir = out / f"eval-{case}"
+        ev = EvalConfig(model=str(model), zoo=str(zoo_path), out=str(ev_dir), store=store, policies=tuple(judged),
+                        episodes=cfg.episodes, seed=cfg.seed, batch_size=cfg.eval_batch, videos=cfg.videos,
+                        device=cfg.device)  # fmt: skip
+        timer.run(f"evaluate ({case})", evaluate, ev, progress)
+        align_path = out / f"alignment-{case}.json"
+        results[case] = timer.run(f"align ({case})", run_align, ev_dir, out=align_path)
+        timer.run(f"report ({case})", write_report, align_path, out / f"report-{case}.html", ev_dir)
+    timer.stages["total"] = round(time.perf_counter() - t_start, 1)
+    atomic_write_text(timer.path, json.dumps(timer.stages, indent=2) + "\n")
+    return {"results": results, "timings": timer.stages, "out": str(out)}
+
+
+__all__ = ["PRESETS", "PipelineConfig", "make_config", "run_pipeline"]

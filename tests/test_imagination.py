@@ -1,0 +1,212 @@
+"""Judging policies in imagination: the env, the batched closed loop, the success rule, evaluate -> align ->
+report end to end on the fake suite, and the errors users meet."""
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+from conftest import FAKE_LAYOUT, ConstantPolicy, FakeReality, make_fake_store
+
+from wmeval.align.align import run_align
+from wmeval.align.report import write_report
+from wmeval.eval.evaluate import EvalConfig, evaluate
+from wmeval.eval.imagination import ImaginationEnv, Job, LayoutMismatch, check_layout, imagine, recorded_starts
+from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics
+from wmeval.model.world_model import load_world_model
+from wmeval.policies.grid import GridConfig, train_grid
+from wmeval.reality.base import Reality
+from wmeval.rollout import rollout
+from wmeval.train.world_model import WMTrainConfig, train_world_model
+from wmeval.zoo import load_zoo
+
+JUDGED = "bc-reach-cnn-proprio-*"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A fake store with demos and the rollouts of a small learned zoo on seeds 100-105, and a tiny world
+    model trained with the judged policies held out."""
+    root = tmp_path_factory.mktemp("imagine")
+    store = make_fake_store(root / "store", 10)
+    grid = GridConfig(store=str(store.root), out=str(root / "zoo"), tasks=("reach",), sizes=(4,),
+                      variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(1, 3), val_episodes=1, batch_size=4,
+                      device="cpu")  # fmt: skip
+    zoo_path = train_grid(grid, progress=False)
+    env = FakeReality()
+    for spec in load_zoo(zoo_path).policies:
+        for seed in range(100, 106):
+            store.append(rollout(env, spec.build("reach", FAKE_LAYOUT), env.start(seed), spec.name, spec.to_json()))
+    wm = WMTrainConfig(store=str(store.root), out=str(root / "wm"), preset="tiny", window=4, codec_steps=6,
+                       codec_batch=8, steps=8, batch_size=4, eval_every=4, save_every=4, warmup=2, device="cpu",
+                       val_fraction=0.3, exclude_policies=(JUDGED,))  # fmt: skip
+    model_path = train_world_model(wm, progress=False)
+    return {"root": root, "store": store, "zoo": zoo_path, "model": model_path}
+
+
+@dataclass(frozen=True)
+class FakeSpec:
+    """Enough of a PolicySpec for `imagine`: a name and a builder."""
+
+    name: str
+    bad: str | None = None
+    speed: float = 1.0
+
+    def build(self, task, layout):
+        return ConstantPolicy(speed=self.speed, bad=self.bad)
+
+
+def test_imagination_env_has_the_reality_interface(world):
+    model, _ = load_world_model(world["model"])
+    starts = recorded_starts(world["store"], "reach", [100, 101])
+    env = ImaginationEnv(model, FAKE_LAYOUT, "reach", starts)
+    assert isinstance(env, Reality)
+    ep = rollout(env, ConstantPolicy(), env.start(101), "p", {})
+    assert ep.frames.shape == (FAKE_LAYOUT.n_frames, 1, 16, 16, 3) and ep.frames.dtype == np.uint8
+    assert ep.proprio.shape == (FAKE_LAYOUT.n_frames, 4) and np.isfinite(ep.proprio).all()
+    real_first = world["store"].load(world["store"].keys()[0]).frames[0]
+    assert np.array_equal(ep.frames[0], starts[1].images) and real_first.shape == ep.frames[0].shape
+    with pytest.raises(ValueError, match="no recorded start for 'reach' seed 7"):
+        env.start(7)
+
+
+def test_an_episode_does_not_depend_on_its_batch(world):
+    model, _ = load_world_model(world["model"])
+    starts = recorded_starts(world["store"], "reach", [100, 101, 102])
+    jobs = [Job(FakeSpec("fast", speed=1.0), "reach", s) for s in starts] + [Job(FakeSpec("slow", speed=0.2), "reach",
+                                                                                 starts[0])]  # fmt: skip
+    together = imagine(model, FAKE_LAYOUT, jobs, batch_size=4, progress=False)
+    alone = imagine(model, FAKE_LAYOUT, jobs[1:2], batch_size=1, progress=False)
+    np.testing.assert_allclose(together[1].values, alone[0].values, atol=1e-4)
+    assert not np.allclose(together[0].values, together[1].values)  # different starts differ
+    assert together[0].values.shape == (FAKE_LAYOUT.n_frames,)
+
+
+def test_policy_errors_are_reported_by_name_and_the_rest_go_on(world):
+    model, _ = load_world_model(world["model"])
+    starts = recorded_starts(world["store"], "reach", [100, 101])
+    jobs = [Job(FakeSpec("nan-policy", bad="nan"), "reach", starts[0]),
+            Job(FakeSpec("shape-policy", bad="shape"), "reach", starts[0]),
+            Job(FakeSpec("raising-policy", bad="raise"), "reach", starts[1]),
+            Job(FakeSpec("good"), "reach", starts[1])]  # fmt: skip
+    eps = imagine(model, FAKE_LAYOUT, jobs, batch_size=4, progress=False)
+    assert "'nan-policy'" in eps[0].error and "seed 100" in eps[0].error and "NaN" in eps[0].error
+    assert "'shape-policy'" in eps[1].error and "shape" in eps[1].error
+    assert "'raising-policy'" in eps[2].error and "seed 101" in eps[2].error and "boom" in eps[2].error
+    assert eps[3].error is None and np.isfinite(eps[3].values).all()
+
+
+def test_success_rule_is_calibrated_and_picks_a_statistic():
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.4
+    final = np.clip(np.where(y, 0.7, 0.3) + rng.normal(0, 0.15, 400), 0.01, 0.99)
+    values = np.stack([np.linspace(0.5, f, 6) for f in final])
+    values[:, 3] = rng.random(400)  # `max` sees noise; `final` is the informative statistic
+    rule = fit_rule(values, y)
+    assert rule.stat in ("final", "mean-last") and rule.a > 0
+    p = rule.probability(values)
+    assert abs(p.mean() - y.mean()) < 0.05  # calibrated: predicted rate ~ true rate on its own data
+    m = outcome_metrics(p, y)
+    assert m["accuracy"] > 0.8 and m["auroc"] > 0.9 and 0 <= m["brier"] < 0.2
+    assert np.all(np.diff(SuccessRule("final", a=2.0).probability(np.array([[0.2], [0.5], [0.8]]))) > 0)
+    with pytest.raises(ValueError, match="both successes and failures"):
+        fit_rule(values[:5], np.ones(5, bool))
+    with pytest.raises(ValueError, match="unknown success statistic"):
+        SuccessRule("median")
+
+
+def test_outcome_metrics_by_hand():
+    m = outcome_metrics(np.array([0.9, 0.4, 0.2, 0.6]), np.array([True, True, False, False]))
+    assert m["accuracy"] == 0.5 and m["balanced_accuracy"] == 0.5 and m["auroc"] == 0.75
+    assert m["brier"] == pytest.approx((0.01 + 0.36 + 0.04 + 0.36) / 4)
+
+
+def test_world_model_for_another_layout_is_refused_naming_both(world):
+    _, meta = load_world_model(world["model"])
+    other = replace(FAKE_LAYOUT, image_size=32, views=("left", "right"))
+    with pytest.raises(LayoutMismatch) as e:
+        check_layout(meta["layout"], other, "wm-x", "policy 'p'")
+    msg = str(e.value)
+    assert "wm-x" in msg and "policy 'p'" in msg and "image_size=16" in msg and "image_size=32" in msg
+    assert "['cam']" in msg and "['left', 'right']" in msg
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_evaluate_align_report_end_to_end(world, tmp_path):
+    store, out = world["store"], tmp_path / "eval"
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(out), policies=(JUDGED,),
+                     episodes=6, seed=100, batch_size=5, calibration_episodes=16, videos=2, device="cpu")  # fmt: skip
+    res = evaluate(cfg, progress=False)
+    names = [p["policy"] for p in res["policies"]]
+    assert len(names) == 4 and all(n.startswith("bc-reach-cnn-proprio") for n in names)
+    assert all(p["episodes"] == 6 and 0 <= p["low"] <= p["predicted_rate"] <= p["high"] <= 1 for p in res["policies"])
+    assert res["replay"]["episodes"] == 24 and 0 <= res["replay"]["accuracy"] <= 1
+    assert res["model_training"]["exclude_policies"] == [JUDGED]
+    assert len(list((out / "videos").glob("*.gif"))) == 2
+
+    lines = (out / "episodes.jsonl").read_text()
+    again = evaluate(cfg, progress=False)  # resumes: nothing is imagined twice, the result is the same
+    assert (out / "episodes.jsonl").read_text() == lines and again["policies"] == res["policies"]
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate(replace(cfg, episodes=5), progress=False)
+
+    al = run_align(out, out=tmp_path / "alignment.json", n_boot=50)
+    saved = json.loads((tmp_path / "alignment.json").read_text())
+    for key in ("pearson", "spearman", "mmrv", "episode_accuracy", "checkpoint_regret", "ab_pick_rate_15"):
+        v = saved[key]
+        assert isinstance(v, float) or set(v) >= {"value", "low", "high"}, key
+    assert saved["n_policies"] == 4 and saved["n_episodes_per_policy"] == 6 and al["checkpoint_runs"] == 1
+    real = {(p["policy"]): p["real_rate"] for p in saved["policies"]}
+    for name in names:
+        outcomes = [store.meta(f"reach/{name}/{s:06d}").outcome for s in range(100, 106)]
+        assert real[name] == pytest.approx(np.mean(outcomes))
+
+    html_path = write_report(tmp_path / "alignment.json", tmp_path / "report.html")
+    html = html_path.read_text()
+    assert "<svg" in html and "data:image/gif;base64," in html and "http://" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")  # fmt: skip
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: scripts/setup.sh installs it")
+        pytest.skip("no chromium on this machine (scripts/setup.sh installs it)")
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--hide-scrollbars", "--window-size=1200,1600",
+                    f"--screenshot={shot}", html_path.resolve().as_uri()], check=True, timeout=120,
+                   capture_output=True, cwd=tmp_path)  # fmt: skip
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("RGB"))
+    assert img.shape[:2] == (1600, 1200)
+    assert (img < 128).any(axis=2).mean() > 0.01  # text, axes and points were drawn, not a blank page
+    colors = {tuple(c) for c in img[::7, ::7].reshape(-1, 3)}
+    assert len(colors) > 20
+
+
+def test_align_names_the_policies_reality_has_not_seen(world, tmp_path):
+    store = world["store"]
+    out = tmp_path / "eval"
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(out), policies=(JUDGED,),
+                     episodes=2, seed=104, batch_size=8, calibration_episodes=8, videos=0, replay=False,
+                     device="cpu")  # fmt: skip
+    evaluate(cfg, progress=False)
+    empty = make_fake_store(tmp_path / "other", 2)
+    with pytest.raises(ValueError, match="no real episodes for 4 of the 4 judged policies: bc-reach-cnn-proprio-n4"):
+        run_align(out, store=str(empty.root))
+    assert store.root.is_dir()
+
+
+def test_scripted_policies_cannot_be_judged_in_imagination(world, tmp_path):
+    zoo = tmp_path / "zoo.toml"
+    zoo.write_text('[zoo]\nname = "z"\nsuite = "metaworld"\n\n[[policy]]\nname = "expert"\nbase = "expert"\n')
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(zoo), out=str(tmp_path / "e"), episodes=1, seed=100,
+                     device="cpu")  # fmt: skip
+    with pytest.raises(ValueError, match="'expert' \\(base 'expert'\\) reads privileged simulator state"):
+        evaluate(cfg, progress=False)
