@@ -67,18 +67,29 @@ def _spread(items: list, n: int) -> list:
 
 
 def calibrate(model, meta: dict, store: EpisodeStore, tasks: tuple[str, ...], cfg: EvalConfig, progress: bool):
-    """Fit the success rule on the model's validation episodes of `tasks` found in `store`."""
-    keys = sorted(k for k in meta["data"]["val_keys"] if store.has(k) and store.meta(k).task in tasks)
+    """Fit the success rule on episodes of the policies the model was trained on (never the judged ones when
+    they were held out): its validation episodes first (unseen by its weights), topped up with training
+    episodes when there are fewer than `calibration_episodes` or only one outcome among them."""
+    val = set(meta["data"]["val_keys"])
+    trained = set(meta["data"]["policies"])
+    pool = [m for m in store.index() if m.task in tasks and m.policy in trained]
+    val_keys = sorted(m.key for m in pool if m.key in val)
+    keys = _spread(val_keys, cfg.calibration_episodes)
+    one_outcome = len({store.meta(k).outcome for k in keys}) < 2
+    if len(keys) < cfg.calibration_episodes or one_outcome:
+        train_keys = sorted(m.key for m in pool if m.key not in val)
+        keys += _spread(train_keys, cfg.calibration_episodes if one_outcome else cfg.calibration_episodes - len(keys))
     if not keys:
         raise ValueError(
-            f"no validation episodes of the world model ({cfg.model}) on tasks {list(tasks)} in {store.root}: "
-            "evaluate with the store it was trained on (--store) or pass a fixed --rule"
+            f"no episodes of the world model's training policies on tasks {list(tasks)} in {store.root}: "
+            "evaluate with the store it was trained on (--store)"
         )
-    keys = _spread(keys, cfg.calibration_episodes)
     values = replay_values(model, store, keys, cfg.batch_size, cfg.noise_seed, progress)
     outcomes = np.array([store.meta(k).outcome for k in keys])
     rule = fit_rule(values, outcomes, cfg.rule)
-    return rule, {"episodes": len(keys), **outcome_metrics(rule.probability(values), outcomes)}
+    n_val = sum(k in val for k in keys)
+    return rule, {"episodes": len(keys), "validation_episodes": n_val, "training_episodes": len(keys) - n_val,
+                  **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
 
 
 def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_layout: dict, model_name: str,
