@@ -18,6 +18,7 @@ from wmeval.eval.imagination import ImaginationEnv, Job, LayoutMismatch, check_l
 from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics
 from wmeval.model.world_model import load_world_model
 from wmeval.policies.grid import GridConfig, train_grid
+from wmeval.policies.learned import LearnedPolicy
 from wmeval.reality.base import Reality
 from wmeval.rollout import rollout
 from wmeval.train.world_model import WMTrainConfig, train_world_model
@@ -83,6 +84,23 @@ def test_an_episode_does_not_depend_on_its_batch(world):
     np.testing.assert_allclose(together[1].values, alone[0].values, atol=1e-4)
     assert not np.allclose(together[0].values, together[1].values)  # different starts differ
     assert together[0].values.shape == (FAKE_LAYOUT.n_frames,)
+
+
+def test_learned_policies_are_batched_and_match_one_at_a_time(world, monkeypatch):
+    model, _ = load_world_model(world["model"])
+    starts = recorded_starts(world["store"], "reach", [100, 101])
+    specs = load_zoo(world["zoo"]).policies  # plain and degraded (noise, latency) learned policies
+    jobs = [Job(spec, "reach", st) for spec in specs for st in starts]
+    single = imagine(model, FAKE_LAYOUT, jobs, batch_size=1, progress=False)
+
+    def unbatched(self, obs):
+        raise AssertionError("a learned policy was called one episode at a time")
+
+    monkeypatch.setattr(LearnedPolicy, "act", unbatched)
+    batched = imagine(model, FAKE_LAYOUT, jobs, batch_size=len(jobs), progress=False)
+    for a, b in zip(batched, single, strict=True):
+        assert a.error is None and b.error is None
+        np.testing.assert_allclose(a.values, b.values, atol=1e-4)
 
 
 def test_policy_errors_are_reported_by_name_and_the_rest_go_on(world):

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from wmeval.data.store import EpisodeStore
 from wmeval.model.world_model import Imagination, WorldModel, begin
 from wmeval.policies.base import Policy, PolicyError
-from wmeval.policies.learned import layout_mismatch
+from wmeval.policies.learned import LearnedPolicy, layout_mismatch
 from wmeval.reality.base import Layout
 from wmeval.rollout import ask_policy
 from wmeval.types import Observation, Start, StepInfo
@@ -147,6 +147,60 @@ class ImaginationEnv:
         pass
 
 
+class Passthrough:
+    """A do-nothing wrapper, so that an undegraded learned policy also has an `.inner` to prefetch into."""
+
+    def __init__(self, inner: Policy) -> None:
+        self.inner = inner
+
+    def reset(self, seed: int) -> None:
+        self.inner.reset(seed)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        return self.inner.act(obs)
+
+
+class Prefetched:
+    """Stands in for a shared `LearnedPolicy` inside one episode's policy (under any degradation wrappers):
+    `imagine` computes the chunks of all episodes of a batch in one forward pass per network and hands each
+    its chunk here, so the wrappers above see an ordinary `act`."""
+
+    def __init__(self, net: LearnedPolicy) -> None:
+        self.net, self.chunk = net, None
+
+    def reset(self, seed: int) -> None:
+        self.net.reset(seed)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        chunk, self.chunk = self.chunk, None
+        return chunk if chunk is not None else self.net.act(obs)
+
+
+def _prefetch_slot(policy: Policy) -> Prefetched | None:
+    """Replace the innermost `LearnedPolicy` under a chain of wrappers (`.inner`) by a `Prefetched` one."""
+    parent, node = None, policy
+    while hasattr(node, "inner"):
+        parent, node = node, node.inner
+    if parent is None or not isinstance(node, LearnedPolicy):
+        return None
+    parent.inner = slot = Prefetched(node)
+    return slot
+
+
+def _prefetch(slots: list[Prefetched | None], obs: list[Observation], need: list[int]) -> None:
+    """One batched forward per network for the episodes in `need` that run a learned policy."""
+    groups: dict[int, list[int]] = {}
+    for i in need:
+        if slots[i] is not None:
+            groups.setdefault(id(slots[i].net), []).append(i)
+    for idx in groups.values():
+        net = slots[idx[0]].net
+        states = np.stack([obs[i].state for i in idx]) if net.model_cfg.use_proprio else None
+        chunks = net.act_batch(np.stack([obs[i].images for i in idx]), states)
+        for i, c in zip(idx, chunks, strict=True):
+            slots[i].chunk = c
+
+
 @dataclass(frozen=True)
 class Job:
     policy: PolicySpec
@@ -179,15 +233,20 @@ def imagine(
         batch = jobs[b0 : b0 + batch_size]
         env = BatchedImagination(model, L, seed)
         policies: list[Policy | None] = []
+        slots: list[Prefetched | None] = []
         errors: list[str | None] = []
         for j in batch:
             try:
                 p = j.policy.build(j.task, L)
+                if isinstance(p, LearnedPolicy):
+                    p = Passthrough(p)  # gives the shared network an episode-local wrapper to prefetch into
+                slots.append(_prefetch_slot(p))
                 p.reset(j.start.start.seed)
                 policies.append(p)
                 errors.append(None)
             except Exception as e:  # a checkpoint that fails to load loses its episodes, not the run
                 policies.append(None)
+                slots.append(None)
                 errors.append(f"policy {j.policy.name!r}: could not be built for {j.task!r}: {e}")
         obs, v0 = env.reset([j.start for j in batch])
         values = np.zeros((len(batch), L.n_frames), np.float32)
@@ -197,6 +256,13 @@ def imagine(
         pending = [np.zeros((0, L.action_dim), np.float32) for _ in batch]
         for t in range(L.horizon):
             chunks = np.zeros((len(batch), L.frame_skip, L.action_dim), np.float32)
+            need = [i for i in range(len(batch)) if errors[i] is None and not len(pending[i])]
+            try:
+                _prefetch(slots, obs, need)
+            except Exception:  # noqa: BLE001  a failing batch falls back to per-episode calls, which name the culprit
+                for i in need:
+                    if slots[i] is not None:
+                        slots[i].chunk = None
             for i, j in enumerate(batch):
                 if errors[i] is not None:
                     continue  # a stopped episode idles with zero actions until the batch ends
