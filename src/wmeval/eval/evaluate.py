@@ -115,14 +115,19 @@ def _episode_json(e: ImaginedEpisode) -> str:
 
 
 def _load_done(path: Path) -> dict[tuple[str, str, int], dict]:
-    done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                d = json.loads(line)
-                done[(d["policy"], d["task"], d["seed"])] = d
-            except (json.JSONDecodeError, KeyError):
-                break  # a torn last line from an interrupted run: redo from there
+    """Episodes finished by an earlier run. A torn last line (a run killed mid-write) is dropped from the
+    file, so that what this run appends stays readable."""
+    done: dict[tuple[str, str, int], dict] = {}
+    if not path.is_file():
+        return done
+    lines = path.read_text().splitlines()
+    for n, line in enumerate(lines):
+        try:
+            d = json.loads(line)
+            done[(d["policy"], d["task"], d["seed"])] = d
+        except (json.JSONDecodeError, KeyError):
+            atomic_write_text(path, "".join(x + "\n" for x in lines[:n]))
+            break
     return done
 
 
@@ -150,7 +155,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / "run.json"
-    want = {"config": cfg.to_json(), "model_step": meta.get("step"), "store_fingerprint": store.fingerprint()}
+    want = {"config": cfg.to_json(), "model_step": meta.get("step")}  # the store may grow (e.g. its truth)
     if run_file.is_file() and json.loads(run_file.read_text()) != want:
         raise ValueError(f"{out} holds an evaluation with other settings; use a new --out or delete {out}")
     atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
