@@ -176,13 +176,16 @@ class Prefetched:
         return chunk if chunk is not None else self.net.act(obs)
 
 
-def _prefetch_slot(policy: Policy) -> Prefetched | None:
-    """Replace the innermost `LearnedPolicy` under a chain of wrappers (`.inner`) by a `Prefetched` one."""
+def _prefetch_slot(policy: Policy, device: torch.device) -> Prefetched | None:
+    """Replace the innermost `LearnedPolicy` under a chain of wrappers (`.inner`) by a `Prefetched` one, and
+    put its network on the world model's device."""
     parent, node = None, policy
     while hasattr(node, "inner"):
         parent, node = node, node.inner
     if parent is None or not isinstance(node, LearnedPolicy):
         return None
+    if node.device != device:
+        node.to(device)
     parent.inner = slot = Prefetched(node)
     return slot
 
@@ -240,7 +243,7 @@ def imagine(
                 p = j.policy.build(j.task, L)
                 if isinstance(p, LearnedPolicy):
                     p = Passthrough(p)  # gives the shared network an episode-local wrapper to prefetch into
-                slots.append(_prefetch_slot(p))
+                slots.append(_prefetch_slot(p, env.device))
                 p.reset(j.start.start.seed)
                 policies.append(p)
                 errors.append(None)

@@ -56,6 +56,13 @@ class LearnedPolicy:
         self.state_mean = torch.tensor(norm["state_mean"], dtype=torch.float32, device=self.device)
         self.state_std = torch.tensor(norm["state_std"], dtype=torch.float32, device=self.device)
 
+    def to(self, device: str | torch.device) -> LearnedPolicy:
+        """Move the network (e.g. next to the world model that feeds it frames)."""
+        self.device = torch.device(device)
+        self.net.to(self.device)
+        self.state_mean, self.state_std = self.state_mean.to(self.device), self.state_std.to(self.device)
+        return self
+
     def check(self, task: str, layout: Layout) -> None:
         """Refuse to run where the policy was not trained: another task, cameras or action layout."""
         check_fits(self.config, self.path, task, layout)
