@@ -136,6 +136,17 @@ def test_success_rule_is_calibrated_and_picks_a_statistic():
         SuccessRule("median")
 
 
+def test_calibration_stays_finite_on_saturated_values():
+    y = np.array([True] * 140 + [False] * 110 + [True] * 6)
+    final = np.array([1.0] * 140 + [0.0] * 100 + [1.0] * 10 + [0.0] * 6)  # saturated, a few mistakes
+    values = np.stack([np.full(5, 0.5), np.full(5, 0.5)] * 128)
+    values[:, -1] = final
+    rule = fit_rule(values, y)
+    p = rule.probability(values)
+    assert np.isfinite([rule.a, rule.b]).all() and abs(rule.a) < 100 and abs(rule.b) < 100
+    assert outcome_metrics(p, y)["accuracy"] > 0.9 and p[:140].min() > 0.5 and p[140:240].max() < 0.5
+
+
 def test_outcome_metrics_by_hand():
     m = outcome_metrics(np.array([0.9, 0.4, 0.2, 0.6]), np.array([True, True, False, False]))
     assert m["accuracy"] == 0.5 and m["balanced_accuracy"] == 0.5 and m["auroc"] == 0.75

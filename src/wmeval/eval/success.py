@@ -65,19 +65,32 @@ class SuccessRule:
         return asdict(self)
 
 
-def _platt(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iters: int = 50) -> tuple[float, float]:
-    """Logistic regression of y on x (one feature + bias) by Newton's method, lightly L2-regularised on
-    the slope so that perfectly separable data still gives a finite fit."""
-    w = np.array([1.0, 0.0])
+def _platt(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 100) -> tuple[float, float]:
+    """Logistic regression of y on x (slope + bias) by damped Newton steps (halved until the penalised
+    negative log-likelihood decreases), with a light L2 pull towards the identity map (slope 1, bias 0) so
+    that separable data still gives a finite fit."""
     X = np.stack([x, np.ones_like(x)], 1)
+    prior = np.array([1.0, 0.0])
+
+    def nll(w: np.ndarray) -> float:
+        z = X @ w
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum((w - prior) ** 2))
+
+    w, f = prior.copy(), nll(prior)
     for _ in range(iters):
         p = _sigmoid(X @ w)
-        g = X.T @ (p - y) + l2 * np.array([w[0] - 1, 0.0])
-        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.diag([1.0, 0.0]) + 1e-9 * np.eye(2)
-        step = np.linalg.solve(H, g)
-        w -= step
-        if np.abs(step).max() < 1e-8:
+        g = X.T @ (p - y) + l2 * (w - prior)
+        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(2)
+        step, t = np.linalg.solve(H, g), 1.0
+        while t > 1e-8 and nll(w - t * step) > f:
+            t /= 2
+        if t <= 1e-8:
             break
+        w = w - t * step
+        f_new = nll(w)
+        if f - f_new < 1e-10:
+            break
+        f = f_new
     return float(w[0]), float(w[1])
 
 
