@@ -185,7 +185,7 @@ def test_evaluate_align_report_end_to_end(world, tmp_path):
     kept = lines.splitlines()[:5]  # as if killed while writing the 6th line
     (out / "episodes.jsonl").write_text("\n".join(kept) + "\n" + lines.splitlines()[5][:20])
     torn = evaluate(cfg, progress=False)
-    assert torn["policies"] == res["policies"] and torn["timing"]["imagined_episodes"] == 24 - 5
+    assert torn["policies"] == res["policies"] and torn["timing"]["imagined_episodes"] == 24 + 24 - 5
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 24
     with pytest.raises(ValueError, match="other settings"):
         evaluate(replace(cfg, episodes=5), progress=False)

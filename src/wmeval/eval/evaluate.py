@@ -171,17 +171,20 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     done = _load_done(log)
     todo = [j for j in jobs if (j.policy.name, j.task, j.start.start.seed) not in done]
     keep = _video_picks(specs, runs, seeds, store, cfg.videos)
-    t0 = time.perf_counter()
+    spent_file = out / "imagination_time.json"  # seconds and episodes over every run that imagined some
+    spent = json.loads(spent_file.read_text()) if spent_file.is_file() else {"seconds": 0.0, "episodes": 0}
     bar = tqdm(total=len(todo) * layout.horizon, desc="imagine", unit="frame", disable=not progress)
     for b0 in range(0, len(todo), cfg.batch_size * 4):  # commit results every few batches
+        t0 = time.perf_counter()
         eps = imagine(model, layout, todo[b0 : b0 + cfg.batch_size * 4], cfg.batch_size, cfg.noise_seed, keep, bar)
+        spent = {"seconds": spent["seconds"] + time.perf_counter() - t0, "episodes": spent["episodes"] + len(eps)}
         for e in eps:
             if e.frames is not None:
                 _write_video(out / "videos", e, store, layout.fps)
         _append(log, [_episode_json(e) for e in eps])
+        atomic_write_text(spent_file, json.dumps(spent) + "\n")
         done.update({(e.policy, e.task, e.seed): json.loads(_episode_json(e)) for e in eps})
     bar.close()
-    t_imagine = time.perf_counter() - t0
 
     policies = []
     errors = []
@@ -207,7 +210,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         replay = _replay(model, store, specs, runs, seeds, rule, cfg, progress)
         t_replay = time.perf_counter() - t0
 
-    n_frames = len(todo) * layout.horizon
+    n_frames = spent["episodes"] * layout.horizon
     result = {
         "kind": "wmeval-evaluation", "model": str(cfg.model), "model_step": meta.get("step"),
         "model_training": {"store": meta["data"]["store"], "store_fingerprint": meta["data"]["store_fingerprint"],
@@ -217,10 +220,11 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "zoo": zoo.source, "tasks": list(tasks), "seeds": [seeds[0], seeds[-1]], "config": cfg.to_json(),
         "rule": rule.to_json(), "calibration": calibration, "policies": policies, "errors": errors,
         "replay": replay, "device": str(device),
-        "timing": {"calibration_s": t_cal, "imagination_s": t_imagine, "replay_s": t_replay,
-                   "imagined_episodes": len(todo), "imagined_frames": n_frames,
-                   "frames_per_s": n_frames / t_imagine if todo else None,
-                   "episodes_per_s": len(todo) / t_imagine if todo else None},
+        "timing": {"calibration_s": t_cal, "imagination_s": spent["seconds"], "replay_s": t_replay,
+                   "imagined_episodes": spent["episodes"], "imagined_frames": n_frames,
+                   "frames_per_s": n_frames / spent["seconds"] if spent["episodes"] else None,
+                   "episodes_per_s": spent["episodes"] / spent["seconds"] if spent["episodes"] else None,
+                   "batch_size": cfg.batch_size},
     }  # fmt: skip
     atomic_write_text(out / "evaluation.json", json.dumps(result, indent=1) + "\n")
     return result
