@@ -48,15 +48,18 @@ def main() -> None:
     ap.add_argument("--batches", default="1,4,16,64,128")
     ap.add_argument("--episodes", type=int, default=128, help="episodes per measurement (batch 1: a quarter)")
     ap.add_argument("--scaling", default="64,128,256", help="episode counts for the linear-cost check")
+    ap.add_argument("--seed", type=int, default=1000, help="first of the 50 recorded starts used per task")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     model, meta = load_world_model(args.model, args.device)
     store = EpisodeStore(args.store)
     specs = load_zoo(args.zoo).select(args.policies.split(",")).policies
     n_max = max([args.episodes, *map(int, args.scaling.split(","))])
-    starts = {t: recorded_starts(store, t, range(1000, 1000 + n_max)) for t in {s.tasks[0] for s in specs}}
-    jobs = [Job(specs[i % len(specs)], specs[i % len(specs)].tasks[0], starts[specs[i % len(specs)].tasks[0]][i])
-            for i in range(n_max)]  # fmt: skip
+    starts = {t: recorded_starts(store, t, range(args.seed, args.seed + 50)) for t in {s.tasks[0] for s in specs}}
+    jobs = []
+    for i in range(n_max):  # policies round-robin, each on the next of 50 recorded starts
+        spec = specs[i % len(specs)]
+        jobs.append(Job(spec, spec.tasks[0], starts[spec.tasks[0]][i % 50]))
     L = store.layout
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {dev}; {os.cpu_count()} cores; torch {torch.__version__}; model {args.model} "
