@@ -55,12 +55,12 @@ class PipelineConfig:
 
 
 PRESETS = {
-    # A 2-core CPU in about 10 minutes: two tasks, two variants of one data size, 16 learned policies of which
+    # A 2-core CPU in about 8 minutes: two tasks, two variants of one data size, 16 learned policies of which
     # 10 are judged; the world model is tiny and briefly trained, so expect weak alignment.
     "demo": dict(
         tasks=("door-open", "drawer-open"), demos=25, sizes=(20,), variants=("cnn-proprio", "cnn-noproprio"),
         checkpoints=(50, 150, 400), judged=("bc-*-cnn-proprio-*",), episodes=20, wm_preset="tiny",
-        codec_steps=400, wm_steps=1200, bc_batch=32,
+        codec_steps=600, wm_steps=2400, bc_batch=32,
     ),
     # One GPU: the learned zoo of docs/RESULTS.md (60 policies on 3 tasks), the n=40 runs judged (33
     # policies), the default scripted zoo for failures, a `small` world model, and the in-distribution case.
