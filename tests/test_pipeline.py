@@ -7,7 +7,7 @@ from wmeval.pipeline import PRESETS, make_config, run_pipeline
 MICRO = dict(
     tasks=("drawer-open",), demos=8, sizes=(3,), variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(2, 4),
     judged=("bc-*-cnn-proprio-*",), episodes=3, wm_preset="tiny", codec_steps=4, wm_steps=4, wm_batch=4, bc_batch=8,
-    workers=1, eval_batch=8, videos=1, device="cpu",
+    workers=1, eval_batch=8, videos=1, device="cpu", in_distribution=True,
 )  # fmt: skip
 
 
@@ -22,6 +22,9 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert trained_on and not any("cnn-proprio" in p for p in trained_on)  # judged policies held out
     stages = json.loads((run / "timings.json").read_text())
     assert {"demos", "policies", "rollouts", "world model (heldout)", "evaluate (heldout)", "total"} <= set(stages)
+    indist = json.loads((run / "wm-indist" / "model" / "config.json").read_text())["data"]["policies"]
+    assert set(indist) == set(trained_on) | {p["policy"] for p in al["policies"]}  # the judged ones too
+    assert res["results"]["indist"]["n_policies"] == 4 and (run / "report-indist.html").is_file()
     again = run_pipeline(cfg, progress=False)  # everything is done: nothing is recomputed
     assert again["results"]["heldout"]["policies"] == al["policies"]
 
