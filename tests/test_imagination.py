@@ -182,6 +182,8 @@ def test_evaluate_align_report_end_to_end(world, tmp_path):
     lines = (out / "episodes.jsonl").read_text()
     again = evaluate(cfg, progress=False)  # resumes: nothing is imagined twice, the result is the same
     assert (out / "episodes.jsonl").read_text() == lines and again["policies"] == res["policies"]
+    assert again["replay"] == res["replay"] and again["rule"] == res["rule"]  # cached, not recomputed
+    assert json.loads((out / "replay.json").read_text())["seconds"] == again["timing"]["replay_s"]
     kept = lines.splitlines()[:5]  # as if killed while writing the 6th line
     (out / "episodes.jsonl").write_text("\n".join(kept) + "\n" + lines.splitlines()[5][:20])
     torn = evaluate(cfg, progress=False)

@@ -160,9 +160,12 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         raise ValueError(f"{out} holds an evaluation with other settings; use a new --out or delete {out}")
     atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
 
-    t0 = time.perf_counter()
-    rule, calibration = calibrate(model, meta, store, tasks, cfg, progress)
-    t_cal = time.perf_counter() - t0
+    def _calibrate() -> dict:
+        rule, calibration = calibrate(model, meta, store, tasks, cfg, progress)
+        return {"rule": rule.to_json(), "calibration": calibration}
+
+    cal = _cached(out / "calibration.json", {}, _calibrate)
+    rule, calibration = SuccessRule(**cal["value"]["rule"]), cal["value"]["calibration"]
 
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
     starts = {t: recorded_starts(store, t, seeds) for t in {t for s in specs for t in runs[s.name]}}
@@ -203,12 +206,13 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
                 "seeds": [r["seed"] for r in ok], "probabilities": [round(float(x), 5) for x in p],
             })  # fmt: skip
 
-    replay = None
-    t_replay = 0.0
-    if cfg.replay:
-        t0 = time.perf_counter()
-        replay = _replay(model, store, specs, runs, seeds, rule, cfg, progress)
-        t_replay = time.perf_counter() - t0
+    replay, t_replay = None, 0.0
+    keys = [episode_key(t, s.name, sd) for s in specs for t in runs[s.name] for sd in seeds]
+    keys = [k for k in keys if store.has(k)]  # the judged policies' recorded episodes
+    if cfg.replay and keys:
+        rep = _cached(out / "replay.json", {"keys": keys, "rule": rule.to_json()},
+                      lambda: _replay(model, store, keys, rule, cfg, progress))  # fmt: skip
+        replay, t_replay = rep["value"], rep["seconds"]
 
     n_frames = spent["episodes"] * layout.horizon
     result = {
@@ -220,7 +224,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "zoo": zoo.source, "tasks": list(tasks), "seeds": [seeds[0], seeds[-1]], "config": cfg.to_json(),
         "rule": rule.to_json(), "calibration": calibration, "policies": policies, "errors": errors,
         "replay": replay, "device": str(device),
-        "timing": {"calibration_s": t_cal, "imagination_s": spent["seconds"], "replay_s": t_replay,
+        "timing": {"calibration_s": cal["seconds"], "imagination_s": spent["seconds"], "replay_s": t_replay,
                    "imagined_episodes": spent["episodes"], "imagined_frames": n_frames,
                    "frames_per_s": n_frames / spent["seconds"] if spent["episodes"] else None,
                    "episodes_per_s": spent["episodes"] / spent["seconds"] if spent["episodes"] else None,
@@ -237,12 +241,22 @@ def _tags(spec: PolicySpec) -> dict:
     return tags
 
 
-def _replay(model, store, specs, runs, seeds, rule: SuccessRule, cfg: EvalConfig, progress: bool) -> dict | None:
+def _cached(path: Path, key: dict, compute) -> dict:
+    """{"value": compute(), "seconds": ...}, computed once per evaluation directory and reused by resumed
+    runs while `key` matches (run.json already guards the settings)."""
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved
+    t0 = time.perf_counter()
+    value = compute()
+    saved = {"key": key, "value": value, "seconds": time.perf_counter() - t0}
+    atomic_write_text(path, json.dumps(saved) + "\n")
+    return saved
+
+
+def _replay(model, store: EpisodeStore, keys: list[str], rule: SuccessRule, cfg: EvalConfig, progress: bool) -> dict:
     """Open-loop replay of the judged policies' recorded episodes: predicted vs real outcome per episode."""
-    keys = [episode_key(t, s.name, sd) for s in specs for t in runs[s.name] for sd in seeds]
-    keys = [k for k in keys if store.has(k)]
-    if not keys:
-        return None
     values = replay_values(model, store, keys, cfg.batch_size, cfg.noise_seed, progress)
     p = rule.probability(values)
     metas = [store.meta(k) for k in keys]
