@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from wmeval.data.store import EpisodeStore, atomic_write_text, episode_key
+from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
 from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, bootstrap_mean, fit_rule, outcome_metrics, replay_values
 from wmeval.model.world_model import load_world_model
@@ -66,29 +66,29 @@ def _spread(items: list, n: int) -> list:
     return [items[int(i * len(items) / n)] for i in range(n)]
 
 
-def calibrate(model, meta: dict, store: EpisodeStore, tasks: tuple[str, ...], cfg: EvalConfig, progress: bool):
+def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
+              cfg: EvalConfig, progress: bool):  # fmt: skip
     """Fit the success rule on episodes of the policies the model was trained on (never the judged ones when
     they were held out): its validation episodes first (unseen by its weights), topped up with training
     episodes when there are fewer than `calibration_episodes` or only one outcome among them."""
     val = set(meta["data"]["val_keys"])
     trained = set(meta["data"]["policies"])
-    pool = [m for m in store.index() if m.task in tasks and m.policy in trained]
-    val_keys = sorted(m.key for m in pool if m.key in val)
-    keys = _spread(val_keys, cfg.calibration_episodes)
-    one_outcome = len({store.meta(k).outcome for k in keys}) < 2
-    if len(keys) < cfg.calibration_episodes or one_outcome:
-        train_keys = sorted(m.key for m in pool if m.key not in val)
-        keys += _spread(train_keys, cfg.calibration_episodes if one_outcome else cfg.calibration_episodes - len(keys))
-    if not keys:
+    pool = sorted((m for m in index if m.task in tasks and m.policy in trained), key=lambda m: m.key)
+    chosen = _spread([m for m in pool if m.key in val], cfg.calibration_episodes)
+    one_outcome = len({m.outcome for m in chosen}) < 2
+    if len(chosen) < cfg.calibration_episodes or one_outcome:
+        more = cfg.calibration_episodes if one_outcome else cfg.calibration_episodes - len(chosen)
+        chosen += _spread([m for m in pool if m.key not in val], more)
+    if not chosen:
         raise ValueError(
             f"no episodes of the world model's training policies on tasks {list(tasks)} in {store.root}: "
             "evaluate with the store it was trained on (--store)"
         )
-    values = replay_values(model, store, keys, cfg.batch_size, cfg.noise_seed, progress)
-    outcomes = np.array([store.meta(k).outcome for k in keys])
+    values = replay_values(model, store, chosen, cfg.batch_size, cfg.noise_seed, progress)
+    outcomes = np.array([m.outcome for m in chosen])
     rule = fit_rule(values, outcomes, cfg.rule)
-    n_val = sum(k in val for k in keys)
-    return rule, {"episodes": len(keys), "validation_episodes": n_val, "training_episodes": len(keys) - n_val,
+    n_val = sum(m.key in val for m in chosen)
+    return rule, {"episodes": len(chosen), "validation_episodes": n_val, "training_episodes": len(chosen) - n_val,
                   **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
 
 
@@ -151,6 +151,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     if not specs:
         raise ValueError(f"no policy of {zoo.source} runs on tasks {list(tasks)}")
     check_policies(specs, runs, meta["layout"], cfg.model, layout)
+    index = store.index()  # episode headers, read once
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,14 +162,14 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
 
     def _calibrate() -> dict:
-        rule, calibration = calibrate(model, meta, store, tasks, cfg, progress)
+        rule, calibration = calibrate(model, meta, store, index, tasks, cfg, progress)
         return {"rule": rule.to_json(), "calibration": calibration}
 
     cal = _cached(out / "calibration.json", {}, _calibrate)
     rule, calibration = SuccessRule(**cal["value"]["rule"]), cal["value"]["calibration"]
 
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
-    starts = {t: recorded_starts(store, t, seeds) for t in {t for s in specs for t in runs[s.name]}}
+    starts = {t: recorded_starts(store, t, seeds, index) for t in {t for s in specs for t in runs[s.name]}}
     jobs = [Job(s, t, st) for s in specs for t in runs[s.name] for st in starts[t]]
     log = out / "episodes.jsonl"
     done = _load_done(log)
@@ -207,11 +208,12 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             })  # fmt: skip
 
     replay, t_replay = None, 0.0
+    by_key = {m.key: m for m in index}
     keys = [episode_key(t, s.name, sd) for s in specs for t in runs[s.name] for sd in seeds]
-    keys = [k for k in keys if store.has(k)]  # the judged policies' recorded episodes
-    if cfg.replay and keys:
-        rep = _cached(out / "replay.json", {"keys": keys, "rule": rule.to_json()},
-                      lambda: _replay(model, store, keys, rule, cfg, progress))  # fmt: skip
+    recorded = [by_key[k] for k in keys if k in by_key]  # the judged policies' recorded episodes
+    if cfg.replay and recorded:
+        rep = _cached(out / "replay.json", {"keys": [m.key for m in recorded], "rule": rule.to_json()},
+                      lambda: _replay(model, store, recorded, rule, cfg, progress))  # fmt: skip
         replay, t_replay = rep["value"], rep["seconds"]
 
     n_frames = spent["episodes"] * layout.horizon
@@ -255,11 +257,11 @@ def _cached(path: Path, key: dict, compute) -> dict:
     return saved
 
 
-def _replay(model, store: EpisodeStore, keys: list[str], rule: SuccessRule, cfg: EvalConfig, progress: bool) -> dict:
+def _replay(model, store: EpisodeStore, metas: list[EpisodeMeta], rule: SuccessRule, cfg: EvalConfig,
+            progress: bool) -> dict:  # fmt: skip
     """Open-loop replay of the judged policies' recorded episodes: predicted vs real outcome per episode."""
-    values = replay_values(model, store, keys, cfg.batch_size, cfg.noise_seed, progress)
+    values = replay_values(model, store, metas, cfg.batch_size, cfg.noise_seed, progress)
     p = rule.probability(values)
-    metas = [store.meta(k) for k in keys]
     y = np.array([m.outcome for m in metas])
     per_task = {t: outcome_metrics(p[[m.task == t for m in metas]], y[[m.task == t for m in metas]])
                 for t in sorted({m.task for m in metas})}  # fmt: skip

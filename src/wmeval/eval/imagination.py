@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wmeval.data.store import EpisodeStore
+from wmeval.data.store import EpisodeMeta, EpisodeStore
 from wmeval.model.world_model import Imagination, WorldModel, begin
 from wmeval.policies.base import Policy, PolicyError
 from wmeval.policies.learned import LearnedPolicy, layout_mismatch
@@ -58,12 +58,15 @@ class StartFrame:
     state: np.ndarray  # float32[S]
 
 
-def recorded_starts(store: EpisodeStore, task: str, seeds: Sequence[int]) -> list[StartFrame]:
+def recorded_starts(
+    store: EpisodeStore, task: str, seeds: Sequence[int], index: Sequence[EpisodeMeta] | None = None
+) -> list[StartFrame]:
     """The first frame and proprio of a recorded episode of `task` for each seed. All policies of a task
-    start from the same state for a given seed, so any recorded policy's episode will do."""
+    start from the same state for a given seed, so any recorded policy's episode will do. `index`: the
+    store's index when the caller already has it."""
     want = set(seeds)
     by_seed = {}
-    for m in store.index():
+    for m in store.index() if index is None else index:
         if m.task == task and m.seed in want and m.seed not in by_seed:
             by_seed[m.seed] = m
     missing = sorted(want - set(by_seed))

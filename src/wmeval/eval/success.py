@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wmeval.data.store import EpisodeStore
+from wmeval.data.store import EpisodeMeta, EpisodeStore
 from wmeval.metrics import auroc
 from wmeval.model.world_model import WorldModel, begin
 
@@ -135,21 +135,20 @@ def outcome_metrics(p: np.ndarray, y: np.ndarray) -> dict:
 
 @torch.no_grad()
 def replay_values(
-    model: WorldModel, store: EpisodeStore, keys: Sequence[str], batch_size: int = 64, seed: int = 0,
+    model: WorldModel, store: EpisodeStore, metas: Sequence[EpisodeMeta], batch_size: int = 64, seed: int = 0,
     progress: bool = True,
 ) -> np.ndarray:  # fmt: skip
     """Open-loop replay: each episode's logged actions from its recorded first frame; the value of every
     frame float32[N, T]. Episodes are grouped by length (a batch shares one length)."""
-    metas = [store.meta(k) for k in keys]
-    out = np.zeros((len(keys), max((m.length for m in metas), default=0)), np.float32)
+    out = np.zeros((len(metas), max((m.length for m in metas), default=0)), np.float32)
     g = torch.Generator().manual_seed(seed)
-    order = sorted(range(len(keys)), key=lambda i: metas[i].length)
-    bar = tqdm(total=len(keys), desc="replay", unit="episode", disable=not progress)
+    order = sorted(range(len(metas)), key=lambda i: metas[i].length)
+    bar = tqdm(total=len(metas), desc="replay", unit="episode", disable=not progress)
     i = 0
     while i < len(order):
         T = metas[order[i]].length
         idx = [j for j in order[i : i + batch_size] if metas[j].length == T]
-        eps = [store.load(keys[j], verify=False) for j in idx]
+        eps = [store.load(metas[j].key, verify=False) for j in idx]
         frames = torch.from_numpy(np.stack([np.array(e.frames[:1]) for e in eps]))
         proprio = torch.from_numpy(np.stack([np.array(e.proprio[:1]) for e in eps]))
         actions = torch.from_numpy(np.stack([np.array(e.actions[: T - 1]) for e in eps]))
