@@ -16,6 +16,11 @@ def _csv(text: str | None) -> list[str] | None:
     return [x.strip() for x in text.split(",") if x.strip()] if text else None
 
 
+def _tuple(text: str | None) -> tuple[str, ...] | None:
+    items = _csv(text)
+    return tuple(items) if items else None
+
+
 def _store_layout(root: Path) -> Layout | None:
     manifest = root / "store.json"
     if manifest.is_file():
@@ -141,8 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = WMTrainConfig(
         store=args.store, out=args.out, preset=args.preset, window=args.window, codec_batch=args.codec_batch,
-        tasks=tuple(_csv(args.tasks)) if args.tasks else None,
-        exclude_policies=tuple(_csv(args.exclude_policies) or ()), value_scheme=args.value_scheme,
+        tasks=_tuple(args.tasks), exclude_policies=_tuple(args.exclude_policies) or (), value_scheme=args.value_scheme,
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
     )  # fmt: skip
@@ -170,7 +174,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wmeval.eval.evaluate import EvalConfig, evaluate
+    from wmeval.eval.evaluate import EvalConfig, evaluate, format_evaluation
 
     cfg = EvalConfig(
         model=args.model, zoo=args.zoo, out=args.out, store=args.store, policies=_tuple(args.policies),
@@ -179,28 +183,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         noise_seed=args.noise_seed, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
-    rule, cal = res["rule"], res["calibration"]
-    print(f"success rule: {rule['stat']} value, Platt a={rule['a']:.2f} b={rule['b']:.2f}; on {cal['episodes']} "
-          f"calibration episodes: accuracy {cal['accuracy']:.3f}, AUROC {cal['auroc']:.3f}, "
-          f"Brier {cal['brier']:.3f}")  # fmt: skip
-    print(f"{'task':<22} {'policy':<44} predicted % [95% CI]   episodes")
-    for p in res["policies"]:
-        err = f"  ({p['errors']} stopped by policy errors)" if p["errors"] else ""
-        print(f"{p['task']:<22} {p['policy']:<44} {100 * p['predicted_rate']:5.1f} [{100 * p['low']:4.1f}, "
-              f"{100 * p['high']:5.1f}]   {p['episodes']}{err}")  # fmt: skip
+    print(format_evaluation(res))
     for e in res["errors"][:10]:
         print(f"policy error: {e['error']}", file=sys.stderr)
     if len(res["errors"]) > 10:
         print(f"... {len(res['errors']) - 10} more policy errors in {args.out}/evaluation.json", file=sys.stderr)
-    if res["replay"]:
-        r = res["replay"]
-        print(f"open-loop replay of {r['episodes']} recorded episodes ({r['successes']} successes): accuracy "
-              f"{r['accuracy']:.3f}, balanced {r['balanced_accuracy']:.3f}, AUROC {r['auroc']:.3f}, "
-              f"Brier {r['brier']:.3f}")  # fmt: skip
-    t = res["timing"]
-    if t["frames_per_s"]:
-        print(f"imagined {t['imagined_episodes']} episodes in {t['imagination_s']:.0f} s: "
-              f"{t['frames_per_s']:.0f} frames/s, {t['episodes_per_s']:.2f} episodes/s on {res['device']}")  # fmt: skip
     print(f"wrote {args.out}/evaluation.json")
     return 0
 
@@ -240,11 +227,6 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(f"\nreport: {res['out']}/report-{case}.html")
     print(f"\nwall time per stage (s): {json.dumps(res['timings'])}")
     return 0
-
-
-def _tuple(text: str | None) -> tuple[str, ...] | None:
-    items = _csv(text)
-    return tuple(items) if items else None
 
 
 def build_parser() -> argparse.ArgumentParser:

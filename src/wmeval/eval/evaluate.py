@@ -294,3 +294,27 @@ def _write_video(folder: Path, e: ImaginedEpisode, store: EpisodeStore, fps: flo
     tmp = path.with_suffix(".tmp.gif")
     imageio.mimsave(tmp, list(frames), duration=1 / fps, loop=0)
     os.replace(tmp, path)
+
+
+def format_evaluation(res: dict) -> str:
+    """What `wmeval evaluate` prints: the success rule, every policy's predicted rate, replay and speed."""
+    rule, cal = res["rule"], res["calibration"]
+    lines = [f"success rule: {rule['stat']} value, Platt a={rule['a']:.2f} b={rule['b']:.2f}; on {cal['episodes']} "
+             f"calibration episodes: accuracy {cal['accuracy']:.3f}, AUROC {cal['auroc']:.3f}, "
+             f"Brier {cal['brier']:.3f}",
+             f"{'task':<22} {'policy':<44} predicted % [95% CI]   episodes"]  # fmt: skip
+    for p in res["policies"]:
+        err = f"  ({p['errors']} stopped by policy errors)" if p["errors"] else ""
+        lines.append(f"{p['task']:<22} {p['policy']:<44} {100 * p['predicted_rate']:5.1f} [{100 * p['low']:4.1f}, "
+                     f"{100 * p['high']:5.1f}]   {p['episodes']}{err}")  # fmt: skip
+    if res["replay"]:
+        r = res["replay"]
+        lines.append(f"open-loop replay of {r['episodes']} recorded episodes ({r['successes']} successes): accuracy "
+                     f"{r['accuracy']:.3f}, balanced {r['balanced_accuracy']:.3f}, AUROC {r['auroc']:.3f}, "
+                     f"Brier {r['brier']:.3f}")  # fmt: skip
+    t = res["timing"]
+    if t["frames_per_s"]:
+        lines.append(f"imagined {t['imagined_episodes']} episodes in {t['imagination_s']:.0f} s: "
+                     f"{t['frames_per_s']:.0f} frames/s, {t['episodes_per_s']:.2f} episodes/s "
+                     f"on {res['device']}")  # fmt: skip
+    return "\n".join(lines)
