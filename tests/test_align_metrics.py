@@ -14,6 +14,9 @@ from wmeval.align.metrics import (
     pairwise_accuracy,
     pearson,
     spearman,
+    spearman_brown,
+    split_half,
+    within_tasks,
 )
 
 
@@ -66,3 +69,44 @@ def test_ab_pick_rate_selects_pairs_by_true_gap():
     assert pairs == 1 and rate == 1.0 and lo == hi == 1.0  # only (0.2, 0.35) is 15 +- 5 points apart
     assert ab_pick_rate(real, pred, gap=0.15, n=5, groups=["a", "b", "b"])[3] == 0  # that pair spans two tasks
     assert ab_pick_rate(real, pred, gap=0.55, n=5, groups=["a", "b", "b"])[3] == 1  # (0.35, 0.9) is within b
+
+
+def test_within_tasks_averages_per_task_values():
+    # task a: perfect order (1.0); task b: reversed (-1.0); task c has one policy and is skipped -> mean 0
+    real = np.array([0.1, 0.5, 0.9, 0.2, 0.6, 0.3])
+    pred = np.array([0.2, 0.4, 0.8, 0.7, 0.1, 0.5])
+    f = within_tasks(["a", "a", "a", "b", "b", "c"], spearman)
+    assert f(real, pred) == pytest.approx(0.0)
+    assert within_tasks(["a", "a", "a", "b", "b", "c"], mmrv)(real, pred) == pytest.approx((0.0 + 0.4) / 2)
+
+
+def test_spearman_brown_doubles_a_split_half_correlation():
+    assert spearman_brown(0.5) == pytest.approx(2 / 3)  # 2 * 0.5 / 1.5
+    assert spearman_brown(1.0) == 1.0 and spearman_brown(0.0) == 0.0
+    assert spearman_brown(0.25, k=3) == pytest.approx(0.5)  # 3 * 0.25 / (1 + 2 * 0.25)
+    assert np.isnan(spearman_brown(float("nan")))
+
+
+def test_split_half_of_perfectly_separated_policies_is_perfect():
+    # deterministic policies (always 0, always 1, half-half in fixed blocks of 2): every split keeps the order
+    real = [np.zeros(10), np.ones(10)]
+    assert split_half(real, pearson, n=20) == pytest.approx(np.ones(20))
+    # identical coin-flip policies: no reliable difference; over many samples the halves' correlation centres
+    # near 0, while well-separated policies stay near 1
+    rng = np.random.default_rng(1)
+    same = [np.nanmean(split_half([rng.random(40) < 0.5 for _ in range(8)], spearman, n=50)) for _ in range(40)]
+    apart = [np.nanmean(split_half([rng.random(40) < p for p in np.linspace(0.05, 0.95, 8)], spearman, n=50))
+             for _ in range(5)]
+    assert abs(np.mean(same)) < 0.1 and np.mean(apart) > 0.85
+
+
+def test_bootstrap_with_members_is_the_mean_over_members():
+    real = [np.array([0, 0, 1, 1.0]), np.array([1, 1, 1, 0.0]), np.array([0, 0, 0, 0.0])]  # 0.5, 0.75, 0
+    # member 0 ranks perfectly, member 1 reverses: mean Spearman 0
+    pred = [np.array([[0.5] * 4, [0.5] * 4]), np.array([[0.9] * 4, [0.1] * 4]), np.array([[0.1] * 4, [0.9] * 4])]
+    value, lo, hi = bootstrap(spearman, real, pred, n=50)
+    assert value == pytest.approx(0.0)
+    # one member alone is the old behaviour
+    assert bootstrap(spearman, real, [p[0] for p in pred], n=5)[0] == pytest.approx(1.0)
+    rate, *_, pairs = ab_pick_rate(real, pred, gap=0.25, n=5)  # the pair (0.5, 0.75): member 0 right, member 1 wrong
+    assert pairs == 1 and rate == pytest.approx(0.5)

@@ -246,3 +246,16 @@ def test_scripted_policies_cannot_be_judged_in_imagination(world, tmp_path):
                      device="cpu")  # fmt: skip
     with pytest.raises(ValueError, match="'expert' \\(base 'expert'\\) reads privileged simulator state"):
         evaluate(cfg, progress=False)
+
+
+def test_calibration_uses_only_episodes_the_weights_never_saw(world):
+    from wmeval.eval.evaluate import calibration_episodes
+
+    _, meta = load_world_model(world["model"])
+    index = world["store"].index()
+    chosen = calibration_episodes(meta, index, ("reach",), 1000)
+    assert chosen and {m.key for m in chosen} <= set(meta["data"]["val_keys"])
+    assert not any(m.policy.startswith(JUDGED[:-1]) for m in chosen)  # nor the held-out judged policies
+    one_class = {**meta, "data": {**meta["data"], "val_keys": [m.key for m in chosen if m.outcome]}}
+    with pytest.raises(ValueError, match="unseen episodes of both outcomes.*--val-fraction"):
+        calibration_episodes(one_class, index, ("reach",), 1000)

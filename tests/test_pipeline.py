@@ -7,7 +7,7 @@ from wmeval.pipeline import PRESETS, make_config, run_pipeline
 MICRO = dict(
     tasks=("drawer-open",), demos=8, sizes=(3,), variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(2, 4),
     judged=("bc-*-cnn-proprio-*",), episodes=3, wm_preset="tiny", codec_steps=4, wm_steps=4, wm_batch=4, bc_batch=8,
-    workers=1, eval_batch=8, videos=1, device="cpu", in_distribution=True,
+    workers=1, eval_batch=8, videos=1, device="cpu", in_distribution=True, seeds=2, train_episodes=2, val_fraction=0.5,
 )  # fmt: skip
 
 
@@ -22,6 +22,13 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert trained_on and not any("cnn-proprio" in p for p in trained_on)  # judged policies held out
     stages = json.loads((run / "timings.json").read_text())
     assert {"demos", "policies", "rollouts", "world model (heldout)", "evaluate (heldout)", "total"} <= set(stages)
+    # the second seed reuses the first one's codec and judges the same episodes: an ensemble of 2
+    assert al["n_seeds"] == 2 and "ensemble" in al and al["trust"] is not None
+    assert (run / "wm-heldout-s1" / "codec").is_dir() and "world model (heldout-s1)" in stages
+    seed1 = json.loads((run / "wm-heldout-s1" / "model" / "config.json").read_text())["train"]
+    assert seed1["seed"] == 1 and seed1["codec_from"].endswith("wm-heldout")
+    others = [p for p in trained_on if p.startswith("bc-")]
+    assert others and all(len(glob_episodes(run / "store", p)) == 2 for p in others)  # train_episodes each
     indist = json.loads((run / "wm-indist" / "model" / "config.json").read_text())["data"]["policies"]
     assert set(indist) == set(trained_on) | {p["policy"] for p in al["policies"]}  # the judged ones too
     assert res["results"]["indist"]["n_policies"] == 4 and (run / "report-indist.html").is_file()
@@ -29,8 +36,13 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert again["results"]["heldout"]["policies"] == al["policies"]
 
 
+def glob_episodes(store, policy):
+    return list((store / "episodes").glob(f"*/{policy}/*.safetensors"))
+
+
 def test_presets_are_complete():
     for name in PRESETS:
         cfg = make_config(name, "x")
         assert cfg.judged and cfg.episodes >= 20
-    assert make_config("bench", "x").episodes == 50 and make_config("bench", "x").in_distribution
+    for name in ("cpu", "gpu"):  # the headline: >= 3 seeds, 50 episodes per judged policy
+        assert make_config(name, "x").episodes == 50 and make_config(name, "x").seeds >= 3

@@ -193,7 +193,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_align(args: argparse.Namespace) -> int:
-    from wmeval.align.align import format_per_task, format_policies, format_summary, run_align
+    from wmeval.align.align import run_align
+    from wmeval.align.tables import format_per_task, format_policies, format_summary
 
     res = run_align(args.evaluation, store=args.store, true_table=args.true, out=args.out, n_boot=args.bootstrap)
     print(format_policies(res) + "\n")
@@ -213,11 +214,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from wmeval.align.align import format_per_task, format_summary
+    from wmeval.align.tables import format_per_task, format_summary
     from wmeval.pipeline import make_config, run_pipeline
 
-    cfg = make_config(args.cmd, args.out or f"runs/{args.cmd}", episodes=args.episodes, workers=args.workers,
-                      device=args.device)  # fmt: skip
+    preset = args.cmd
+    if args.cmd == "bench":
+        import torch
+
+        preset = args.preset if args.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
+    out = args.out or ("runs/demo" if preset == "demo" else f"runs/bench-{preset}")
+    cfg = make_config(preset, out, episodes=args.episodes, workers=args.workers, device=args.device)
     res = run_pipeline(cfg, progress=not args.no_progress)
     for case, al in res["results"].items():
         label = "held out by policy" if case == "heldout" else "in distribution"
@@ -352,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     al = sub.add_parser("align", help="predicted vs true success: alignment metrics with intervals")
-    al.add_argument("evaluation", help="evaluation.json written by `wmeval evaluate` (or its directory)")
+    al.add_argument("evaluation", nargs="+", help="evaluation.json written by `wmeval evaluate` (or its directory); "
+                    "several: world models of different seeds, scored as members and as an ensemble")
     al.add_argument("--store", help="real episodes of the judged policies (default: the evaluation's store)")
     al.add_argument("--true", help="a true_success.json from `wmeval collect` instead of --store")
     al.add_argument("--out", help="write the alignment JSON here")
@@ -367,10 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (
         ("demo", "the whole loop at toy size on a CPU (about 10 minutes on 2 cores)"),
-        ("bench", "the whole loop at full size on one GPU: the alignment table of docs/RESULTS.md"),
+        ("bench", "the whole held-out experiment: the headline alignment table of docs/RESULTS.md "
+                  "(--preset cpu: 2 cores in under 2 hours; gpu: full size on one GPU)"),
     ):
         pp = sub.add_parser(name, help=text)
-        pp.add_argument("--out", help=f"run directory (default: runs/{name}); re-run to resume")
+        pp.add_argument("--out", help=f"run directory (default: runs/{name}[-PRESET]); re-run to resume")
+        if name == "bench":
+            pp.add_argument("--preset", default="auto", choices=["auto", "cpu", "gpu"],
+                            help="auto: gpu when CUDA is available, else cpu")
         pp.add_argument("--episodes", type=int, help="episodes per policy in reality and in imagination")
         pp.add_argument("--workers", type=int, help="collection processes (default: all cores)")
         pp.add_argument("--device", default="auto")

@@ -2,7 +2,11 @@
 
 Inputs are aligned arrays over policies: `real[i]` the true success rate of policy i, `pred[i]` the world
 model's predicted rate. Per-episode outcomes enter only through the bootstrap, which resamples each
-policy's episodes to put intervals on any metric.
+policy's episodes to put intervals on any metric, and through the split-half noise ceiling.
+
+Predictions may come from several world models (training seeds) judging the same episodes: then each
+policy's predictions are an array (members, episodes), a metric is the mean over members of the metric of
+each member, and the bootstrap resamples a policy's starts jointly for all members (they share starts).
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
 def pearson(real: np.ndarray, pred: np.ndarray) -> float:
@@ -92,25 +98,79 @@ def checkpoint_regret(real: np.ndarray, pred: np.ndarray, groups: Sequence[str])
     return float(np.mean(losses))
 
 
+def within_tasks(tasks: Sequence[str], metric: Metric) -> Metric:
+    """`metric` applied within each task that has at least 2 policies, averaged over tasks (finite values
+    only): ranking a push policy against a door policy says nothing about checkpoint selection."""
+    tasks = np.asarray(tasks)
+    names = [t for t in np.unique(tasks) if (tasks == t).sum() >= 2]
+
+    def f(real: np.ndarray, pred: np.ndarray) -> float:
+        vals = [metric(real[tasks == t], pred[tasks == t]) for t in names]
+        vals = [v for v in vals if np.isfinite(v)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    return f
+
+
+def spearman_brown(r: float, k: float = 2.0) -> float:
+    """Reliability of a test k times as long as one with reliability r (Spearman 1910, Brown 1910):
+    k r / (1 + (k - 1) r). With k = 2 it lifts a split-half correlation to the full trial count."""
+    return float(k * r / (1 + (k - 1) * r)) if np.isfinite(r) and (1 + (k - 1) * r) > 0 else float("nan")
+
+
+def split_half(real_episodes: Sequence[np.ndarray], metric: Metric, n: int = 200, seed: int = 0) -> np.ndarray:
+    """The metric between two random halves of reality's own episodes (half A plays "reality", half B the
+    "prediction"), for n random splits: how well a second, independent run of reality with half the trials
+    agrees with the first. A policy with an odd count leaves one episode out of each split."""
+    rng = np.random.default_rng(seed)
+    eps = [np.asarray(e, float) for e in real_episodes]
+    out = np.empty(n)
+    for k in range(n):
+        a, b = [], []
+        for e in eps:
+            perm = rng.permutation(len(e))
+            h = len(e) // 2
+            a.append(e[perm[:h]].mean() if h else np.nan)
+            b.append(e[perm[h : 2 * h]].mean() if h else np.nan)
+        out[k] = metric(np.array(a), np.array(b))
+    return out
+
+
+def _members(pred_episodes: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each policy's predictions as (members, episodes); a 1-D array is one member."""
+    out = [np.atleast_2d(np.asarray(p, float)) for p in pred_episodes]
+    if len({p.shape[0] for p in out}) > 1:
+        raise ValueError("every policy needs predictions from the same number of world models")
+    return out
+
+
+def member_mean(metric: Metric, real: np.ndarray, pred_members: np.ndarray) -> float:
+    """Mean over members of metric(real, pred_members[s]); pred_members (members, policies)."""
+    vals = [metric(real, p) for p in pred_members]
+    vals = [v for v in vals if np.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def bootstrap(
-    metric: Callable[[np.ndarray, np.ndarray], float],
+    metric: Metric,
     real_episodes: Sequence[np.ndarray],
     pred_episodes: Sequence[np.ndarray],
     n: int = 1000,
     seed: int = 0,
     level: float = 0.95,
 ) -> tuple[float, float, float]:
-    """(value, low, high): the metric on per-policy means, and a percentile interval from resampling each
-    policy's episodes (real and predicted outcomes resampled independently, as they are independent runs)."""
+    """(value, low, high): the metric on per-policy means (averaged over members when predictions are
+    (members, episodes)), and a percentile interval from resampling each policy's episodes (real and
+    predicted resampled independently: they are independent runs; members share the resampled starts)."""
     rng = np.random.default_rng(seed)
+    preds = _members(pred_episodes)
     real = np.array([np.mean(e) for e in real_episodes])
-    pred = np.array([np.mean(e) for e in pred_episodes])
-    value = metric(real, pred)
+    value = member_mean(metric, real, np.stack([p.mean(1) for p in preds], 1))
     draws = []
     for _ in range(n):
         r = np.array([rng.choice(e, len(e)).mean() for e in real_episodes])
-        p = np.array([rng.choice(e, len(e)).mean() for e in pred_episodes])
-        draws.append(metric(r, p))
+        p = np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
+        draws.append(member_mean(metric, r, p))
     draws = np.array(draws, float)
     draws = draws[np.isfinite(draws)]
     if not len(draws):
@@ -129,12 +189,13 @@ def ab_pick_rate(
     groups: Sequence[str] | None = None,
 ) -> tuple[float, float, float, int]:
     """A/B test: over policy pairs whose true gap is within `gap` +- `width`, how often the model picks the
-    truly better one (a model tie counts one half). With `groups` (e.g. the task), only pairs within a
-    group are compared. Returns (rate, low, high, pairs), the interval from resampling episodes."""
+    truly better one (a model tie counts one half; several members: their mean). With `groups` (e.g. the
+    task), only pairs within a group are compared. Returns (rate, low, high, pairs), the interval from
+    resampling the predicted episodes (reality's rates are the reference)."""
     real = np.array([np.mean(e) for e in real_episodes])
     i, j = np.triu_indices(len(real), k=1)
     d = np.abs(real[i] - real[j])
-    sel = (d >= gap - width) & (d <= gap + width) & (d > 0)
+    sel = (d >= gap - width - 1e-9) & (d <= gap + width + 1e-9) & (d > 0)
     if groups is not None:
         g = np.asarray(groups)
         sel &= g[i] == g[j]
@@ -143,11 +204,13 @@ def ab_pick_rate(
     pi, pj = i[sel], j[sel]
     better_i = real[pi] > real[pj]
 
-    def rate(pred: np.ndarray) -> float:
-        dp = pred[pi] - pred[pj]
+    def rate(pred_members: np.ndarray) -> float:  # (members, policies)
+        dp = pred_members[:, pi] - pred_members[:, pj]
         return float(np.where(dp == 0, 0.5, (dp > 0) == better_i).mean())
 
-    pred = np.array([np.mean(e) for e in pred_episodes])
+    preds = _members(pred_episodes)
     rng = np.random.default_rng(seed)
-    draws = [rate(np.array([rng.choice(e, len(e)).mean() for e in pred_episodes])) for _ in range(n)]
-    return rate(pred), float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975)), int(sel.sum())
+    draws = [rate(np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1))
+             for _ in range(n)]  # fmt: skip
+    value = rate(np.stack([q.mean(1) for q in preds], 1))
+    return value, float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975)), int(sel.sum())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wmeval.align.align import PER_TASK_HEAD, POLICY_HEAD, fmt_ci, per_task_rows, policy_rows, summary_rows
+from wmeval.align.tables import PER_TASK_HEAD, fmt_ci, per_task_rows, policy_head, policy_rows, summary_head, summary_rows
 from wmeval.data.store import atomic_write_text
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -144,6 +144,16 @@ def _videos(eval_dir: Path | None) -> str:
     return '<div class="videos">' + "".join(figs) + "</div>"
 
 
+def _members(res: dict) -> str:
+    n = res.get("n_seeds", 1)
+    if n < 2:
+        return ""
+    return (f"Judged by an ensemble of {n} world models (training seeds): the predicted rates are the ensemble's, "
+            f"the headline gives the mean over seeds, its spread and the ensemble; verdicts on which the seeds "
+            f"disagree by a standard deviation of {100 * res['trust']['low_trust_threshold']:.0f} points or more "
+            "are flagged LOW trust. Member 1: ")  # fmt: skip
+
+
 def render(res: dict, eval_dir: Path | None = None) -> str:
     ev = res["evaluation"]
     tr = ev["model_training"]
@@ -155,12 +165,12 @@ def render(res: dict, eval_dir: Path | None = None) -> str:
 <body>
 <h1>World-model evaluation vs reality</h1>
 <p>{res["n_policies"]} policies on {res["n_tasks"]} task(s), {res["n_episodes_per_policy"]} imagined episodes each
-(reality: {res["n_real_episodes_per_policy"]}+ per policy). World model <code>{_e(ev["model"])}</code>, trained on
+(reality: {res["n_real_episodes_per_policy"]}+ per policy). {_members(res)}World model <code>{_e(ev["model"])}</code>, trained on
 {len(tr["policies"])} policies' episodes; held out: <code>{_e(excluded)}</code>. Success rule: {_e(rule["stat"])}
 value, Platt-calibrated on {cal["episodes"]} validation episodes (accuracy {cal["accuracy"]:.2f},
 AUROC {fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
 <h2>Headline</h2>
-{_table(["metric", "value [95% CI]"], summary_rows(res))}
+{_table(summary_head(res), summary_rows(res))}
 <div class="charts">
 <div><h2>Predicted vs true success rate</h2>{scatter_svg(res)}
 <p class="muted">Bars: 95% intervals (true: Wilson; predicted: bootstrap). Dashed: y = x.</p></div>
@@ -171,7 +181,7 @@ AUROC {fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
 <h2>Per task</h2>
 {_table(PER_TASK_HEAD, per_task_rows(res))}
 <h2>Policies</h2>
-{_table(POLICY_HEAD, policy_rows(res), num_from=2)}
+{_table(policy_head(res), policy_rows(res), num_from=2)}
 <h2>Real vs imagined</h2>
 {_videos(eval_dir)}
 <h2>Conventions</h2>

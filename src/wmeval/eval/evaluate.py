@@ -66,30 +66,41 @@ def _spread(items: list, n: int) -> list:
     return [items[int(i * len(items) / n)] for i in range(n)]
 
 
-def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
-              cfg: EvalConfig, progress: bool):  # fmt: skip
-    """Fit the success rule on episodes of the policies the model was trained on (never the judged ones when
-    they were held out): its validation episodes first (unseen by its weights), topped up with training
-    episodes when there are fewer than `calibration_episodes` or only one outcome among them."""
+MIN_LEARNED = 48  # learned-policy calibration episodes (with >= MIN_LEARNED // 6 of each outcome) to use them alone
+
+
+def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str, ...], n: int) -> list[EpisodeMeta]:
+    """Episodes to fit the success rule on: the world model's validation episodes only (its weights never saw
+    them; training episodes would make the rule, and the calibration it reports, optimistic), of the
+    policies it was trained on (never the judged ones when they were held out). Learned policies' episodes
+    alone when there are enough, since they fail the way the judged (learned) policies do."""
     val = set(meta["data"]["val_keys"])
     trained = set(meta["data"]["policies"])
-    pool = sorted((m for m in index if m.task in tasks and m.policy in trained), key=lambda m: m.key)
-    chosen = _spread([m for m in pool if m.key in val], cfg.calibration_episodes)
-    one_outcome = len({m.outcome for m in chosen}) < 2
-    if len(chosen) < cfg.calibration_episodes or one_outcome:
-        more = cfg.calibration_episodes if one_outcome else cfg.calibration_episodes - len(chosen)
-        chosen += _spread([m for m in pool if m.key not in val], more)
-    if not chosen:
+    pool = sorted((m for m in index if m.task in tasks and m.policy in trained and m.key in val), key=lambda m: m.key)
+    learned = [m for m in pool if m.policy_spec.get("base") == "checkpoint"]
+    wins = sum(m.outcome for m in learned)
+    if len(learned) >= MIN_LEARNED and min(wins, len(learned) - wins) >= MIN_LEARNED // 6:
+        pool = learned
+    chosen = _spread(pool, n)
+    if len({m.outcome for m in chosen}) < 2:
         raise ValueError(
-            f"no episodes of the world model's training policies on tasks {list(tasks)} in {store.root}: "
-            "evaluate with the store it was trained on (--store)"
+            f"the world model's validation episodes on tasks {list(tasks)} hold {len(chosen)} episodes with "
+            f"{sum(m.outcome for m in chosen)} successes: calibration needs unseen episodes of both outcomes; "
+            "retrain with a larger --val-fraction, or evaluate with the store it was trained on (--store)"
         )
+    return chosen
+
+
+def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
+              cfg: EvalConfig, progress: bool):  # fmt: skip
+    """Fit the success rule on open-loop replays of `calibration_episodes`; report its agreement there."""
+    chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes)
     values = replay_values(model, store, chosen, cfg.batch_size, cfg.noise_seed, progress)
     outcomes = np.array([m.outcome for m in chosen])
     rule = fit_rule(values, outcomes, cfg.rule)
-    n_val = sum(m.key in val for m in chosen)
-    return rule, {"episodes": len(chosen), "validation_episodes": n_val, "training_episodes": len(chosen) - n_val,
-                  **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
+    learned = sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)
+    return rule, {"episodes": len(chosen), "validation_episodes": len(chosen), "training_episodes": 0,
+                  "learned_policy_episodes": learned, **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
 
 
 def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_layout: dict, model_name: str,

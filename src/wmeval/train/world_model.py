@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -59,6 +60,7 @@ class WMTrainConfig:
     eval_every: int = 250
     save_every: int = 500
     seed: int = 0
+    codec_from: str | None = None  # a run directory whose finished codec and latent cache this run reuses
     device: str = "auto"
     bf16: bool | None = None  # None: on for CUDA
     compile: bool | None = None  # None: on for CUDA
@@ -137,6 +139,8 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     val_keys = [k for k in keys if is_validation(k, cfg.val_fraction)]
     train_keys = [k for k in keys if k not in set(val_keys)]
     if rank == 0:
+        if cfg.codec_from:
+            reuse_codec(Path(cfg.codec_from), Path(cfg.out), cfg.codec_steps)
         codec = train_codec(cfg, wm_cfg.codec, store, train_keys, val_keys, device, progress)
         arrays, cache_meta = latent_cache(cfg, codec, store, keys, device, progress)
     if world > 1:
@@ -151,6 +155,24 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     data = Data(keys, train_keys, val_keys, sorted({m.task for m in metas}), sorted({m.policy for m in metas}),
                 train, val, cache_meta["store_fingerprint"])  # fmt: skip
     return codec, data
+
+
+def reuse_codec(src: Path, out: Path, codec_steps: int) -> None:
+    """Start a run from another run's finished codec and latent cache (e.g. world models that differ only in
+    the dynamics' seed), so the codec is trained and every episode encoded once. Copies, never moves."""
+    if latest_step_dir(out / "codec") is not None:
+        return
+    last = latest_step_dir(src / "codec")
+    if last is None or read_config(last)["step"] < codec_steps:
+        raise ValueError(f"{src} has no codec trained for {codec_steps} steps to reuse; train it first")
+    (out / "codec").mkdir(parents=True, exist_ok=True)
+    tmp = out / "codec" / f".{last.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(last, tmp)
+    tmp.rename(out / "codec" / last.name)
+    if (src / "latents.safetensors").is_file() and not (out / "latents.safetensors").is_file():
+        shutil.copyfile(src / "latents.safetensors", out / ".latents.safetensors.tmp")
+        (out / ".latents.safetensors.tmp").rename(out / "latents.safetensors")
 
 
 def init_model(wm_cfg: WorldModelConfig, codec: FrameCodec, data: Data, device) -> WorldModel:
