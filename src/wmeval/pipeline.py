@@ -164,7 +164,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
                                exclude_policies=tuple(exclude), codec_steps=cfg.codec_steps, steps=cfg.wm_steps,
                                batch_size=cfg.wm_batch, device=cfg.device, seed=k, val_fraction=cfg.val_fraction,
                                codec_from=str(out / f"wm-{case}") if k else None,
-                               eval_every=max(50, cfg.wm_steps // 10), save_every=max(100, cfg.wm_steps // 5))  # fmt: skip
+                               eval_every=max(50, cfg.wm_steps // 10),
+                               save_every=max(100, cfg.wm_steps // 5))  # fmt: skip
             model = timer.run(f"world model ({name})", train_world_model, wm, progress)
             evals.append(out / f"eval-{name}")
             ev = EvalConfig(model=str(model), zoo=str(zoo_path), out=str(evals[-1]), store=store,

@@ -237,7 +237,8 @@ def replay_metrics(evaluations: list[dict], n_boot: int, seed: int) -> dict:
         pe = p.mean(0)
         out["ensemble_episode_accuracy"] = _interval(*bootstrap_mean(((pe >= 0.5) == y).astype(float), n_boot, seed))
         out["ensemble_episode_auroc"] = auroc(pe, y)
-    out["per_task_accuracy"] = {t: float(correct[[k[1] == t for k in keys]].mean()) for t in sorted({k[1] for k in keys})}
+    tasks = np.array([k[1] for k in keys])
+    out["per_task_accuracy"] = {t: float(correct[tasks == t].mean()) for t in sorted(set(tasks))}
     return out
 
 
@@ -273,7 +274,8 @@ def align(evaluations: dict | list[dict], truth: dict[tuple[str, str], list], tr
         rate, plo, phi = bootstrap_mean(q.mean(0), n_boot, seed)
         row = {"policy": p["policy"], "task": p["task"], "tags": p["tags"],
                "real_rate": float(r.mean()), "real_low": lo, "real_high": hi, "real_episodes": len(r),
-               "predicted_rate": rate, "predicted_low": plo, "predicted_high": phi, "predicted_episodes": q.shape[1]}  # fmt: skip
+               "predicted_rate": rate, "predicted_low": plo, "predicted_high": phi,
+               "predicted_episodes": q.shape[1]}  # fmt: skip
         if S > 1:
             row["member_rates"] = [float(x) for x in q.mean(1)]
             row["uncertainty"] = float(q.mean(1).std(ddof=1))

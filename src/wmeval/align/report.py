@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wmeval.align.tables import PER_TASK_HEAD, fmt_ci, per_task_rows, policy_head, policy_rows, summary_head, summary_rows
+from wmeval.align import tables as T
 from wmeval.data.store import atomic_write_text
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -165,12 +165,13 @@ def render(res: dict, eval_dir: Path | None = None) -> str:
 <body>
 <h1>World-model evaluation vs reality</h1>
 <p>{res["n_policies"]} policies on {res["n_tasks"]} task(s), {res["n_episodes_per_policy"]} imagined episodes each
-(reality: {res["n_real_episodes_per_policy"]}+ per policy). {_members(res)}World model <code>{_e(ev["model"])}</code>, trained on
+(reality: {res["n_real_episodes_per_policy"]}+ per policy). {_members(res)}World model
+<code>{_e(ev["model"])}</code>, trained on
 {len(tr["policies"])} policies' episodes; held out: <code>{_e(excluded)}</code>. Success rule: {_e(rule["stat"])}
 value, Platt-calibrated on {cal["episodes"]} validation episodes (accuracy {cal["accuracy"]:.2f},
-AUROC {fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
+AUROC {T.fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
 <h2>Headline</h2>
-{_table(summary_head(res), summary_rows(res))}
+{_table(T.summary_head(res), T.summary_rows(res))}
 <div class="charts">
 <div><h2>Predicted vs true success rate</h2>{scatter_svg(res)}
 <p class="muted">Bars: 95% intervals (true: Wilson; predicted: bootstrap). Dashed: y = x.</p></div>
@@ -179,9 +180,9 @@ AUROC {fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
 95% bootstrap interval. Dashed: a coin flip.</p></div>
 </div>
 <h2>Per task</h2>
-{_table(PER_TASK_HEAD, per_task_rows(res))}
+{_table(T.PER_TASK_HEAD, T.per_task_rows(res))}
 <h2>Policies</h2>
-{_table(policy_head(res), policy_rows(res), num_from=2)}
+{_table(T.policy_head(res), T.policy_rows(res), num_from=2)}
 <h2>Real vs imagined</h2>
 {_videos(eval_dir)}
 <h2>Conventions</h2>

@@ -73,7 +73,8 @@ def summary_rows(res: dict) -> list[list[str]]:
     episodes = f"{fmt_ci(res['episode_balanced_accuracy'])} / {fmt_ci(res['episode_auroc'])} / " \
                f"{fmt_ci(res['episode_brier'])}"  # fmt: skip
     tail = [["per-episode balanced accuracy / AUROC / Brier", episodes],
-            ["policies x tasks / imagined episodes each", f"{res['n_policies']} / {res['n_episodes_per_policy']}"]]  # fmt: skip
+            ["policies x tasks / imagined episodes each",
+             f"{res['n_policies']} / {res['n_episodes_per_policy']}"]]  # fmt: skip
     if res.get("trust"):
         t = res["trust"]
         tail.append(["trust: Spearman(disagreement, |error|)", fmt_ci(t["trust_error_spearman"])])

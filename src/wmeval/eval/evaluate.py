@@ -100,7 +100,8 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     rule = fit_rule(values, outcomes, cfg.rule)
     learned = sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)
     return rule, {"episodes": len(chosen), "validation_episodes": len(chosen), "training_episodes": 0,
-                  "learned_policy_episodes": learned, **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
+                  "learned_policy_episodes": learned,
+                  **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
 
 
 def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_layout: dict, model_name: str,
