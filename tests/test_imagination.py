@@ -259,3 +259,19 @@ def test_calibration_uses_only_episodes_the_weights_never_saw(world):
     one_class = {**meta, "data": {**meta["data"], "val_keys": [m.key for m in chosen if m.outcome]}}
     with pytest.raises(ValueError, match="unseen episodes of both outcomes.*--val-fraction"):
         calibration_episodes(one_class, index, ("reach",), 1000)
+
+
+def test_closed_loop_calibration_imagines_the_training_policies_from_their_starts(world, tmp_path):
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(tmp_path / "eval"), policies=(JUDGED,),
+                     episodes=2, seed=104, batch_size=8, calibration="closed-loop", calibration_episodes=64,
+                     videos=0, replay=False, device="cpu")  # fmt: skip
+    _, meta = load_world_model(world["model"])
+    chosen = [m for m in world["store"].index() if m.key in set(meta["data"]["val_keys"]) and m.policy.startswith("bc-")]
+    if len({m.outcome for m in chosen}) < 2:
+        with pytest.raises(ValueError, match="closed-loop calibration needs validation episodes of both outcomes"):
+            evaluate(cfg, progress=False)
+        return
+    cal = evaluate(cfg, progress=False)["calibration"]
+    assert cal["method"] == "closed-loop" and cal["episodes"] == cal["learned_policy_episodes"] == len(chosen)
+    with pytest.raises(ValueError, match="unknown calibration 'open'"):
+        replace(cfg, calibration="open")

@@ -179,7 +179,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         model=args.model, zoo=args.zoo, out=args.out, store=args.store, policies=_tuple(args.policies),
         tasks=_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
-        calibration_episodes=args.calibration_episodes, replay=not args.no_replay, videos=args.videos,
+        calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
+        videos=args.videos,
         noise_seed=args.noise_seed, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
@@ -349,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "final", "max", "mean-last"],
         help="value statistic read as success (auto: lowest Brier on calibration episodes)",
     )
+    ev.add_argument("--calibration", default="replay", choices=["replay", "closed-loop"],
+                    help="fit the success rule on the model's validation episodes replayed open loop, or on their "
+                         "(learned) policies acting in imagination from the same starts")
     ev.add_argument("--calibration-episodes", type=int, default=256)
     ev.add_argument("--no-replay", action="store_true", help="skip open-loop replay of recorded episodes")
     ev.add_argument("--videos", type=int, default=6, help="imagined episodes saved as GIFs")

@@ -23,13 +23,16 @@ import numpy as np
 from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
-from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
+from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts, start_frame
 from wmeval.eval.success import SuccessRule, bootstrap_mean, fit_rule, outcome_metrics, replay_values
 from wmeval.model.world_model import load_world_model
 from wmeval.policies.learned import LearnedPolicy
 from wmeval.reality.base import Layout
 from wmeval.train.common import resolve_device
 from wmeval.zoo import PolicySpec, load_zoo
+
+
+CALIBRATIONS = ("replay", "closed-loop")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class EvalConfig:
     seed: int = 1000  # first start seed: starts seed, seed + 1, ... as in `wmeval collect --seed`
     batch_size: int = 64
     rule: str = "auto"  # success statistic, see wmeval.eval.success
+    calibration: str = "replay"  # fit the rule on: "replay" (open loop) or "closed-loop" imagination
     calibration_episodes: int = 256
     replay: bool = True
     videos: int = 6
@@ -54,6 +58,8 @@ class EvalConfig:
         for name in ("episodes", "batch_size", "calibration_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"unknown calibration {self.calibration!r}; valid: {', '.join(CALIBRATIONS)}")
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -93,13 +99,34 @@ def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str,
 
 def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
               cfg: EvalConfig, progress: bool):  # fmt: skip
-    """Fit the success rule on open-loop replays of `calibration_episodes`; report its agreement there."""
+    """Fit the success rule on `calibration_episodes`; report its agreement there.
+
+    `replay`: their logged actions replayed open loop. `closed-loop`: their policies (learned ones, named
+    in the zoo) act in imagination from the episode's recorded start, as the judged policies will, and
+    the real episode's outcome is the label: the rule is then fitted where it is applied, so drift that
+    only closed loop shows (a policy reacting to blurry imagined frames) is calibrated away."""
     chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes)
-    values = replay_values(model, store, chosen, cfg.batch_size, cfg.noise_seed, progress)
+    if cfg.calibration == "closed-loop":
+        zoo = load_zoo(cfg.zoo)
+        names = {p.name for p in zoo.policies if p.base == "checkpoint"}
+        chosen = [m for m in chosen if m.policy in names]
+        if len({m.outcome for m in chosen}) < 2:
+            raise ValueError(
+                f"closed-loop calibration needs validation episodes of both outcomes from learned policies of "
+                f"{zoo.source} that the world model was trained on; found {len(chosen)}: add such policies' "
+                "rollouts to the training data, or use --calibration replay"
+            )
+        jobs = [Job(zoo.policy(m.policy), m.task, start_frame(store, m)) for m in chosen]
+        eps = imagine(model, store.layout, jobs, cfg.batch_size, cfg.noise_seed, progress=progress)
+        ok = [i for i, e in enumerate(eps) if e.error is None]
+        chosen, values = [chosen[i] for i in ok], np.stack([eps[i].values for i in ok])
+    else:
+        values = replay_values(model, store, chosen, cfg.batch_size, cfg.noise_seed, progress)
     outcomes = np.array([m.outcome for m in chosen])
     rule = fit_rule(values, outcomes, cfg.rule)
     learned = sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)
-    return rule, {"episodes": len(chosen), "validation_episodes": len(chosen), "training_episodes": 0,
+    return rule, {"method": cfg.calibration, "episodes": len(chosen), "validation_episodes": len(chosen),
+                  "training_episodes": 0,
                   "learned_policy_episodes": learned,
                   **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
 

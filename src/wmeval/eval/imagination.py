@@ -76,11 +76,13 @@ def recorded_starts(
             f"{store.root}: no recorded start for task {task!r}, seeds {shown}; record them first with "
             f"`wmeval collect --out {store.root} --tasks {task} --seed {min(missing)} ...` or pick other seeds"
         )
-    out = []
-    for s in seeds:
-        ep = store.load(by_seed[s].key, verify=False)
-        out.append(StartFrame(Start.from_json(ep.meta.start), np.array(ep.frames[0]), np.array(ep.proprio[0])))
-    return out
+    return [start_frame(store, by_seed[s]) for s in seeds]
+
+
+def start_frame(store: EpisodeStore, meta: EpisodeMeta) -> StartFrame:
+    """The recorded start of one episode."""
+    ep = store.load(meta.key, verify=False)
+    return StartFrame(Start.from_json(ep.meta.start), np.array(ep.frames[0]), np.array(ep.proprio[0]))
 
 
 def noise_seed(seed: int, start: Start) -> int:
