@@ -31,7 +31,6 @@ from wmeval.reality.base import Layout
 from wmeval.train.common import resolve_device
 from wmeval.zoo import PolicySpec, load_zoo
 
-
 CALIBRATIONS = ("replay", "closed-loop")
 
 
