@@ -99,8 +99,16 @@ class Attention(nn.Module):
         return self.out(rearrange(y, "b h n d -> b n (h d)")), k, v
 
 
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
+def modulate(x_BND: torch.Tensor, shift_BTD: torch.Tensor, scale_BTD: torch.Tensor) -> torch.Tensor:
+    """x * (1 + scale) + shift, with one (shift, scale) per frame broadcast over the frame's N tokens."""
+    B, T, D = shift_BTD.shape
+    x = x_BND.view(B, T, -1, D)
+    return (x * (1 + scale_BTD[:, :, None]) + shift_BTD[:, :, None]).view(B, -1, D)
+
+
+def per_token(g_BTD: torch.Tensor, N: int) -> torch.Tensor:
+    """A per-frame gate (B, T, D) spread over the frame's N tokens: (B, T * N, D)."""
+    return g_BTD[:, :, None].expand(-1, -1, N, -1).flatten(1, 2)
 
 
 class Block(nn.Module):
@@ -118,11 +126,14 @@ class Block(nn.Module):
         nn.init.zeros_(self.ada[1].weight)
         nn.init.zeros_(self.ada[1].bias)
 
-    def forward(self, x_BND, cond_BND, frame_N, mask=None, past_k=None, past_v=None):
-        s1, c1, g1, s2, c2, g2 = self.ada(cond_BND).chunk(6, dim=-1)
+    def forward(self, x_BND, cond_BTD, frame_N, mask=None, past_k=None, past_v=None):
+        # The conditioning is one vector per frame, so the modulation is computed per frame (not per token:
+        # that would cost as much as the MLP) and broadcast over the frame's tokens.
+        s1, c1, g1, s2, c2, g2 = self.ada(cond_BTD).chunk(6, dim=-1)
+        N = x_BND.shape[1] // cond_BTD.shape[1]
         a, k, v = self.attn(modulate(self.norm1(x_BND), s1, c1), frame_N, mask, past_k, past_v)
-        x_BND = x_BND + g1 * a
-        x_BND = x_BND + g2 * self.mlp(modulate(self.norm2(x_BND), s2, c2))
+        x_BND = x_BND + per_token(g1, N) * a
+        x_BND = x_BND + per_token(g2, N) * self.mlp(modulate(self.norm2(x_BND), s2, c2))
         return x_BND, k, v
 
 
@@ -165,18 +176,18 @@ class Dynamics(nn.Module):
 
     # ---- tokens in and out ----
     def tokens(self, latents, proprio, actions_in, has_action, tau):
-        """(B, T, V, C, h, w), (B, T, S), (B, T, K, A), (B, T), (B, T) -> tokens and conditioning (B, T*N, d)."""
+        """(B, T, V, C, h, w), (B, T, S), (B, T, K, A), (B, T), (B, T) -> tokens (B, T*N, d) and the
+        per-frame conditioning (B, T, d)."""
         c, p = self.cfg, self.cfg.patch
         patches = rearrange(latents, "b t v c (h p1) (w p2) -> b t (v h w) (c p1 p2)", p1=p, p2=p)
         x = torch.cat([self.patch_in(patches), self.proprio_in(proprio)[:, :, None]], dim=2) + self.pos
         act = torch.cat([actions_in.flatten(2), has_action[..., None].float()], dim=-1)
         cond = self.action_in(act) + self.tau_in(timestep_features(tau, c.d_model))  # (B, T, d)
-        cond = cond[:, :, None].expand(-1, -1, c.tokens_per_frame, -1)
-        return x.flatten(1, 2), cond.flatten(1, 2)
+        return x.flatten(1, 2), cond
 
-    def heads(self, x_BND, cond_BND, T: int) -> DynamicsOutput:
+    def heads(self, x_BND, cond_BTD, T: int) -> DynamicsOutput:
         c, p = self.cfg, self.cfg.patch
-        shift, scale = self.ada_out(cond_BND).chunk(2, dim=-1)
+        shift, scale = self.ada_out(cond_BTD).chunk(2, dim=-1)
         h = modulate(self.norm_out(x_BND), shift, scale)
         h = rearrange(h, "b (t n) d -> b t n d", t=T)
         g = c.grid // p
