@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 import torch
 
@@ -35,6 +36,14 @@ def timed(fn, dev: torch.device, min_s: float) -> float:
         n += 1
     sync(dev)
     return (time.perf_counter() - t0) / n
+
+
+def matmul_gflops(dev: torch.device, n: int = 2048, seconds: float = 2.0) -> float:
+    """The machine's measured dense matmul rate (fp32 on a CPU, bf16 on a GPU): the yardstick for every
+    GFLOP/s below."""
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    return 2 * n**3 / timed(lambda: a @ b, dev, seconds) / 1e9
 
 
 def dynamics_flops(wm: WorldModel, q_tokens: int, kv_tokens: int) -> float:
@@ -60,6 +69,9 @@ def decoder_flops(wm: WorldModel) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--d-model", type=int, help="override the preset's width (with --depth, --heads: size sweeps)")
+    ap.add_argument("--depth", type=int)
+    ap.add_argument("--heads", type=int)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16, help="training batch")
@@ -73,6 +85,8 @@ def main() -> None:
     bf16 = dev.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(0)
     cfg = preset(args.preset, args.image_size, 1, 4, 4, 4)
+    sizes = {k: v for k, v in (("d_model", args.d_model), ("depth", args.depth), ("heads", args.heads)) if v}
+    cfg = replace(cfg, dynamics=replace(cfg.dynamics, **sizes))
     wm = WorldModel(cfg).to(dev)
     c = cfg.dynamics
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
@@ -80,6 +94,8 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; {os.cpu_count()} cores; preset {args.preset} "
           f"(dynamics {n_params / 1e6:.2f} M params, d={c.d_model}, depth {c.depth}, "
           f"{c.tokens_per_frame} tokens/frame, window {cfg.window}); bf16={bf16}")  # fmt: skip
+    peak = matmul_gflops(dev, seconds=args.seconds)
+    print(f"measured matmul rate (2048 x 2048, {'bf16' if dev.type == 'cuda' else 'fp32'}): {peak:,.0f} GFLOP/s")
 
     # ---- training ----
     B, T, N = args.batch_size, cfg.window, c.tokens_per_frame
@@ -99,21 +115,25 @@ def main() -> None:
     s = timed(train_step, dev, args.seconds)
     flops = 3 * B * dynamics_flops(wm, T * N, T * N) / 2  # block-causal: ~half the attention pairs (rough)
     mfu = f", MFU {100 * flops / s / (args.peak_tflops * 1e12):.1f}%" if args.peak_tflops else ""
-    print(f"train: {1 / s:.2f} steps/s, {B * T / s:,.0f} frames/s, {flops / s / 1e12:.3f} TFLOP/s{mfu}")
+    print(f"train: {1 / s:.2f} steps/s, {B * T / s:,.0f} frames/s, {flops / s / 1e9:.1f} GFLOP/s "
+          f"({100 * flops / s / 1e9 / peak:.0f}% of the measured matmul rate){mfu}")  # fmt: skip
 
     # ---- imagination ----
     wm.eval()
     steps = cfg.sample_steps
     print(f"imagination ({steps} Euler steps + 1 commit pass per frame, context {cfg.window} frames):")
-    print("| batch | KV cache frames/s | no-cache frames/s | cache speed-up | bound frames/s (FLOPs) |")
-    print("|---|---|---|---|---|")
+    print("| batch | KV cache frames/s | GFLOP/s (% of matmul) | no-cache frames/s | cache speed-up | bound frames/s "
+          "(FLOPs) |")
+    print("|---|---|---|---|---|---|")
     for b in map(int, args.batches.split(",")):
         s_cached, s_full = imagination_seconds(wm, b, dev, bf16, args.seconds)
         per_frame = (steps + 1) * dynamics_flops(wm, N, cfg.window * N) + decoder_flops(wm)
         bound = (
             f"{args.peak_tflops * 1e12 / per_frame:,.0f}" if args.peak_tflops else f"{per_frame / 1e6:.1f} MFLOP/frame"
         )
-        print(f"| {b} | {b / s_cached:,.0f} | {b / s_full:,.0f} | {s_full / s_cached:.1f}x | {bound} |", flush=True)
+        rate = b * per_frame / s_cached / 1e9
+        print(f"| {b} | {b / s_cached:,.0f} | {rate:.1f} ({100 * rate / peak:.0f}%) | {b / s_full:,.0f} | "
+              f"{s_full / s_cached:.1f}x | {bound} |", flush=True)
 
 
 @torch.no_grad()

@@ -2,17 +2,20 @@
 
 import json
 
+import pytest
+
 from wmeval.pipeline import PRESETS, make_config, run_pipeline
 
 MICRO = dict(
     tasks=("drawer-open",), demos=8, sizes=(3,), variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(2, 4),
     judged=("bc-*-cnn-proprio-*",), episodes=3, wm_preset="tiny", codec_steps=4, wm_steps=4, wm_batch=4, bc_batch=8,
     workers=1, eval_batch=8, videos=1, device="cpu", in_distribution=True, seeds=2, train_episodes=2, val_fraction=0.5,
+    scripted_episodes=1,
 )  # fmt: skip
 
 
 def test_pipeline_runs_every_stage_and_resumes(tmp_path):
-    cfg = make_config("demo", str(tmp_path / "run"), **MICRO)
+    cfg = make_config("cpu", str(tmp_path / "run"), **MICRO)  # the CPU headline preset at micro size
     res = run_pipeline(cfg, progress=False)
     al = res["results"]["heldout"]
     assert al["n_policies"] == 4 and al["n_episodes_per_policy"] == 3  # 2 checkpoints + 2 degraded copies
@@ -46,3 +49,22 @@ def test_presets_are_complete():
         assert cfg.judged and cfg.episodes >= 20
     for name in ("cpu", "gpu"):  # the headline: >= 3 seeds, 50 episodes per judged policy
         assert make_config(name, "x").episodes == 50 and make_config(name, "x").seeds >= 3
+
+
+def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
+    from wmeval.ablations import ablation_rows, parse_names, run_ablation
+
+    cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
+    run_pipeline(cfg, progress=False)
+    al = run_ablation(cfg, "samples-3", progress=False)  # re-judges with the headline's own world models
+    ev = json.loads((tmp_path / "run" / "ablations" / "samples-3" / "eval-s0" / "evaluation.json").read_text())
+    assert ev["config"]["samples"] == 3 and ev["timing"]["imagined_episodes"] == 3 * 4 * 3  # samples x policies x starts
+    assert ev["model"] == str(tmp_path / "run" / "wm-heldout" / "model") and al["n_seeds"] == 2
+    run_ablation(cfg, "steps-half", progress=False)  # retrains, from the headline's codec, half the steps
+    trained = json.loads((tmp_path / "run" / "ablations" / "steps-half" / "wm-s1" / "model" / "config.json").read_text())
+    assert trained["step"] == 2 and trained["train"]["codec_from"].endswith("wm-heldout")
+    rows = ablation_rows(cfg)
+    assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half"]
+    assert json.loads((tmp_path / "run" / "ablations.json").read_text())[1]["name"] == "samples-3"
+    with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
+        parse_names("samples-3,bogus")

@@ -181,7 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tasks=_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
         calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
         videos=args.videos,
-        noise_seed=args.noise_seed, device=args.device,
+        noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
     print(format_evaluation(res))
@@ -225,6 +225,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         preset = args.preset if args.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
     out = args.out or ("runs/demo" if preset == "demo" else f"runs/bench-{preset}")
     cfg = make_config(preset, out, episodes=args.episodes, workers=args.workers, device=args.device)
+    if getattr(args, "ablation", None):
+        from wmeval.ablations import parse_names
+
+        names = parse_names(args.ablation)  # refused before hours of work, not after
     res = run_pipeline(cfg, progress=not args.no_progress)
     for case, al in res["results"].items():
         label = "held out by policy" if case == "heldout" else "in distribution"
@@ -233,6 +237,14 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(format_summary(al))
         print(f"\nreport: {res['out']}/report-{case}.html")
     print(f"\nwall time per stage (s): {json.dumps(res['timings'])}")
+    if getattr(args, "ablation", None):
+        from wmeval.ablations import ablation_rows, format_rows, run_ablation
+
+        for name in names:
+            print(f"\n== ablation {name}", flush=True)
+            run_ablation(cfg, name, progress=not args.no_progress)
+        print("\n" + format_rows(ablation_rows(cfg)))
+        print(f"rows written to {cfg.out}/ablations.json")
     return 0
 
 
@@ -357,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-replay", action="store_true", help="skip open-loop replay of recorded episodes")
     ev.add_argument("--videos", type=int, default=6, help="imagined episodes saved as GIFs")
     ev.add_argument("--noise-seed", type=int, default=0)
+    ev.add_argument("--samples", type=int, default=1, help="imagined episodes per (policy, start), averaged")
+    ev.add_argument("--euler-steps", type=int, help="Euler steps per generated frame (default: the model's)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
@@ -386,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "bench":
             pp.add_argument("--preset", default="auto", choices=["auto", "cpu", "gpu"],
                             help="auto: gpu when CUDA is available, else cpu")
+            pp.add_argument("--ablation", help="then run these ablations (comma-separated, or 'all') on the same "
+                                               "data and print the ablation table; see wmeval/ablations.py")
         pp.add_argument("--episodes", type=int, help="episodes per policy in reality and in imagination")
         pp.add_argument("--workers", type=int, help="collection processes (default: all cores)")
         pp.add_argument("--device", default="auto")

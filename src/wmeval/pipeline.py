@@ -112,14 +112,40 @@ class Timer:
         return result
 
 
+def world_model_config(cfg: PipelineConfig, out: Path, seed: int, exclude: tuple[str, ...], codec_from: Path | None,
+                       **overrides):  # fmt: skip
+    """The world-model training run of one seed; `overrides` are WMTrainConfig fields (ablations)."""
+    from wmeval.train.world_model import WMTrainConfig
+
+    steps = overrides.get("steps", cfg.wm_steps)
+    return WMTrainConfig(**{
+        "store": str(Path(cfg.out) / "store"), "out": str(out), "preset": cfg.wm_preset, "tasks": cfg.tasks,
+        "exclude_policies": tuple(exclude), "codec_steps": cfg.codec_steps, "steps": cfg.wm_steps,
+        "batch_size": cfg.wm_batch, "device": cfg.device, "seed": seed, "val_fraction": cfg.val_fraction,
+        "codec_from": str(codec_from) if codec_from else None, "eval_every": max(50, steps // 10),
+        "save_every": max(100, steps // 5), **overrides,
+    })  # fmt: skip
+
+
+def eval_config(cfg: PipelineConfig, model: Path, out: Path, zoo: Path, judged: list[str], videos: int, **overrides):
+    """The evaluation of the judged policies by one world model; `overrides` are EvalConfig fields."""
+    from wmeval.eval.evaluate import EvalConfig
+
+    return EvalConfig(**{
+        "model": str(model), "zoo": str(zoo), "out": str(out), "store": str(Path(cfg.out) / "store"),
+        "policies": tuple(judged), "episodes": cfg.episodes, "seed": cfg.seed, "batch_size": cfg.eval_batch,
+        "videos": videos, "device": cfg.device, **overrides,
+    })  # fmt: skip
+
+
 def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     from wmeval.align.align import run_align
     from wmeval.align.report import write_report
     from wmeval.collect import collect
-    from wmeval.eval.evaluate import EvalConfig, evaluate
+    from wmeval.eval.evaluate import evaluate
     from wmeval.policies.grid import GridConfig, train_grid
     from wmeval.reality import make_config as reality_config
-    from wmeval.train.world_model import WMTrainConfig, train_world_model
+    from wmeval.train.world_model import train_world_model
     from wmeval.zoo import load_zoo, matches_any
 
     out = Path(cfg.out)
@@ -160,17 +186,10 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
         evals = []
         for k in range(seeds):
             name = case if k == 0 else f"{case}-s{k}"
-            wm = WMTrainConfig(store=store, out=str(out / f"wm-{name}"), preset=cfg.wm_preset, tasks=cfg.tasks,
-                               exclude_policies=tuple(exclude), codec_steps=cfg.codec_steps, steps=cfg.wm_steps,
-                               batch_size=cfg.wm_batch, device=cfg.device, seed=k, val_fraction=cfg.val_fraction,
-                               codec_from=str(out / f"wm-{case}") if k else None,
-                               eval_every=max(50, cfg.wm_steps // 10),
-                               save_every=max(100, cfg.wm_steps // 5))  # fmt: skip
+            wm = world_model_config(cfg, out / f"wm-{name}", k, exclude, out / f"wm-{case}" if k else None)
             model = timer.run(f"world model ({name})", train_world_model, wm, progress)
             evals.append(out / f"eval-{name}")
-            ev = EvalConfig(model=str(model), zoo=str(zoo_path), out=str(evals[-1]), store=store,
-                            policies=tuple(judged), episodes=cfg.episodes, seed=cfg.seed, batch_size=cfg.eval_batch,
-                            videos=cfg.videos if k == 0 else 0, device=cfg.device)  # fmt: skip
+            ev = eval_config(cfg, model, evals[-1], zoo_path, judged, videos=cfg.videos if k == 0 else 0)
             timer.run(f"evaluate ({name})", evaluate, ev, progress)
         align_path = out / f"alignment-{case}.json"
         results[case] = timer.run(f"align ({case})", run_align, evals, out=align_path)
@@ -180,4 +199,4 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     return {"results": results, "timings": timer.stages, "out": str(out)}
 
 
-__all__ = ["PRESETS", "PipelineConfig", "make_config", "run_pipeline"]
+__all__ = ["PRESETS", "PipelineConfig", "Timer", "eval_config", "make_config", "run_pipeline", "world_model_config"]

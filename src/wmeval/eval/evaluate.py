@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +51,16 @@ class EvalConfig:
     replay: bool = True
     videos: int = 6
     noise_seed: int = 0
+    samples: int = 1  # imagined episodes per (policy, start), each with its own noise; probabilities averaged
+    euler_steps: int | None = None  # Euler steps per generated frame (None: the world model's own setting)
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "batch_size", "calibration_episodes"):
+        for name in ("episodes", "batch_size", "calibration_episodes", "samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.euler_steps is not None and self.euler_steps < 1:
+            raise ValueError(f"euler_steps must be >= 1, got {self.euler_steps}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"unknown calibration {self.calibration!r}; valid: {', '.join(CALIBRATIONS)}")
 
@@ -146,23 +150,23 @@ def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_l
             spec.check(task, layout)
 
 
-def _episode_json(e: ImaginedEpisode) -> str:
-    d = {"policy": e.policy, "task": e.task, "seed": e.seed, "values": [round(float(v), 5) for v in e.values],
-         "error": e.error}  # fmt: skip
+def _episode_json(e: ImaginedEpisode, sample: int = 0) -> str:
+    d = {"policy": e.policy, "task": e.task, "seed": e.seed, "sample": sample,
+         "values": [round(float(v), 5) for v in e.values], "error": e.error}  # fmt: skip
     return json.dumps(d)
 
 
-def _load_done(path: Path) -> dict[tuple[str, str, int], dict]:
+def _load_done(path: Path) -> dict[tuple[str, str, int, int], dict]:
     """Episodes finished by an earlier run. A torn last line (a run killed mid-write) is dropped from the
     file, so that what this run appends stays readable."""
-    done: dict[tuple[str, str, int], dict] = {}
+    done: dict[tuple[str, str, int, int], dict] = {}
     if not path.is_file():
         return done
     lines = path.read_text().splitlines()
     for n, line in enumerate(lines):
         try:
             d = json.loads(line)
-            done[(d["policy"], d["task"], d["seed"])] = d
+            done[(d["policy"], d["task"], d["seed"], d.get("sample", 0))] = d
         except (json.JSONDecodeError, KeyError):
             atomic_write_text(path, "".join(x + "\n" for x in lines[:n]))
             break
@@ -179,6 +183,8 @@ def _append(path: Path, lines: list[str]) -> None:
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     device = resolve_device(cfg.device)
     model, meta = load_world_model(cfg.model, device)
+    if cfg.euler_steps:
+        model.cfg = replace(model.cfg, sample_steps=cfg.euler_steps)
     store = EpisodeStore(cfg.store or meta["data"]["store"])
     layout = store.layout
     check_layout(meta["layout"], layout, cfg.model, f"the store {store.root}")
@@ -195,7 +201,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / "run.json"
     want = {"config": cfg.to_json(), "model_step": meta.get("step")}  # the store may grow (e.g. its truth)
-    if run_file.is_file() and json.loads(run_file.read_text()) != want:
+    if run_file.is_file() and not _same_settings(json.loads(run_file.read_text()), want):
         raise ValueError(f"{out} holds an evaluation with other settings; use a new --out or delete {out}")
     atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
 
@@ -209,40 +215,24 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
     starts = {t: recorded_starts(store, t, seeds, index) for t in {t for s in specs for t in runs[s.name]}}
     jobs = [Job(s, t, st) for s in specs for t in runs[s.name] for st in starts[t]]
-    log = out / "episodes.jsonl"
-    done = _load_done(log)
-    todo = [j for j in jobs if (j.policy.name, j.task, j.start.start.seed) not in done]
     keep = _video_picks(specs, runs, seeds, store, cfg.videos)
-    spent_file = out / "imagination_time.json"  # seconds and episodes over every run that imagined some
-    spent = json.loads(spent_file.read_text()) if spent_file.is_file() else {"seconds": 0.0, "episodes": 0}
-    bar = tqdm(total=len(todo) * layout.horizon, desc="imagine", unit="frame", disable=not progress)
-    for b0 in range(0, len(todo), cfg.batch_size * 4):  # commit results every few batches
-        t0 = time.perf_counter()
-        eps = imagine(model, layout, todo[b0 : b0 + cfg.batch_size * 4], cfg.batch_size, cfg.noise_seed, keep, bar)
-        spent = {"seconds": spent["seconds"] + time.perf_counter() - t0, "episodes": spent["episodes"] + len(eps)}
-        for e in eps:
-            if e.frames is not None:
-                _write_video(out / "videos", e, store, layout.fps)
-        _append(log, [_episode_json(e) for e in eps])
-        atomic_write_text(spent_file, json.dumps(spent) + "\n")
-        done.update({(e.policy, e.task, e.seed): json.loads(_episode_json(e)) for e in eps})
-    bar.close()
+    done, spent = _imagine_all(model, layout, store, jobs, keep, cfg, progress)
 
     policies = []
     errors = []
     for s in specs:
         for t in runs[s.name]:
-            rows = [done[(s.name, t, sd)] for sd in seeds]
-            errors += [
-                {"policy": s.name, "task": t, "seed": r["seed"], "error": r["error"]} for r in rows if r["error"]
-            ]
-            ok = [r for r in rows if not r["error"]]
-            p = rule.probability(np.array([r["values"] for r in ok])) if ok else np.zeros(0)
+            # a start's probability: the mean over its samples that ran; a start none of them ran is an error
+            rows = {sd: [done[(s.name, t, sd, j)] for j in range(cfg.samples)] for sd in seeds}
+            errors += [{"policy": s.name, "task": t, "seed": sd, "error": r[0]["error"]}
+                       for sd, r in rows.items() if all(x["error"] for x in r)]  # fmt: skip
+            ok = {sd: [x for x in r if not x["error"]] for sd, r in rows.items() if any(not x["error"] for x in r)}
+            p = np.array([rule.probability(np.array([x["values"] for x in r])).mean() for r in ok.values()])
             rate, low, high = bootstrap_mean(p)
             policies.append({
                 "policy": s.name, "task": t, "spec": s.to_json(), "tags": _tags(s), "episodes": len(ok),
                 "errors": len(rows) - len(ok), "predicted_rate": rate, "low": low, "high": high,
-                "seeds": [r["seed"] for r in ok], "probabilities": [round(float(x), 5) for x in p],
+                "seeds": list(ok), "probabilities": [round(float(x), 5) for x in p],
             })  # fmt: skip
 
     replay, t_replay = None, 0.0
@@ -272,6 +262,44 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     }  # fmt: skip
     atomic_write_text(out / "evaluation.json", json.dumps(result, indent=1) + "\n")
     return result
+
+
+def _imagine_all(model, layout: Layout, store: EpisodeStore, jobs: list[Job], keep: set, cfg: EvalConfig,
+                 progress: bool) -> tuple[dict, dict]:  # fmt: skip
+    """Every (job, sample) closed loop, resuming from OUT/episodes.jsonl and appending to it every few batches.
+    Sample j draws its noise from seed `noise_seed + j`. Returns the episodes by (policy, task, seed, sample)
+    and the imagination time spent over every run."""
+    out = Path(cfg.out)
+    log = out / "episodes.jsonl"
+    done = _load_done(log)
+    spent_file = out / "imagination_time.json"  # seconds and episodes over every run that imagined some
+    spent = json.loads(spent_file.read_text()) if spent_file.is_file() else {"seconds": 0.0, "episodes": 0}
+    todo = [[j for j in jobs if (j.policy.name, j.task, j.start.start.seed, k) not in done] for k in range(cfg.samples)]
+    bar = tqdm(total=sum(map(len, todo)) * layout.horizon, desc="imagine", unit="frame", disable=not progress)
+    for k, todo_k in enumerate(todo):
+        for b0 in range(0, len(todo_k), cfg.batch_size * 4):  # commit results every few batches
+            t0 = time.perf_counter()
+            eps = imagine(model, layout, todo_k[b0 : b0 + cfg.batch_size * 4], cfg.batch_size, cfg.noise_seed + k,
+                          keep if k == 0 else set(), bar)  # fmt: skip
+            spent = {"seconds": spent["seconds"] + time.perf_counter() - t0, "episodes": spent["episodes"] + len(eps)}
+            for e in eps:
+                if e.frames is not None:
+                    _write_video(out / "videos", e, store, layout.fps)
+            lines = [_episode_json(e, k) for e in eps]
+            _append(log, lines)
+            atomic_write_text(spent_file, json.dumps(spent) + "\n")
+            done.update({(e.policy, e.task, e.seed, k): json.loads(line) for e, line in zip(eps, lines, strict=True)})
+    bar.close()
+    return done, spent
+
+
+def _same_settings(saved: dict, want: dict) -> bool:
+    """Whether a run directory holds this evaluation. Settings added to EvalConfig after the run was
+    written count as the same when they are at their defaults (the run used that behaviour)."""
+    defaults = {f.name: f.default for f in fields(EvalConfig) if f.default is not MISSING}
+    old, new = saved.get("config", {}), want["config"]
+    added_ok = all(k in defaults and new[k] == defaults[k] for k in new if k not in old)
+    return saved.get("model_step") == want["model_step"] and added_ok and {k: new.get(k) for k in old} == old
 
 
 def _tags(spec: PolicySpec) -> dict:

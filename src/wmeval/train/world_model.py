@@ -44,6 +44,9 @@ class WMTrainConfig:
     out: str
     preset: str = "tiny"
     window: int | None = None  # frames per training window (None: the preset's)
+    d_model: int | None = None  # dynamics width, depth and heads (None: the preset's)
+    depth: int | None = None
+    heads: int | None = None
     tasks: tuple[str, ...] | None = None
     exclude_policies: tuple[str, ...] = ()  # e.g. hold judged policies out of the training data
     value_scheme: str = "linear"
@@ -80,7 +83,9 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     L = store.layout
     base = preset(cfg.preset, L.image_size, len(L.views), L.state_dim, L.action_dim, L.frame_skip)
     window = cfg.window or base.window
-    return replace(base, value_scheme=cfg.value_scheme, window=window, context=min(base.context, window - 1))
+    sizes = {k: getattr(cfg, k) for k in ("d_model", "depth", "heads") if getattr(cfg, k) is not None}
+    return replace(base, value_scheme=cfg.value_scheme, window=window, context=min(base.context, window - 1),
+                   dynamics=replace(base.dynamics, **sizes))  # fmt: skip
 
 
 def lr_at(step: int, cfg: WMTrainConfig) -> float:

@@ -1,0 +1,141 @@
+"""Controlled ablations of the world-model recipe, on the data of a `wmeval bench` run.
+
+Each ablation changes one thing against the headline and is judged exactly like it: the same judged
+policies, starts, seeds and metrics. `train` overrides retrain one world model per seed (from the
+headline's shared codec, so the codec is not a source of difference); `evaluate` overrides re-judge with
+the headline's own world models. Rows: the within-task metrics (mean over seeds and between-seed sd),
+per-episode accuracy, pooled Pearson, training minutes per world model and imagination frames/s.
+
+    OUT/ablations/NAME/wm-sK/         retrained world models (train overrides only)
+    OUT/ablations/NAME/eval-sK/       evaluations, one per seed
+    OUT/ablations/NAME/alignment.json the ablation's alignment (members + ensemble)
+    OUT/ablations.json                every finished row, the headline first
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wmeval.data.store import atomic_write_text
+from wmeval.pipeline import PipelineConfig, Timer, eval_config, world_model_config
+
+
+@dataclass(frozen=True)
+class Ablation:
+    what: str
+    train: dict = field(default_factory=dict)  # WMTrainConfig fields
+    evaluate: dict = field(default_factory=dict)  # EvalConfig fields
+
+
+ABLATIONS = {
+    "closed-loop-calibration": Ablation(
+        "success rule fitted on the training policies' closed-loop imagination (validation starts, real "
+        "outcomes) instead of open-loop replay", evaluate={"calibration": "closed-loop"}),
+    "samples-3": Ablation("3 imagined samples per start, probabilities averaged (1)", evaluate={"samples": 3}),
+    "euler-8": Ablation("8 Euler steps per generated frame (4)", evaluate={"euler_steps": 8}),
+    "wide": Ablation("dynamics d_model 128, depth 4, 4 heads (64, 3, 2), same steps",
+                     train={"d_model": 128, "depth": 4, "heads": 4}),
+    "window-12": Ablation("12-frame training windows (8)", train={"window": 12}),
+    "steps-half": Ablation("half the dynamics training steps", train={"steps_scale": 0.5}),
+}  # fmt: skip
+
+
+def _train_overrides(cfg: PipelineConfig, ab: Ablation) -> dict:
+    out = dict(ab.train)
+    if "steps_scale" in out:
+        out["steps"] = max(1, round(cfg.wm_steps * out.pop("steps_scale")))
+    return out
+
+
+def parse_names(text: str) -> list[str]:
+    names = list(ABLATIONS) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in ABLATIONS]
+    if bad or not names:
+        raise ValueError(f"unknown ablation(s) {', '.join(bad) or repr(text)}; valid: {', '.join(ABLATIONS)}, all")
+    return names
+
+
+def run_ablation(cfg: PipelineConfig, name: str, progress: bool = True) -> dict:
+    """Run (or resume) one ablation on the finished data stages of the bench run `cfg.out`."""
+    from wmeval.align.align import run_align
+    from wmeval.eval.evaluate import evaluate
+    from wmeval.train.world_model import train_world_model
+    from wmeval.zoo import load_zoo, matches_any
+
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; valid: {', '.join(ABLATIONS)}")
+    ab, base = ABLATIONS[name], Path(cfg.out)
+    zoo_path = base / "policies" / "zoo.toml"
+    if not (base / "wm-heldout" / "model").exists() or not zoo_path.is_file():
+        raise ValueError(f"{base} has no finished bench run to ablate; run `wmeval bench --out {base}` first")
+    judged = [p.name for p in load_zoo(zoo_path).policies if matches_any(p.name, cfg.judged)]
+    out = base / "ablations" / name
+    out.mkdir(parents=True, exist_ok=True)
+    timer = Timer(out / "timings.json")
+    evals = []
+    for k in range(cfg.seeds):
+        model = base / ("wm-heldout" if k == 0 else f"wm-heldout-s{k}") / "model"
+        if ab.train:
+            wm = world_model_config(cfg, out / f"wm-s{k}", k, cfg.judged, base / "wm-heldout",
+                                    **_train_overrides(cfg, ab))  # fmt: skip
+            model = timer.run(f"world model (s{k})", train_world_model, wm, progress)
+        evals.append(out / f"eval-s{k}")
+        timer.run(f"evaluate (s{k})", evaluate, eval_config(cfg, model, evals[-1], zoo_path, judged, 0, **ab.evaluate),
+                  progress)  # fmt: skip
+    return run_align(evals, out=out / "alignment.json")
+
+
+ROW_HEAD = ["ablation", "what", "within-task Spearman", "within-task Pearson", "MMRV", "pairwise acc.", "A/B @15",
+            "regret (points)", "episode acc.", "pooled Pearson", "train min / model", "imagine frames/s"]  # fmt: skip
+
+
+def _cell(d: dict | None, scale: float = 1.0, digits: int = 2) -> str:
+    if not isinstance(d, dict) or not np.isfinite(d["value"]):
+        return "n/a"
+    sd = d.get("seed_std")
+    return f"{d['value'] * scale:.{digits}f}" + (f" +- {sd * scale:.{digits}f}" if sd is not None else "")
+
+
+def _row(name: str, what: str, al: dict, train_s: list[float]) -> dict:
+    fps = [m["timing"].get("frames_per_s") for m in al["members"]]
+    fps = [f for f in fps if f]
+    cells = [name, what, _cell(al["within_task_spearman"]), _cell(al["within_task_pearson"]),
+             _cell(al["mmrv"], digits=3), _cell(al["pairwise_accuracy"]), _cell(al["ab_pick_rate_15"]),
+             _cell(al["checkpoint_regret"], 100, 1), _cell(al["episode_accuracy"]), _cell(al["pearson"]),
+             f"{np.mean(train_s) / 60:.1f}" if train_s else "n/a", f"{np.mean(fps):.0f}" if fps else "n/a"]  # fmt: skip
+    return {"name": name, "what": what, "cells": cells, "alignment": al}
+
+
+def ablation_rows(cfg: PipelineConfig) -> list[dict]:
+    """The headline and every finished ablation as table rows; also written to OUT/ablations.json."""
+    base = Path(cfg.out)
+    timings = json.loads((base / "timings.json").read_text())
+    base_train = [v for k, v in timings.items() if k.startswith("world model (heldout")]
+    rows = [_row("headline", f"`{cfg.wm_preset}`, {cfg.wm_steps} steps, open-loop calibration, 1 sample",
+                 json.loads((base / "alignment-heldout.json").read_text()), base_train)]  # fmt: skip
+    for name, ab in ABLATIONS.items():
+        path = base / "ablations" / name / "alignment.json"
+        if path.is_file():
+            t = json.loads((base / "ablations" / name / "timings.json").read_text())
+            train = [v for k, v in t.items() if k.startswith("world model")] if ab.train else base_train
+            rows.append(_row(name, ab.what, json.loads(path.read_text()), train))
+    keep = [{k: r[k] for k in ("name", "what", "cells")} | {"alignment": _brief(r["alignment"])} for r in rows]
+    atomic_write_text(base / "ablations.json", json.dumps(keep, indent=1, default=float) + "\n")
+    return rows
+
+
+def _brief(al: dict) -> dict:
+    keys = ("within_task_spearman", "within_task_pearson", "mmrv", "pairwise_accuracy", "ab_pick_rate_10",
+            "ab_pick_rate_15", "ab_pick_rate_20", "checkpoint_regret", "episode_accuracy", "pearson", "mae", "bias",
+            "noise_ceiling_spearman", "trust_error_spearman", "n_seeds")  # fmt: skip
+    return {k: al.get(k) for k in keys} | {"ensemble": {k: (al.get("ensemble") or {}).get(k) for k in keys[:10]}}
+
+
+def format_rows(rows: list[dict]) -> str:
+    from wmeval.align.tables import markdown
+
+    return markdown(ROW_HEAD, [r["cells"] for r in rows])
