@@ -149,6 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tasks=_tuple(args.tasks), exclude_policies=_tuple(args.exclude_policies) or (), value_scheme=args.value_scheme,
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
+        codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads,
     )  # fmt: skip
     path = train_world_model(cfg, progress=not args.no_progress)
     print(f"world model: {path}")
@@ -332,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-every", type=int, default=250)
     tr.add_argument("--save-every", type=int, default=500)
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--codec-from", help="reuse this run's finished codec and latent cache (e.g. another seed)")
+    tr.add_argument("--d-model", type=int, help="dynamics width (default: the preset's)")
+    tr.add_argument("--depth", type=int, help="dynamics blocks (default: the preset's)")
+    tr.add_argument("--heads", type=int, help="attention heads (default: the preset's)")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)
