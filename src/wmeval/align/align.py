@@ -179,12 +179,12 @@ def noise_ceiling(j: Joined, n: int = 200, seed: int = 0) -> dict:
         "mmrv": M.within_tasks(tasks, M.mmrv),
         "pairwise_accuracy": M.within_tasks(tasks, M.pairwise_accuracy),
     }
-    out = {}
+    out: dict = {"splits": n}
     for name, metric in metrics.items():
         v = M.split_half(j.real, metric, n=n, seed=seed)
         v = v[np.isfinite(v)]
-        out[name] = _interval(*(map(float, (v.mean(), *np.quantile(v, [0.025, 0.975]))) if len(v) else [np.nan] * 3))
-    out["splits"] = n
+        lo, hi = np.quantile(v, [0.025, 0.975]) if len(v) else (np.nan, np.nan)
+        out[name] = _interval(float(v.mean()) if len(v) else float("nan"), float(lo), float(hi))
     return out
 
 
