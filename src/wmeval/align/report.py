@@ -74,10 +74,12 @@ def scatter_svg(res: dict, w: int = 520, h: int = 480, m: int = 50) -> str:
                f"[{100 * p['predicted_low']:.0f}, {100 * p['predicted_high']:.0f}]")  # fmt: skip
         x0, x1 = _x(p["real_low"], w, m), _x(p["real_high"], w, m)
         y0, y1 = _y(p["predicted_low"], h, m), _y(p["predicted_high"], h, m)
+        hollow = 'fill="white" stroke-opacity="1" stroke-width="1.5"'  # a low-trust verdict: the models disagree
+        dot = hollow if p.get("low_trust") else f'fill="{c}" stroke="none"'
         out.append(f'<g stroke="{c}" stroke-opacity="0.45"><title>{_e(tip)}</title>'
                    f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{y:.1f}" y2="{y:.1f}"/>'
                    f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y0:.1f}" y2="{y1:.1f}"/>'
-                   f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{c}" stroke="none"/></g>')  # fmt: skip
+                   f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" {dot}/></g>')  # fmt: skip
     for i, t in enumerate(tasks):
         out.append(f'<circle cx="{m + 12}" cy="{m // 2 + 14 + 16 * i}" r="4" fill="{color[t]}"/>'
                    f'<text x="{m + 20}" y="{m // 2 + 18 + 16 * i}" font-size="11">{_e(t)}</text>')  # fmt: skip
@@ -174,7 +176,8 @@ AUROC {T.fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
 {_table(T.summary_head(res), T.summary_rows(res))}
 <div class="charts">
 <div><h2>Predicted vs true success rate</h2>{scatter_svg(res)}
-<p class="muted">Bars: 95% intervals (true: Wilson; predicted: bootstrap). Dashed: y = x.</p></div>
+<p class="muted">Bars: 95% intervals (true: Wilson; predicted: bootstrap). Dashed: y = x. Hollow: a
+low-trust verdict (the world models disagree).</p></div>
 <div><h2>A/B decisions</h2>{ab_svg(res)}
 <p class="muted">Pairs of policies of the same task whose true rates differ by the gap (+-5 points); band:
 95% bootstrap interval. Dashed: a coin flip.</p></div>
