@@ -110,3 +110,14 @@ def test_bootstrap_with_members_is_the_mean_over_members():
     assert bootstrap(spearman, real, [p[0] for p in pred], n=5)[0] == pytest.approx(1.0)
     rate, *_, pairs = ab_pick_rate(real, pred, gap=0.25, n=5)  # the pair (0.5, 0.75): member 0 right, member 1 wrong
     assert pairs == 1 and rate == pytest.approx(0.5)
+
+
+def test_bias_corrected_interval():
+    from wmeval.align.metrics import bias_corrected_interval
+
+    draws = np.linspace(0, 1, 1001)
+    # the value at the median: the plain 2.5-97.5% percentiles
+    assert bias_corrected_interval(draws, 0.5) == pytest.approx((0.025, 0.975), abs=1e-3)
+    # draws pulled below the value (as resampling does to a correlation): the interval moves up to cover it
+    lo, hi = bias_corrected_interval(draws * 0.8, 0.7)
+    assert lo < 0.7 <= hi and hi > np.quantile(draws * 0.8, 0.975)

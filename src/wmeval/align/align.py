@@ -293,8 +293,9 @@ def align(evaluations: dict | list[dict], truth: dict[tuple[str, str], list], tr
         "n_episodes_per_policy": int(min(q.shape[1] for q in j.pred)),
         "n_real_episodes_per_policy": int(min(len(r) for r in j.real)),
         "per_task": per_task(j, ens_rates, replay), "policies": policies,
-        "conventions": CONVENTIONS | {"intervals": f"95% percentile bootstrap over episodes ({n_boot} draws); "
-                                                   "with several seeds, starts are resampled jointly for all"},
+        "conventions": CONVENTIONS | {"intervals": f"95% bias-corrected percentile bootstrap over episodes "
+                                                   f"({n_boot} draws); with several seeds, starts are resampled "
+                                                   "jointly for all"},
         "evaluation": {"model": evaluations[0]["model"], "model_training": evaluations[0]["model_training"],
                        "zoo": evaluations[0]["zoo"], "rule": evaluations[0]["rule"],
                        "calibration": evaluations[0]["calibration"], "timing": evaluations[0]["timing"]},

@@ -171,12 +171,26 @@ def bootstrap(
         r = np.array([rng.choice(e, len(e)).mean() for e in real_episodes])
         p = np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
         draws.append(member_mean(metric, r, p))
-    draws = np.array(draws, float)
+    return (value, *bias_corrected_interval(np.array(draws, float), value, level))
+
+
+def bias_corrected_interval(draws: np.ndarray, value: float, level: float = 0.95) -> tuple[float, float]:
+    """Bias-corrected percentile bootstrap interval (Efron 1981): the percentiles are shifted by
+    z0 = Phi^-1(share of draws below the value). Resampling episodes adds noise to rates that are already
+    noisy, which pulls rank correlations of the draws towards 0; plain percentiles then give intervals
+    that can miss the value itself, the corrected ones do not."""
+    from statistics import NormalDist
+
     draws = draws[np.isfinite(draws)]
-    if not len(draws):
-        return value, float("nan"), float("nan")
-    a = (1 - level) / 2
-    return value, float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a))
+    if not len(draws) or not np.isfinite(value):
+        return float("nan"), float("nan")
+    n, N = len(draws), NormalDist()
+    share = ((draws < value).sum() + 0.5 * (draws == value).sum()) / n
+    z0 = N.inv_cdf(min(max(share, 1 / (n + 1)), n / (n + 1)))
+    z = N.inv_cdf((1 + level) / 2)
+    lo, hi = np.quantile(draws, [N.cdf(2 * z0 - z), N.cdf(2 * z0 + z)])
+    # when (nearly) every draw falls on one side, the correction runs out of draws: keep the value inside
+    return float(min(lo, value)), float(max(hi, value))
 
 
 def ab_pick_rate(
@@ -213,4 +227,4 @@ def ab_pick_rate(
     draws = [rate(np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1))
              for _ in range(n)]  # fmt: skip
     value = rate(np.stack([q.mean(1) for q in preds], 1))
-    return value, float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975)), int(sel.sum())
+    return (value, *bias_corrected_interval(np.array(draws, float), value), int(sel.sum()))
