@@ -97,19 +97,24 @@ def make_config(name: str, out: str, **overrides) -> PipelineConfig:
 
 
 class Timer:
-    """Wall time per stage, written to OUT/timings.json after each stage."""
+    """Wall time per stage, written to OUT/timings.json after each stage. Resumable stages add up over the
+    runs that resumed them (a finished stage adds next to nothing); stages that redo their work every run
+    (`accumulate=False`: align, report) keep their last time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.stages: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
 
-    def run(self, name: str, fn, *args, **kwargs):
+    def run(self, name: str, fn, *args, accumulate: bool = True, **kwargs):
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
-        result = fn(*args, **kwargs)
-        self.stages[name] = round(time.perf_counter() - t0, 1)
-        atomic_write_text(self.path, json.dumps(self.stages, indent=2) + "\n")
-        return result
+        try:
+            return fn(*args, **kwargs)
+        finally:  # an interrupted stage still counts what it did
+            before = self.stages.get(name, 0.0) if accumulate else 0.0
+            self.stages[name] = round(before + time.perf_counter() - t0, 1)
+            self.stages["total"] = round(sum(v for k, v in self.stages.items() if k != "total"), 1)
+            atomic_write_text(self.path, json.dumps(self.stages, indent=2) + "\n")
 
 
 def world_model_config(cfg: PipelineConfig, out: Path, seed: int, exclude: tuple[str, ...], codec_from: Path | None,
@@ -158,7 +163,6 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     store = str(out / "store")
     workers = cfg.workers or os.cpu_count() or 1
     reality = reality_config("metaworld")
-    t_start = time.perf_counter()
 
     expert = load_zoo("default").select(["expert"])
     timer.run("demos", collect, store, expert, cfg.tasks, cfg.demos, reality, seed=0, workers=workers,
@@ -192,10 +196,9 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
             ev = eval_config(cfg, model, evals[-1], zoo_path, judged, videos=cfg.videos if k == 0 else 0)
             timer.run(f"evaluate ({name})", evaluate, ev, progress)
         align_path = out / f"alignment-{case}.json"
-        results[case] = timer.run(f"align ({case})", run_align, evals, out=align_path)
-        timer.run(f"report ({case})", write_report, align_path, out / f"report-{case}.html", evals[0])
-    timer.stages["total"] = round(time.perf_counter() - t_start, 1)
-    atomic_write_text(timer.path, json.dumps(timer.stages, indent=2) + "\n")
+        results[case] = timer.run(f"align ({case})", run_align, evals, out=align_path, accumulate=False)
+        timer.run(f"report ({case})", write_report, align_path, out / f"report-{case}.html", evals[0],
+                  accumulate=False)  # fmt: skip
     return {"results": results, "timings": timer.stages, "out": str(out)}
 
 
