@@ -136,6 +136,14 @@ def _brief(al: dict) -> dict:
     return {k: al.get(k) for k in keys} | {"ensemble": {k: (al.get("ensemble") or {}).get(k) for k in keys[:10]}}
 
 
+def run_ablations(cfg: PipelineConfig, names: list[str], progress: bool = True) -> str:
+    """Run (or resume) each named ablation, then return the table of every finished one."""
+    for name in names:
+        print(f"\n== ablation {name}", flush=True)
+        run_ablation(cfg, name, progress)
+    return format_rows(ablation_rows(cfg)) + f"\nrows written to {cfg.out}/ablations.json"
+
+
 def format_rows(rows: list[dict]) -> str:
     from wmeval.align.tables import markdown
 

@@ -181,8 +181,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model=args.model, zoo=args.zoo, out=args.out, store=args.store, policies=_tuple(args.policies),
         tasks=_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
         calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
-        videos=args.videos,
-        noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps, device=args.device,
+        videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps,
+        device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
     print(format_evaluation(res))
@@ -226,6 +226,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         preset = args.preset if args.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
     out = args.out or ("runs/demo" if preset == "demo" else f"runs/bench-{preset}")
     cfg = make_config(preset, out, episodes=args.episodes, workers=args.workers, device=args.device)
+    names = None
     if getattr(args, "ablation", None):
         from wmeval.ablations import parse_names
 
@@ -238,14 +239,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(format_summary(al))
         print(f"\nreport: {res['out']}/report-{case}.html")
     print(f"\nwall time per stage (s): {json.dumps(res['timings'])}")
-    if getattr(args, "ablation", None):
-        from wmeval.ablations import ablation_rows, format_rows, run_ablation
+    if names:
+        from wmeval.ablations import run_ablations
 
-        for name in names:
-            print(f"\n== ablation {name}", flush=True)
-            run_ablation(cfg, name, progress=not args.no_progress)
-        print("\n" + format_rows(ablation_rows(cfg)))
-        print(f"rows written to {cfg.out}/ablations.json")
+        print("\n" + run_ablations(cfg, names, progress=not args.no_progress))
     return 0
 
 

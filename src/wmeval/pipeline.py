@@ -70,9 +70,9 @@ PRESETS = {
     # The held-out headline on a 2-core CPU in under 2 hours: 3 tasks whose learned policies span >= 70 points
     # of true success (probed: drawer-open 0-100%, button-press-topdown 10-100%, window-open 15-85%), two
     # variants x three checkpoints x two data sizes + two degraded copies per task; the 24 policies trained on
-    # 40 demonstrations are judged (50 starts each) and never in the world models' data; the 24 trained on 10
-    # give on-policy data (30 episodes each) beside the scripted zoo's failures; three `tiny` world models
-    # (seeds 0-2, one shared codec) judge as an ensemble.
+    # 40 demonstrations (and their degraded copies) are judged (50 starts each) and never in the world models'
+    # data; the 18 trained on 10 give on-policy data (30 episodes each) beside the scripted zoo's failures;
+    # three `tiny` world models (seeds 0-2, one shared codec) judge as an ensemble.
     "cpu": dict(
         tasks=("drawer-open", "button-press-topdown", "window-open"), demos=50, sizes=(10, 40),
         variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(100, 300, 1000), judged=("bc-*-n40-*",),
