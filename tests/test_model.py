@@ -95,6 +95,66 @@ def test_kv_cache_step_equals_full_window():
     assert cache.frames == 4 and cache.k[0].shape[2] == 4 * CFG.tokens_per_frame
 
 
+RES = DynamicsConfig(latent_channels=4, grid=4, patch=2, d_model=32, depth=2, heads=2, chunk_len=2, residual=True,
+                     success_head=True)  # fmt: skip
+
+
+def residual_inputs(T=4):
+    x = inputs(T=T)
+    x["prev"] = (torch.cat([torch.zeros_like(x["latents"][:, :1]), x["latents"][:, :-1]], 1),
+                 torch.cat([torch.zeros_like(x["proprio"][:, :1]), x["proprio"][:, :-1]], 1))  # fmt: skip
+    return x
+
+
+def test_residual_kv_cache_step_equals_full_window_and_success_head_is_causal():
+    model = randomised(Dynamics(RES))
+    x = residual_inputs()
+    with torch.no_grad():
+        full = model(**x)
+        cache = KVCache(max_frames=8, tokens_per_frame=RES.tokens_per_frame)
+        for t in range(4):
+            now = {k: v[:, t : t + 1] for k, v in x.items() if k != "prev"}
+            step = model.step(**now, cache=cache, commit=True, prev=tuple(p[:, t : t + 1] for p in x["prev"]))
+            for f in ("latent_velocity", "proprio_velocity", "success_logit"):
+                torch.testing.assert_close(getattr(step, f)[:, 0], getattr(full, f)[:, t], atol=1e-5, rtol=1e-4)
+        changed = {**x, "latents": x["latents"].clone()}
+        changed["latents"][:, 3] += 1.0
+        other = model(**changed)
+    torch.testing.assert_close(other.success_logit[:, :3], full.success_logit[:, :3])
+    assert full.success_logit.shape == (2, 4)
+
+
+def test_untrained_residual_model_copies_the_previous_frame():
+    """Zero-initialised output layers: the predicted clean frame is the previous frame, at any noise level."""
+    from wmeval.model.flow import euler_schedule
+
+    model = Dynamics(RES).eval()
+    x = residual_inputs(T=1)
+    z, p = torch.randn_like(x["latents"]), torch.randn_like(x["proprio"])
+    taus = euler_schedule(4)
+    with torch.no_grad():
+        for t0, t1 in zip(taus[:-1], taus[1:], strict=True):
+            out = model(z, p, x["actions_in"], x["has_action"], torch.full((2, 1), float(t0)), prev=x["prev"])
+            z, p = z + (t1 - t0) * out.latent_velocity, p + (t1 - t0) * out.proprio_velocity
+    torch.testing.assert_close(z, x["prev"][0])
+    torch.testing.assert_close(p, x["prev"][1])
+
+
+def test_readout_is_the_success_head_when_there_is_one():
+    from wmeval.model.dynamics import DynamicsOutput
+    from wmeval.model.world_model import WorldModel
+
+    v, s = torch.tensor([[0.0, 2.0]]), torch.tensor([[-3.0, 1.0]])
+    without = DynamicsOutput(None, None, v)
+    torch.testing.assert_close(WorldModel.readout(without), torch.sigmoid(v))
+    torch.testing.assert_close(WorldModel.readout(DynamicsOutput(None, None, v, s)), torch.sigmoid(s))
+
+
+def test_residual_model_refuses_to_run_without_the_previous_frames():
+    with pytest.raises(ValueError, match="previous frames"):
+        Dynamics(RES)(**inputs())
+
+
 def test_sliding_cache_keeps_the_last_frames():
     cache = KVCache(max_frames=2, tokens_per_frame=3)
     for i in range(4):

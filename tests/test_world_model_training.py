@@ -56,6 +56,16 @@ def test_train_save_load_and_predict(tmp_path, store):
     assert torch.equal(a.frames, b.frames) and torch.equal(a.value, b.value)  # save -> load is exact
 
 
+def test_success_head_and_residual_train_and_roll_out(tmp_path, store):
+    path = train_world_model(cfg(store, tmp_path / "run", success_head=True, residual=True), progress=False)
+    model, meta = load_world_model(path)
+    assert model.cfg.dynamics.success_head and model.cfg.dynamics.residual and "success_bce" in meta["metrics"]
+    ep = store.load(store.keys()[0])
+    frames, proprio = (torch.from_numpy(np.array(x))[None, :2] for x in (ep.frames, ep.proprio))
+    a = predict(model, frames, proprio, torch.from_numpy(np.array(ep.actions))[None, :5], torch.Generator().manual_seed(0))
+    assert a.frames.shape == (1, 4, 1, 16, 16, 3) and ((a.value >= 0) & (a.value <= 1)).all()
+
+
 def test_resume_matches_uninterrupted(tmp_path, store):
     straight = train_world_model(cfg(store, tmp_path / "a"), progress=False)
     train_world_model(cfg(store, tmp_path / "b"), progress=False)

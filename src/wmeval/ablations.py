@@ -37,9 +37,14 @@ ABLATIONS = {
         "outcomes) instead of open-loop replay", evaluate={"calibration": "closed-loop"}),
     "samples-3": Ablation("3 imagined samples per start, probabilities averaged (1)", evaluate={"samples": 3}),
     "euler-8": Ablation("8 Euler steps per generated frame (4)", evaluate={"euler_steps": 8}),
+    "context-clean": Ablation("generated frames re-enter the context clean (signal level 1; 0.95)",
+                              evaluate={"context_tau": 1.0}),
     # measured: a d=128, depth-4 step costs 2.7x a `tiny` step on this CPU, so 0.375x the steps is equal wall time
     "wide": Ablation("dynamics d_model 128, depth 4, 4 heads (64, 3, 2), 0.375x the steps: equal training time",
                      train={"d_model": 128, "depth": 4, "heads": 4, "steps_scale": 0.375}),
+    "success-head": Ablation("imagined episodes judged by a success-now head (is the task succeeded in this frame?, "
+                             "the same for every policy) instead of the value head", train={"success_head": True}),
+    "residual": Ablation("each frame predicted as the previous frame plus a change", train={"residual": True}),
     "window-12": Ablation("12-frame training windows (8)", train={"window": 12}),
     "steps-half": Ablation("half the dynamics training steps", train={"steps_scale": 0.5}),
 }  # fmt: skip

@@ -150,6 +150,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
         codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads,
+        success_head=args.success_head, residual=args.residual,
     )  # fmt: skip
     path = train_world_model(cfg, progress=not args.no_progress)
     print(f"world model: {path}")
@@ -182,6 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tasks=_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
         calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps,
+        context_tau=args.context_tau,
         device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
@@ -320,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--tasks", help="comma-separated tasks to train on (default: all in the store)")
     tr.add_argument("--exclude-policies", help="comma-separated policies or glob patterns to hold out")
     tr.add_argument("--value-scheme", default="linear", choices=["linear", "discounted", "outcome"])
+    tr.add_argument("--success-head", action=argparse.BooleanOptionalAction, default=False,
+                    help="add a head for 'the task is succeeded in this frame' (a property of the state, the same "
+                    "for every policy); evaluation then reads it instead of the value head")
+    tr.add_argument("--residual", action=argparse.BooleanOptionalAction, default=False,
+                    help="predict each frame as the previous frame plus a change (an untrained model copies)")
     tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
     tr.add_argument("--window", type=int, help="frames per training window (default: the preset's)")
     tr.add_argument("--codec-steps", type=int, default=1000)
@@ -373,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--noise-seed", type=int, default=0)
     ev.add_argument("--samples", type=int, default=1, help="imagined episodes per (policy, start), averaged")
     ev.add_argument("--euler-steps", type=int, help="Euler steps per generated frame (default: the model's)")
+    ev.add_argument("--context-tau", type=float, help="signal level (0, 1] at which generated frames re-enter the "
+                    "context (1: clean; default: the model's, 0.95)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)

@@ -50,6 +50,7 @@ class EpisodeArrays:
     actions: torch.Tensor  # (F, K, A) float32: actions[f] executed after frame f
     value: torch.Tensor  # (F,) float32 labels
     outcome: torch.Tensor  # (N,) bool
+    success: torch.Tensor | None = None  # (F,) float32: 1.0 where the task is succeeded in that frame
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
@@ -61,7 +62,7 @@ class EpisodeArrays:
         return EpisodeArrays(
             keys=[self.keys[i] for i in idx], offsets=np.concatenate([[0], np.cumsum(lens)]),
             latents=self.latents[f], proprio=self.proprio[f], actions=self.actions[f], value=self.value[f],
-            outcome=self.outcome[torch.as_tensor(idx)],
+            outcome=self.outcome[torch.as_tensor(idx)], success=None if self.success is None else self.success[f],
         )  # fmt: skip
 
     def save(self, path: Path, meta: dict) -> None:
@@ -70,7 +71,8 @@ class EpisodeArrays:
         from wmeval.data.store import atomic_write_text
 
         tmp = path.with_suffix(".tmp")
-        tensors = {k: getattr(self, k).contiguous() for k in ("latents", "proprio", "actions", "value", "outcome")}
+        names = ("latents", "proprio", "actions", "value", "outcome", "success")
+        tensors = {k: getattr(self, k).contiguous() for k in names if getattr(self, k) is not None}
         tensors["offsets"] = torch.from_numpy(self.offsets)
         save_file(tensors, tmp, metadata={"wmeval": json.dumps({**meta, "keys": self.keys})})
         tmp.replace(path)
@@ -138,7 +140,11 @@ class WindowSampler:
         prev = (frames - 1).clamp_min(0)
         has = (starts[:, None] + torch.arange(W)[None]) > 0  # an episode's first frame has no action into it
         actions_in = a.actions[prev] * has[..., None, None]
+        proprio = (a.proprio - proprio_mean) / proprio_std
+        mask = has.float()
         return Window(
-            latents=a.latents[frames], proprio=(a.proprio[frames] - proprio_mean) / proprio_std,
-            actions_in=actions_in, has_action=has, value=a.value[frames],
+            latents=a.latents[frames], proprio=proprio[frames], actions_in=actions_in, has_action=has,
+            value=a.value[frames], success=None if a.success is None else a.success[frames],
+            prev_latents=a.latents[prev] * mask.reshape(*mask.shape, *[1] * (a.latents.dim() - 1)),
+            prev_proprio=proprio[prev] * mask[..., None],
         )  # fmt: skip

@@ -30,7 +30,8 @@ def held_out_keys(meta: dict, store: EpisodeStore) -> list[str]:
 
 @torch.no_grad()
 def last_frame_value(model: WorldModel, episodes) -> torch.Tensor:
-    """Value head on the real (clean, teacher-forced) last `window` frames of each episode: (B,)."""
+    """The readout (value or success head) on the real (clean, teacher-forced) last `window` frames of each
+    episode: (B,)."""
     W = model.cfg.window
     frames = torch.from_numpy(np.stack([np.array(e.frames[-W:]) for e in episodes]))
     proprio = torch.from_numpy(np.stack([np.array(e.proprio[-W:]) for e in episodes]))
@@ -40,9 +41,10 @@ def last_frame_value(model: WorldModel, episodes) -> torch.Tensor:
     if a_in.shape[1] < T:  # an episode no longer than the window: its first frame has no action into it
         a_in = torch.cat([torch.zeros_like(a_in[:, :1]), a_in], dim=1)
         has[:, 0] = False
-    z = torch.stack([model.encode(frames[:, t]) for t in range(T)], 1)
-    out = model.dynamics(z, model.norm_proprio(proprio.float()), a_in.float(), has, torch.ones(B, T))
-    return torch.sigmoid(out.value_logit[:, -1])
+    z, p = torch.stack([model.encode(frames[:, t]) for t in range(T)], 1), model.norm_proprio(proprio.float())
+    prev = tuple(torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1) for x in (z, p))  # frame t - 1 (zeros first)
+    out = model.dynamics(z, p, a_in.float(), has, torch.ones(B, T), prev=prev)
+    return model.readout(out)[:, -1]
 
 
 def evaluate_quality(model_path: str, store_path: str | None = None, episodes: int = 64, horizon: int = 32,

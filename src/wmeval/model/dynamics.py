@@ -5,7 +5,17 @@ causal across frames (a frame sees itself and the past, never the future). Each 
 through adaLN-Zero (Peebles & Xie 2023, DiT), on the action chunk that led into it and on its own noise
 level. Time enters as rotary embeddings over the frame index (Su et al. 2021), so attention depends on
 how far back a frame is, which lets a sliding KV cache roll out longer than the training window.
-Heads: latent and proprio velocities (flow matching, see flow.py) and a value logit per frame.
+Heads: latent and proprio velocities (flow matching, see flow.py), a value logit per frame and, when
+`success_head` is on, a success logit per frame: whether the task is succeeded in that frame's state.
+The value (will this episode succeed?) depends on the policy acting; success-now is a property of the
+state alone, so it reads the same for any policy, including the held-out ones a world model judges.
+It reads the frame's proprio token together with the mean of its patch tokens.
+
+With `residual` on, each frame also sees the previous frame's clean latents and proprio (zeros for an
+episode's first frame) and predicts itself as that frame plus a change: the output layers start at zero,
+so an untrained model copies the previous frame, and what it learns is the change an action makes. The
+prediction x_hat is turned into the flow velocity (x_hat - x_tau) / (1 - tau) (flow.velocity_from_x), so
+sampling and the loss keep the velocity form.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from wmeval.model.flow import velocity_from_x
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,8 @@ class DynamicsConfig:
     depth: int = 4
     heads: int = 4
     mlp_ratio: float = 4.0
+    success_head: bool = False  # off in checkpoints written before it existed
+    residual: bool = False  # predict each frame as the previous frame plus a change (off in older checkpoints)
 
     def __post_init__(self) -> None:
         if self.grid % self.patch:
@@ -71,6 +85,7 @@ class KVCache:
     k: list[torch.Tensor | None] = field(default_factory=list)
     v: list[torch.Tensor | None] = field(default_factory=list)
     frames: int = 0  # frames ever appended (the next frame's index)
+    last: tuple[torch.Tensor, torch.Tensor] | None = None  # the newest frame's clean (latents, proprio), T = 1
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         while len(self.k) <= layer:
@@ -150,6 +165,7 @@ class DynamicsOutput:
     latent_velocity: torch.Tensor  # (B, T, V, C, h, w)
     proprio_velocity: torch.Tensor  # (B, T, S)
     value_logit: torch.Tensor  # (B, T)
+    success_logit: torch.Tensor | None = None  # (B, T); None without a success head
 
 
 class Dynamics(nn.Module):
@@ -159,6 +175,9 @@ class Dynamics(nn.Module):
         d, p, C = cfg.d_model, cfg.patch, cfg.latent_channels
         self.patch_in = nn.Linear(C * p * p, d)
         self.proprio_in = nn.Linear(cfg.state_dim, d)
+        if cfg.residual:
+            self.prev_patch_in = nn.Linear(C * p * p, d)
+            self.prev_proprio_in = nn.Linear(cfg.state_dim, d)
         self.pos = nn.Parameter(torch.randn(1, cfg.tokens_per_frame, d) * 0.02)  # position within a frame
         self.action_in = nn.Sequential(
             nn.Linear(cfg.chunk_len * cfg.action_dim + 1, d), nn.SiLU(), nn.Linear(d, d)
@@ -170,22 +189,34 @@ class Dynamics(nn.Module):
         self.patch_out = nn.Linear(d, C * p * p)
         self.proprio_out = nn.Linear(d, cfg.state_dim)
         self.value_out = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 1))
+        if cfg.success_head:
+            self.success_out = nn.Sequential(nn.Linear(2 * d, d), nn.SiLU(), nn.Linear(d, 1))
         for layer in (self.ada_out[1], self.patch_out, self.proprio_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
     # ---- tokens in and out ----
-    def tokens(self, latents, proprio, actions_in, has_action, tau):
-        """(B, T, V, C, h, w), (B, T, S), (B, T, K, A), (B, T), (B, T) -> tokens (B, T*N, d) and the
-        per-frame conditioning (B, T, d)."""
-        c, p = self.cfg, self.cfg.patch
-        patches = rearrange(latents, "b t v c (h p1) (w p2) -> b t (v h w) (c p1 p2)", p1=p, p2=p)
-        x = torch.cat([self.patch_in(patches), self.proprio_in(proprio)[:, :, None]], dim=2) + self.pos
+    def _patches(self, latents: torch.Tensor) -> torch.Tensor:
+        p = self.cfg.patch
+        return rearrange(latents, "b t v c (h p1) (w p2) -> b t (v h w) (c p1 p2)", p1=p, p2=p)
+
+    def tokens(self, latents, proprio, actions_in, has_action, tau, prev=None):
+        """(B, T, V, C, h, w), (B, T, S), (B, T, K, A), (B, T), (B, T) and, for a residual model, the
+        previous frames (latents, proprio) -> tokens (B, T*N, d) and the per-frame conditioning (B, T, d)."""
+        c = self.cfg
+        x = torch.cat([self.patch_in(self._patches(latents)), self.proprio_in(proprio)[:, :, None]], dim=2)
+        if c.residual:
+            if prev is None:
+                raise ValueError("a residual dynamics model needs the previous frames (prev)")
+            z_prev, p_prev = prev
+            x = x + torch.cat([self.prev_patch_in(self._patches(z_prev)), self.prev_proprio_in(p_prev)[:, :, None]], 2)
+        x = x + self.pos
         act = torch.cat([actions_in.flatten(2), has_action[..., None].float()], dim=-1)
         cond = self.action_in(act) + self.tau_in(timestep_features(tau, c.d_model))  # (B, T, d)
         return x.flatten(1, 2), cond
 
-    def heads(self, x_BND, cond_BTD, T: int) -> DynamicsOutput:
+    def heads(self, x_BND, cond_BTD, T: int, inputs=None) -> DynamicsOutput:
+        """Output heads; a residual model also needs `inputs` = (latents, proprio, tau, prev) of the frames."""
         c, p = self.cfg, self.cfg.patch
         shift, scale = self.ada_out(cond_BTD).chunk(2, dim=-1)
         h = modulate(self.norm_out(x_BND), shift, scale)
@@ -195,25 +226,34 @@ class Dynamics(nn.Module):
             self.patch_out(h[:, :, : c.patches]), "b t (v h w) (c p1 p2) -> b t v c (h p1) (w p2)",
             v=c.views, h=g, w=g, p1=p, p2=p,
         )  # fmt: skip
-        ptok = rearrange(x_BND, "b (t n) d -> b t n d", t=T)[:, :, -1]
-        return DynamicsOutput(lat, self.proprio_out(h[:, :, -1]), self.value_out(ptok).squeeze(-1))
+        prop = self.proprio_out(h[:, :, -1])
+        if c.residual:  # x_hat = previous frame + change, as a velocity
+            z_tau, p_tau, tau, (z_prev, p_prev) = inputs
+            lat, prop = velocity_from_x(z_prev + lat, z_tau, tau), velocity_from_x(p_prev + prop, p_tau, tau)
+        tok = rearrange(x_BND, "b (t n) d -> b t n d", t=T)
+        ptok = tok[:, :, -1]
+        success = None
+        if c.success_head:
+            success = self.success_out(torch.cat([ptok, tok[:, :, :-1].mean(2)], dim=-1)).squeeze(-1)
+        return DynamicsOutput(lat, prop, self.value_out(ptok).squeeze(-1), success)
 
     # ---- whole windows (training) ----
-    def forward(self, latents, proprio, actions_in, has_action, tau, frame0: int = 0) -> DynamicsOutput:
+    def forward(self, latents, proprio, actions_in, has_action, tau, frame0: int = 0, prev=None) -> DynamicsOutput:
         B, T = tau.shape
         N = self.cfg.tokens_per_frame
-        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau)
+        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau, prev)
         frame_N = torch.arange(T, device=x.device).repeat_interleave(N) + frame0
         mask = frame_N[:, None] >= frame_N[None, :]  # block-causal: attend to own frame and the past
         for blk in self.blocks:
             x, _, _ = blk(x, cond, frame_N, mask)
-        return self.heads(x, cond, T)
+        return self.heads(x, cond, T, (latents, proprio, tau, prev))
 
     # ---- one frame against a KV cache (sampling) ----
-    def step(self, latents, proprio, actions_in, has_action, tau, cache: KVCache, commit: bool) -> DynamicsOutput:
+    def step(self, latents, proprio, actions_in, has_action, tau, cache: KVCache, commit: bool,
+             prev=None) -> DynamicsOutput:  # fmt: skip
         """One new frame (T = 1) attending to the cached past; `commit` appends its keys/values."""
         N = self.cfg.tokens_per_frame
-        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau)
+        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau, prev)
         frame_N = torch.full((N,), cache.frames, device=x.device)
         for i, blk in enumerate(self.blocks):
             pk = cache.k[i] if i < len(cache.k) else None
@@ -223,4 +263,4 @@ class Dynamics(nn.Module):
                 cache.append(i, k, v)
         if commit:
             cache.frames += 1
-        return self.heads(x, cond, 1)
+        return self.heads(x, cond, 1, (latents, proprio, tau, prev))

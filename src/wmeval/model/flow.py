@@ -30,6 +30,13 @@ def velocity_target(x1: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return x1 - eps
 
 
+def velocity_from_x(x_hat: torch.Tensor, x_tau: torch.Tensor, tau: torch.Tensor, floor: float = 0.1) -> torch.Tensor:
+    """The velocity that carries x_tau to a predicted clean x_hat, (x_hat - x_tau) / (1 - tau); 1 - tau is
+    floored at `floor` so nearly clean frames do not dominate a loss (below the floor it is a scaled x-loss)."""
+    t = tau.reshape(*tau.shape, *([1] * (x_tau.dim() - tau.dim())))
+    return (x_hat - x_tau) / (1 - t).clamp_min(floor)
+
+
 def euler_schedule(steps: int) -> torch.Tensor:
     """Signal levels 0 = tau_0 < ... < tau_steps = 1 for a few-step Euler sampler."""
     return torch.linspace(0.0, 1.0, steps + 1)

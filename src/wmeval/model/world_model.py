@@ -12,7 +12,7 @@ from torch import nn
 
 from wmeval.model.codec import CodecConfig, FrameCodec, to_uint8
 from wmeval.model.dynamics import Dynamics, DynamicsConfig, DynamicsOutput, KVCache
-from wmeval.model.flow import euler_schedule, interpolate, sample_tau, velocity_target
+from wmeval.model.flow import euler_schedule, interpolate, sample_tau, velocity_from_x, velocity_target
 from wmeval.model.value import SCHEMES
 
 
@@ -26,6 +26,7 @@ class WorldModelConfig:
     value_scheme: str = "linear"
     proprio_weight: float = 1.0
     value_weight: float = 0.5
+    success_weight: float = 0.5  # the success head's BCE (with dynamics.success_head)
     sample_steps: int = 4  # Euler steps per generated frame
     context_tau: float = 0.95  # generated frames re-enter the context slightly noised (exposure bias)
 
@@ -78,9 +79,12 @@ class Window:
     actions_in: torch.Tensor  # (B, T, K, A): the chunk that led into each frame
     has_action: torch.Tensor  # (B, T) bool: False for an episode's first frame
     value: torch.Tensor  # (B, T) value labels in [0, 1]
+    success: torch.Tensor | None = None  # (B, T) 1.0 where the task is succeeded in that frame
+    prev_latents: torch.Tensor | None = None  # (B, T, V, C, h, w) each frame's previous frame (zeros at a start)
+    prev_proprio: torch.Tensor | None = None  # (B, T, S)
 
     def to(self, device: torch.device | str) -> Window:
-        return Window(**{k: v.to(device, non_blocking=True) for k, v in vars(self).items()})
+        return Window(**{k: None if v is None else v.to(device, non_blocking=True) for k, v in vars(self).items()})
 
 
 class WorldModel(nn.Module):
@@ -126,12 +130,16 @@ class WorldModel(nn.Module):
         tau = sample_tau((B, T), self.cfg.p_clean, generator).to(w.latents.device)
         eps_z = torch.randn(w.latents.shape, generator=generator).to(w.latents.device)
         eps_p = torch.randn(w.proprio.shape, generator=generator).to(w.latents.device)
-        out = (dynamics or self.dynamics)(
-            interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau), w.actions_in, w.has_action, tau
-        )
+        z_tau, p_tau = interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau)
+        prev = (w.prev_latents, w.prev_proprio) if self.cfg.dynamics.residual else None
+        out = (dynamics or self.dynamics)(z_tau, p_tau, w.actions_in, w.has_action, tau, prev=prev)
         noisy = (tau < 1).float()  # at tau = 1 the velocity target is pure noise: no signal to learn
-        z_err = (out.latent_velocity - velocity_target(w.latents, eps_z)).pow(2).flatten(2).mean(-1)
-        p_err = (out.proprio_velocity - velocity_target(w.proprio, eps_p)).pow(2).mean(-1)
+        if self.cfg.dynamics.residual:  # the velocity form of an x-prediction (see flow.velocity_from_x)
+            v_z, v_p = velocity_from_x(w.latents, z_tau, tau), velocity_from_x(w.proprio, p_tau, tau)
+        else:
+            v_z, v_p = velocity_target(w.latents, eps_z), velocity_target(w.proprio, eps_p)
+        z_err = (out.latent_velocity - v_z).pow(2).flatten(2).mean(-1)
+        p_err = (out.proprio_velocity - v_p).pow(2).mean(-1)
         denom = noisy.sum().clamp_min(1)
         z_loss, p_loss = (z_err * noisy).sum() / denom, (p_err * noisy).sum() / denom
         # The value of a nearly pure-noise frame is unknowable; weight the value loss by the signal level.
@@ -139,7 +147,20 @@ class WorldModel(nn.Module):
         v_loss = (v_bce * tau).sum() / tau.sum().clamp_min(1e-6)
         loss = z_loss + self.cfg.proprio_weight * p_loss + self.cfg.value_weight * v_loss
         metrics = {"loss": loss.item(), "latent": z_loss.item(), "proprio": p_loss.item(), "value_bce": v_loss.item()}
+        if out.success_logit is not None:
+            if w.success is None:
+                raise ValueError("this world model has a success head but its training windows carry no success flags")
+            s_bce = F.binary_cross_entropy_with_logits(out.success_logit, w.success, reduction="none")
+            s_loss = (s_bce * tau).sum() / tau.sum().clamp_min(1e-6)
+            loss = loss + self.cfg.success_weight * s_loss
+            metrics.update(loss=loss.item(), success_bce=s_loss.item())
         return loss, metrics
+
+    @staticmethod
+    def readout(out: DynamicsOutput) -> torch.Tensor:
+        """The per-frame probability an imagined episode is judged by: the success head's (is the task
+        succeeded in this frame?) when the model has one, else the value head's (will it succeed?)."""
+        return torch.sigmoid(out.value_logit if out.success_logit is None else out.success_logit)
 
     # ---- sampling ----
     @torch.no_grad()
@@ -150,10 +171,15 @@ class WorldModel(nn.Module):
         T = latents.shape[1]
         cache = KVCache(max_frames or self.cfg.window, self.cfg.dynamics.tokens_per_frame)
         out = None
+        # the first frame's previous frame is unknown: zeros, as at an episode's start in training
+        prev = (torch.zeros_like(latents[:, :1]), torch.zeros_like(proprio[:, :1]))
         for t in range(T):
             tau = torch.ones(latents.shape[0], 1, device=latents.device)
-            out = self.dynamics.step(latents[:, t : t + 1], proprio[:, t : t + 1], actions_in[:, t : t + 1],
-                                     has_action[:, t : t + 1], tau, cache, commit=True)  # fmt: skip
+            now = (latents[:, t : t + 1], proprio[:, t : t + 1])
+            out = self.dynamics.step(*now, actions_in[:, t : t + 1], has_action[:, t : t + 1], tau, cache,
+                                     commit=True, prev=prev)  # fmt: skip
+            prev = now
+        cache.last = prev
         return cache, out
 
     @torch.no_grad()
@@ -161,9 +187,9 @@ class WorldModel(nn.Module):
         self, cache: KVCache, action_chunk: torch.Tensor, generator: Generators = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Generate the frame that follows `action_chunk` (B, K, A) with a few Euler steps, commit it to the
-        cache (at `context_tau`) and return normalised latents (B, V, C, h, w), proprio (B, S) and the value
-        probability (B,) read on the committed frame. `generator` may be one generator per row, which makes
-        each row's sample independent of what else is in the batch."""
+        cache (at `context_tau`) and return normalised latents (B, V, C, h, w), proprio (B, S) and the
+        readout probability (B,) on the committed frame (see `readout`). `generator` may be one generator per
+        row, which makes each row's sample independent of what else is in the batch."""
         dyn = self.dynamics.cfg
         B, dev = action_chunk.shape[0], action_chunk.device
         shape_z = (B, 1, dyn.views, dyn.latent_channels, dyn.grid, dyn.grid)
@@ -172,15 +198,19 @@ class WorldModel(nn.Module):
         a = action_chunk[:, None]
         has = torch.ones(B, 1, dtype=torch.bool, device=dev)
         taus = euler_schedule(self.cfg.sample_steps)
+        prev = cache.last
         for t0, t1 in zip(taus[:-1], taus[1:], strict=True):
-            out = self.dynamics.step(z, p, a, has, torch.full((B, 1), float(t0), device=dev), cache, commit=False)
+            tau = torch.full((B, 1), float(t0), device=dev)
+            out = self.dynamics.step(z, p, a, has, tau, cache, commit=False, prev=prev)
             z = z + (t1 - t0) * out.latent_velocity
             p = p + (t1 - t0) * out.proprio_velocity
         ct = self.cfg.context_tau
         z_ctx = interpolate(z, randn(shape_z, generator, dev), torch.full((B, 1), ct, device=dev))
         p_ctx = interpolate(p, randn(p.shape, generator, dev), torch.full((B, 1), ct, device=dev))
-        out = self.dynamics.step(z_ctx, p_ctx, a, has, torch.full((B, 1), ct, device=dev), cache, commit=True)
-        return z[:, 0], p[:, 0], torch.sigmoid(out.value_logit[:, 0])
+        out = self.dynamics.step(z_ctx, p_ctx, a, has, torch.full((B, 1), ct, device=dev), cache, commit=True,
+                                 prev=prev)  # fmt: skip
+        cache.last = (z, p)
+        return z[:, 0], p[:, 0], self.readout(out)[:, 0]
 
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
@@ -200,7 +230,7 @@ def randn(shape: tuple[int, ...], generator: Generators, device: torch.device) -
 class Prediction:
     frames: torch.Tensor | None  # uint8 (B, H, V, H_px, W_px, 3); None when not decoded
     proprio: torch.Tensor  # (B, H, S), raw units
-    value: torch.Tensor  # (B, H) success probability per predicted frame
+    value: torch.Tensor  # (B, H) the readout per predicted frame (WorldModel.readout)
 
 
 class Imagination:
@@ -238,7 +268,7 @@ def begin(
     has = torch.ones(B, Tc, dtype=torch.bool, device=dev)
     has[:, 0] = first_has_action
     cache, out = model.start(z, p, a_in, has)
-    return Imagination(model, cache, torch.sigmoid(out.value_logit[:, -1]))
+    return Imagination(model, cache, model.readout(out)[:, -1])
 
 
 @torch.no_grad()

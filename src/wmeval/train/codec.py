@@ -90,7 +90,7 @@ def codec_psnr(codec: FrameCodec, sampler: FrameSampler, device, batches: int = 
 def encode_episodes(codec: FrameCodec, store: EpisodeStore, keys: list[str], device, value_scheme: str,
                     progress: bool) -> EpisodeArrays:  # fmt: skip
     """Every frame of every episode through the frozen codec (raw, un-normalised latents)."""
-    lat, prop, act, val, outcome, lens = [], [], [], [], [], []
+    lat, prop, act, val, succ, outcome, lens = [], [], [], [], [], [], []
     for k in tqdm(keys, desc="encode", unit="ep", disable=not progress, dynamic_ncols=True):
         ep = store.load(k, verify=False)
         frames = torch.from_numpy(np.array(ep.frames))
@@ -99,9 +99,11 @@ def encode_episodes(codec: FrameCodec, store: EpisodeStore, keys: list[str], dev
         prop.append(torch.from_numpy(np.array(ep.proprio, np.float32)))
         act.append(torch.from_numpy(np.array(ep.actions, np.float32)))
         val.append(torch.from_numpy(value_labels(np.asarray(ep.success), value_scheme)))
+        succ.append(torch.from_numpy(np.asarray(ep.success, np.float32)))
         outcome.append(ep.meta.outcome)
         lens.append(len(frames))
     return EpisodeArrays(
         keys=list(keys), offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), latents=torch.cat(lat),
         proprio=torch.cat(prop), actions=torch.cat(act), value=torch.cat(val), outcome=torch.tensor(outcome),
+        success=torch.cat(succ),
     )  # fmt: skip

@@ -14,7 +14,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -50,6 +50,8 @@ class WMTrainConfig:
     tasks: tuple[str, ...] | None = None
     exclude_policies: tuple[str, ...] = ()  # e.g. hold judged policies out of the training data
     value_scheme: str = "linear"
+    success_head: bool = False  # a head for "succeeded in this frame", read by evaluation instead of the value
+    residual: bool = False  # dynamics predict each frame as the previous one plus a change
     val_fraction: float = 0.1
     codec_steps: int = 1000
     codec_batch: int = 32
@@ -84,8 +86,9 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     base = preset(cfg.preset, L.image_size, len(L.views), L.state_dim, L.action_dim, L.frame_skip)
     window = cfg.window or base.window
     sizes = {k: getattr(cfg, k) for k in ("d_model", "depth", "heads") if getattr(cfg, k) is not None}
-    return replace(base, value_scheme=cfg.value_scheme, window=window, context=min(base.context, window - 1),
-                   dynamics=replace(base.dynamics, **sizes))  # fmt: skip
+    dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual, **sizes)
+    context = min(base.context, window - 1)
+    return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn)
 
 
 def lr_at(step: int, cfg: WMTrainConfig) -> float:
@@ -103,7 +106,8 @@ def latent_cache(cfg, codec, store, keys, device, progress) -> tuple[EpisodeArra
     want = {"store_fingerprint": store.fingerprint(), "codec_step": codec_step, "value_scheme": cfg.value_scheme}
     if path.is_file():
         arrays, meta = EpisodeArrays.load(path)
-        if {k: meta.get(k) for k in want} == want and arrays.keys == keys:
+        # caches written before success flags were stored are re-encoded
+        if {k: meta.get(k) for k in want} == want and arrays.keys == keys and arrays.success is not None:
             return arrays, meta
     arrays = encode_episodes(codec, store, keys, device, cfg.value_scheme, progress)
     arrays.save(path, want)
@@ -207,7 +211,9 @@ def resume(cfg: WMTrainConfig, model: WorldModel, opt, device) -> tuple[int, EMA
     saved = read_config(last)
     free = ("device", "steps", "eval_every", "save_every", "bf16", "compile")
     now = cfg.to_json()
-    diff = {k: (saved["train"].get(k), v) for k, v in now.items() if k not in free and saved["train"].get(k) != v}
+    # a setting added after the run was saved counts as saved at its default
+    then = {f.name: f.default for f in fields(WMTrainConfig) if f.default is not MISSING} | saved["train"]
+    diff = {k: (then.get(k), v) for k, v in now.items() if k not in free and then.get(k) != v}
     if diff:
         raise ValueError(f"{cfg.out} holds a run with other settings {diff} (saved vs now); use a new --out")
     model.load_state_dict(load_weights(last, "train.safetensors"))
