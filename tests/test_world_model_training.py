@@ -140,6 +140,16 @@ def test_quality_report_and_videos(tmp_path, store):
     assert rep["horizon"] == 3 and set(rep["psnr"]) == {"1"} and len(rep["psnr_by_horizon"]) == 3
     assert 0 < rep["ssim"]["1"] <= 1 and rep["episodes"] >= 1
     assert list((tmp_path / "q").glob("real_vs_imagined_*.gif"))
+    # where the outcome is lost: a chosen policy's episodes, readout real vs open loop, one step vs baselines
+    policy = store.meta(store.keys()[0]).policy
+    assert main(["quality", "--model", str(path), "--policies", policy, "--horizon", "3", "--episodes", "4",
+                 "--out", str(tmp_path / "p"), "--no-progress"]) == 0  # fmt: skip
+    rep = json.loads((tmp_path / "p" / "quality.json").read_text())
+    assert rep["policies"] == [policy] and 1 <= rep["episodes"] <= 4
+    assert set(rep["readout"]["all"]) >= {"episodes", "real_max", "real_final", "imagined_max", "imagined_final"}
+    one = rep["one_step"]
+    assert one["latent_mse"] > 0 and one["proprio_mae_still"] >= 0 and one["proprio_mae_constant_velocity"] >= 0
+    assert main(["quality", "--model", str(path), "--policies", "nobody-*", "--no-progress"]) == 2
 
 
 def test_nan_in_a_batch_names_step_and_episode(tmp_path, store):

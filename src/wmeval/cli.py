@@ -161,15 +161,23 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from wmeval.eval.quality import evaluate_quality
 
     rep = evaluate_quality(args.model, args.store, episodes=args.episodes, horizon=args.horizon, seed=args.seed,
-                           out=args.out, progress=not args.no_progress)  # fmt: skip
+                           out=args.out, policies=_tuple(args.policies), progress=not args.no_progress)  # fmt: skip
     print(f"{rep['episodes']} held-out episodes ({rep['successes']} successes), context {rep['context']} frames")
     base = rep["still_baseline"]
     print("horizon  PSNR dB  SSIM   proprio MAE   | nothing-moves baseline: PSNR dB  proprio MAE")
     for h in rep["psnr"]:
         print(f"{h:7d}  {rep['psnr'][h]:7.2f}  {rep['ssim'][h]:.3f}  {rep['proprio_mae'][h]:11.4f}   |"
               f" {base['psnr'][h]:30.2f}  {base['proprio_mae'][h]:11.4f}")  # fmt: skip
-    print(f"value AUROC: real last frame {rep['value_auroc_real_last_frame']:.3f}, "
+    print(f"readout AUROC: real last frame {rep['value_auroc_real_last_frame']:.3f}, "
           f"imagined final frame {rep['value_auroc_imagined_final_frame']:.3f}")  # fmt: skip
+    print("readout AUROC over whole episodes (max / final): real frames | open loop from the first frame")
+    for task, r in rep["readout"].items():
+        print(f"  {task:24s} {r['episodes']:4d} episodes: {r['real_max']:.3f} / {r['real_final']:.3f} | "
+              f"{r['imagined_max']:.3f} / {r['imagined_final']:.3f}")  # fmt: skip
+    o = rep["one_step"]
+    print(f"one step from real context: latent MSE {o['latent_mse']:.4f} (still {o['latent_mse_still']:.4f}); "
+          f"proprio MAE {o['proprio_mae']:.4f} (still {o['proprio_mae_still']:.4f}, "
+          f"constant velocity {o['proprio_mae_constant_velocity']:.4f})")  # fmt: skip
     if args.out:
         print(f"report and real-vs-imagined GIFs in {args.out}")
     return 0
@@ -349,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", required=True, help="world-model checkpoint (RUN/model)")
     q.add_argument("--store", help="episodes to evaluate (default: the model's validation episodes)")
     q.add_argument("--episodes", type=int, default=64)
+    q.add_argument("--policies", help="evaluate these policies' episodes instead (comma list, glob patterns), e.g. "
+                   "the judged ones: where does the model lose their outcome?")
     q.add_argument("--horizon", type=int, default=32)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", help="write quality.json and real-vs-imagined GIFs here")

@@ -4,6 +4,14 @@ From the first `context` real frames of each held-out episode, the logged action
 model. Reported against the real episode: PSNR and SSIM of the frames and proprio error as a function of
 the horizon, and how well the value head separates successes from failures (AUROC), read both on the
 real frames and on the imagined final frame.
+
+Where a model loses an episode's outcome (`--policies` picks the episodes, e.g. the judged policies'):
+- the readout (success or value head) over whole episodes, teacher-forced on the real frames against open
+  loop from the first frame (AUROC of its maximum and final value, per task): a low first number is the
+  readout, a drop from the first to the second is the dynamics;
+- one-step prediction from `window - 1` real frames against two baselines that ignore the actions, the
+  previous frame repeated ("still") and, for proprio, constant velocity: a model worse than them cannot
+  hold a scene or a hand trajectory over a rollout.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from tqdm import tqdm
 
 from wmeval.data.store import EpisodeStore, atomic_write_text
 from wmeval.metrics import auroc, psnr, ssim
+from wmeval.model.flow import euler_schedule
 from wmeval.model.world_model import WorldModel, load_world_model, predict
+from wmeval.zoo import matches_any
 
 
 def held_out_keys(meta: dict, store: EpisodeStore) -> list[str]:
@@ -47,12 +57,27 @@ def last_frame_value(model: WorldModel, episodes) -> torch.Tensor:
     return model.readout(out)[:, -1]
 
 
+def select_keys(meta: dict, store: EpisodeStore, policies: tuple[str, ...] | None, episodes: int) -> list[str]:
+    """`episodes` keys spread evenly over the held-out episodes, or over the episodes of `policies` (names or
+    glob patterns) on the model's tasks."""
+    if not policies:
+        keys = held_out_keys(meta, store)
+    else:
+        tasks = set(meta["data"]["tasks"])
+        keys = sorted(m.key for m in store.index() if m.task in tasks and matches_any(m.policy, policies))
+        if not keys:
+            raise ValueError(f"no episode of {', '.join(policies)} on {', '.join(sorted(tasks))} in {store.root}")
+    if len(keys) > episodes:
+        keys = [keys[int(i * len(keys) / episodes)] for i in range(episodes)]
+    return keys
+
+
 def evaluate_quality(model_path: str, store_path: str | None = None, episodes: int = 64, horizon: int = 32,
                      batch: int = 16, seed: int = 0, videos: int = 4, out: str | None = None,
-                     progress: bool = True) -> dict:  # fmt: skip
+                     policies: tuple[str, ...] | None = None, progress: bool = True) -> dict:  # fmt: skip
     model, meta = load_world_model(model_path)
     store = EpisodeStore(store_path or meta["data"]["store"])
-    keys = held_out_keys(meta, store)[:episodes]
+    keys = select_keys(meta, store, policies, episodes)
     if not keys:
         raise ValueError(f"no held-out episodes to evaluate in {store.root}; train with --val-fraction > 0")
     Tc = model.cfg.context
@@ -96,12 +121,102 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         "value_auroc_imagined_final_frame": auroc(torch.cat(v_img).numpy(), y),
         "psnr_by_horizon": psnr_h.tolist(), "ssim_by_horizon": ssim_h.tolist(),
         "proprio_mae_by_horizon": prop_h.tolist(),
+        "policies": list(policies or []),
+        "readout": readout_report(model, store, keys, batch, seed, progress),
+        "one_step": one_step_report(model, store, keys, batch, seed),
     }  # fmt: skip
     if out:
         outp = Path(out)
         atomic_write_text(outp / "quality.json", json.dumps(report, indent=2) + "\n")
         write_side_by_side(outp, samples, fps=meta["layout"]["fps"])
     return report
+
+
+@torch.no_grad()
+def real_readouts(model: WorldModel, store: EpisodeStore, keys: list[str], batch: int) -> np.ndarray:
+    """The readout of every frame of each episode on its real frames, teacher-forced through the same
+    sliding cache a rollout uses: float[N, T] (a shorter episode's row is padded with its last value).
+    Episodes are batched by length."""
+    lengths = [store.meta(k).length for k in keys]
+    out = np.zeros((len(keys), max(lengths)), np.float32)
+    dyn, dev = model.cfg.dynamics, model.latent_mean.device
+    order = sorted(range(len(keys)), key=lambda i: lengths[i])
+    while order:
+        n = lengths[order[0]]
+        idx = [i for i in order[:batch] if lengths[i] == n]
+        order = order[len(idx) :]
+        eps = [store.load(keys[i], verify=False) for i in idx]
+        frames = torch.from_numpy(np.stack([np.array(e.frames) for e in eps])).to(dev)
+        z = torch.stack([model.encode(frames[:, t]) for t in range(n)], 1)
+        p = model.norm_proprio(torch.from_numpy(np.stack([np.array(e.proprio) for e in eps])).float().to(dev))
+        a_in = torch.zeros(len(eps), n, dyn.chunk_len, dyn.action_dim, device=dev)
+        a_in[:, 1:] = torch.from_numpy(np.stack([np.array(e.actions[: n - 1]) for e in eps])).float()
+        has = torch.ones(len(eps), n, dtype=torch.bool, device=dev)
+        has[:, 0] = False
+        r = model.start(z, p, a_in, has)[1].float().cpu().numpy()
+        out[idx, :n], out[idx, n:] = r, r[:, -1:]
+    return out
+
+
+def readout_report(model: WorldModel, store: EpisodeStore, keys: list[str], batch: int, seed: int,
+                   progress: bool) -> dict:  # fmt: skip
+    """AUROC of the readout's maximum and final value over whole episodes, on the real frames and open loop
+    from the first frame, overall and per task."""
+    from wmeval.eval.success import replay_values
+
+    metas = [store.meta(k) for k in keys]
+    real = real_readouts(model, store, keys, batch)
+    imagined = replay_values(model, store, metas, batch_size=batch, seed=seed, progress=progress)
+    lengths = np.array([m.length for m in metas])
+    final = lambda v: v[np.arange(len(v)), lengths - 1]  # noqa: E731
+    y = np.array([m.outcome for m in metas], bool)
+    tasks = {"all": np.ones(len(metas), bool)} | {t: np.array([m.task == t for m in metas]) for t in
+                                                  sorted({m.task for m in metas})}  # fmt: skip
+    return {
+        t: {"episodes": int(sel.sum()), "successes": int(y[sel].sum())}
+        | {f"{name}_{stat}": auroc(f(v)[sel], y[sel]) for name, v in (("real", real), ("imagined", imagined))
+           for stat, f in (("max", lambda v: v.max(1)), ("final", final))}
+        for t, sel in tasks.items()
+    }  # fmt: skip
+
+
+@torch.no_grad()
+def one_step_report(model: WorldModel, store: EpisodeStore, keys: list[str], batch: int, seed: int) -> dict:
+    """One-step prediction of frame t from the `window - 1` real frames before it (every 8th t), against the
+    previous frame repeated and, for proprio, constant velocity. Latent MSE in normalised units; proprio
+    MAE in the store's units."""
+    W, dev = model.cfg.window, model.latent_mean.device
+    g = torch.Generator().manual_seed(seed)
+    sums: dict[str, list[float]] = {k: [] for k in ("latent_mse", "latent_mse_still", "proprio_mae",
+                                                    "proprio_mae_still", "proprio_mae_constant_velocity")}  # fmt: skip
+    for i in range(0, len(keys), batch):
+        eps = [store.load(k, verify=False) for k in keys[i : i + batch]]
+        for end in range(W, min(len(e.frames) for e in eps), 8):
+            sl = slice(end - W, end + 1)  # W + 1 frames: frame end - W is the first frame's previous frame
+            frames = torch.from_numpy(np.stack([np.array(e.frames[sl]) for e in eps])).to(dev)
+            z = torch.stack([model.encode(frames[:, t]) for t in range(W + 1)], 1)
+            p_raw = torch.from_numpy(np.stack([np.array(e.proprio[sl]) for e in eps])).float().to(dev)
+            p = model.norm_proprio(p_raw)
+            a_in = torch.from_numpy(np.stack([np.array(e.actions[end - W : end]) for e in eps])).float().to(dev)
+            prev, (z, p) = (z[:, :-1], p[:, :-1]), (z[:, 1:], p[:, 1:])
+            has = torch.ones(len(eps), W, dtype=torch.bool, device=dev)
+            zz, pp = z.clone(), p.clone()
+            zz[:, -1] = torch.randn(zz[:, -1].shape, generator=g).to(dev)
+            pp[:, -1] = torch.randn(pp[:, -1].shape, generator=g).to(dev)
+            taus = euler_schedule(model.cfg.sample_steps)
+            for t0, t1 in zip(taus[:-1], taus[1:], strict=True):
+                tau = torch.ones(len(eps), W, device=dev)
+                tau[:, -1] = float(t0)
+                out = model.dynamics(zz, pp, a_in, has, tau, prev=prev)
+                zz[:, -1] += (t1 - t0) * out.latent_velocity[:, -1]
+                pp[:, -1] += (t1 - t0) * out.proprio_velocity[:, -1]
+            real_p = p_raw[:, -1]
+            sums["latent_mse"].append(float((zz[:, -1] - z[:, -1]).pow(2).mean()))
+            sums["latent_mse_still"].append(float((z[:, -2] - z[:, -1]).pow(2).mean()))
+            sums["proprio_mae"].append(float((model.denorm_proprio(pp[:, -1]) - real_p).abs().mean()))
+            sums["proprio_mae_still"].append(float((p_raw[:, -2] - real_p).abs().mean()))
+            sums["proprio_mae_constant_velocity"].append(float((2 * p_raw[:, -2] - p_raw[:, -3] - real_p).abs().mean()))
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in sums.items()}
 
 
 def write_side_by_side(out: Path, samples, fps: float) -> None:

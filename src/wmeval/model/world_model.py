@@ -165,12 +165,13 @@ class WorldModel(nn.Module):
     # ---- sampling ----
     @torch.no_grad()
     def start(self, latents: torch.Tensor, proprio: torch.Tensor, actions_in: torch.Tensor, has_action: torch.Tensor,
-              max_frames: int | None = None) -> tuple[KVCache, DynamicsOutput]:  # fmt: skip
-        """Prefill a KV cache with clean context frames (B, Tc, ...) (normalised); returns the cache and the
-        heads' outputs on the context (value of the last context frame included)."""
+              max_frames: int | None = None) -> tuple[KVCache, torch.Tensor]:  # fmt: skip
+        """Prefill a KV cache with clean context frames (B, Tc, ...) (normalised), a sliding window of
+        `max_frames` (default: the training window); returns the cache and the readout of every context
+        frame (B, Tc)."""
         T = latents.shape[1]
         cache = KVCache(max_frames or self.cfg.window, self.cfg.dynamics.tokens_per_frame)
-        out = None
+        readouts = []
         # the first frame's previous frame is unknown: zeros, as at an episode's start in training
         prev = (torch.zeros_like(latents[:, :1]), torch.zeros_like(proprio[:, :1]))
         for t in range(T):
@@ -178,9 +179,10 @@ class WorldModel(nn.Module):
             now = (latents[:, t : t + 1], proprio[:, t : t + 1])
             out = self.dynamics.step(*now, actions_in[:, t : t + 1], has_action[:, t : t + 1], tau, cache,
                                      commit=True, prev=prev)  # fmt: skip
+            readouts.append(self.readout(out))
             prev = now
         cache.last = prev
-        return cache, out
+        return cache, torch.cat(readouts, dim=1)
 
     @torch.no_grad()
     def next_frame(
@@ -267,8 +269,8 @@ def begin(
         a_in[:, 1:] = actions.to(dev).float()
     has = torch.ones(B, Tc, dtype=torch.bool, device=dev)
     has[:, 0] = first_has_action
-    cache, out = model.start(z, p, a_in, has)
-    return Imagination(model, cache, model.readout(out)[:, -1])
+    cache, readout = model.start(z, p, a_in, has)
+    return Imagination(model, cache, readout[:, -1])
 
 
 @torch.no_grad()
