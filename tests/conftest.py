@@ -86,3 +86,33 @@ def make_fake_store(root, n: int, policy: str = "expert"):
         ep = rollout(env, ConstantPolicy(speed=0.6 + 0.1 * (seed % 4)), env.start(seed), policy, {"name": policy})
         store.append(ep)
     return store
+
+
+JUDGED = "bc-reach-cnn-proprio-*"
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """Shared by every module that judges policies: a fake store with demos and the rollouts of a small
+    learned zoo on seeds 100-105, and a tiny world model trained with the judged policies held out. Tests
+    must not modify it (copy what they change)."""
+    root = tmp_path_factory.mktemp("imagine")
+    store = make_fake_store(root / "store", 10)
+    from wmeval.policies.grid import GridConfig, train_grid
+    from wmeval.rollout import rollout
+    from wmeval.train.world_model import WMTrainConfig, train_world_model
+    from wmeval.zoo import load_zoo
+
+    grid = GridConfig(store=str(store.root), out=str(root / "zoo"), tasks=("reach",), sizes=(4,),
+                      variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(1, 3), val_episodes=1, batch_size=4,
+                      device="cpu")  # fmt: skip
+    zoo_path = train_grid(grid, progress=False)
+    env = FakeReality()
+    for spec in load_zoo(zoo_path).policies:
+        for seed in range(100, 106):
+            store.append(rollout(env, spec.build("reach", FAKE_LAYOUT), env.start(seed), spec.name, spec.to_json()))
+    wm = WMTrainConfig(store=str(store.root), out=str(root / "wm"), preset="tiny", window=4, codec_steps=6,
+                       codec_batch=8, steps=8, batch_size=4, eval_every=4, save_every=4, warmup=2, device="cpu",
+                       val_fraction=0.3, exclude_policies=(JUDGED,))  # fmt: skip
+    model_path = train_world_model(wm, progress=False)
+    return {"root": root, "store": store, "zoo": zoo_path, "model": model_path}

@@ -9,7 +9,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
-from conftest import FAKE_LAYOUT, ConstantPolicy, FakeReality, make_fake_store
+from conftest import (
+    FAKE_LAYOUT,
+    JUDGED,  # noqa: E402  (the `world` fixture lives in conftest)
+    ConstantPolicy,
+    make_fake_store,
+)
 
 from wmeval.align.align import run_align
 from wmeval.align.report import write_report
@@ -17,35 +22,10 @@ from wmeval.eval.evaluate import EvalConfig, evaluate
 from wmeval.eval.imagination import ImaginationEnv, Job, LayoutMismatch, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics
 from wmeval.model.world_model import load_world_model
-from wmeval.policies.grid import GridConfig, train_grid
 from wmeval.policies.learned import LearnedPolicy
 from wmeval.reality.base import Reality
 from wmeval.rollout import rollout
-from wmeval.train.world_model import WMTrainConfig, train_world_model
 from wmeval.zoo import load_zoo
-
-JUDGED = "bc-reach-cnn-proprio-*"
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A fake store with demos and the rollouts of a small learned zoo on seeds 100-105, and a tiny world
-    model trained with the judged policies held out."""
-    root = tmp_path_factory.mktemp("imagine")
-    store = make_fake_store(root / "store", 10)
-    grid = GridConfig(store=str(store.root), out=str(root / "zoo"), tasks=("reach",), sizes=(4,),
-                      variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(1, 3), val_episodes=1, batch_size=4,
-                      device="cpu")  # fmt: skip
-    zoo_path = train_grid(grid, progress=False)
-    env = FakeReality()
-    for spec in load_zoo(zoo_path).policies:
-        for seed in range(100, 106):
-            store.append(rollout(env, spec.build("reach", FAKE_LAYOUT), env.start(seed), spec.name, spec.to_json()))
-    wm = WMTrainConfig(store=str(store.root), out=str(root / "wm"), preset="tiny", window=4, codec_steps=6,
-                       codec_batch=8, steps=8, batch_size=4, eval_every=4, save_every=4, warmup=2, device="cpu",
-                       val_fraction=0.3, exclude_policies=(JUDGED,))  # fmt: skip
-    model_path = train_world_model(wm, progress=False)
-    return {"root": root, "store": store, "zoo": zoo_path, "model": model_path}
 
 
 @dataclass(frozen=True)

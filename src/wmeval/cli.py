@@ -39,6 +39,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     existing = _store_layout(Path(args.out))
     # Options left out follow an existing store, so re-running a shorter command resumes it.
     fallback = {}
+    if existing is not None and existing.suite != zoo.suite:
+        raise ValueError(
+            f"{args.out} holds {existing.suite!r} episodes and the zoo {args.zoo!r} runs in {zoo.suite!r}; "
+            "collect into a new --out"
+        )
     if existing is not None:
         fallback = dict(
             views=existing.views,

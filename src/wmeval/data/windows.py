@@ -35,7 +35,12 @@ def select_episodes(
         m for m in store.index() if (tasks is None or m.task in tasks) and not matches_any(m.policy, exclude_policies)
     ]
     if not metas:
-        raise ValueError(f"{store.root}: no episodes match tasks={tasks} (excluding policies {exclude_policies})")
+        which = ", ".join(tasks) if tasks else "all tasks"
+        held = ", ".join(exclude_policies) or "-"
+        raise ValueError(
+            f"{store.root}: no episode left to train on ({which}, --exclude-policies {held}); "
+            f"see `wmeval table {store.root}` for the store's tasks and policies"
+        )
     return metas
 
 
@@ -97,12 +102,17 @@ def long_enough(arrays: EpisodeArrays, window: int) -> np.ndarray:
 
 def check_long_enough(arrays: EpisodeArrays, window: int, where: str) -> np.ndarray:
     """Indices of episodes with at least `window` frames; refuse if there are none."""
-    lens = arrays.lengths()
-    ok = long_enough(arrays, window)
+    return require_window(arrays.lengths(), window, where)
+
+
+def require_window(lengths: np.ndarray, window: int, where: str) -> np.ndarray:
+    """Indices of the `lengths` that hold a `window`; refuse (before any work is done) if none does."""
+    lengths = np.asarray(lengths)
+    ok = np.flatnonzero(lengths >= window)
     if not len(ok):
         raise ValueError(
-            f"{where}: no episode has the {window} frames a training window needs (longest: {lens.max()} frames); "
-            f"use a smaller window/preset or collect longer episodes (--max-steps)"
+            f"{where}: no episode has the {window} frames a training window needs (longest: "
+            f"{lengths.max(initial=0)} frames); use a smaller window/preset or collect longer episodes (--max-steps)"
         )
     return ok
 

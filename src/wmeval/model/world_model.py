@@ -295,6 +295,18 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tu
     cfg = read_config(path)
     if cfg.get("kind") != "world-model":
         raise CheckpointError(f"{path} holds a {cfg.get('kind')!r} checkpoint, not a 'world-model'")
-    model = WorldModel(WorldModelConfig.from_json(cfg["model"]))
-    model.load_state_dict(load_weights(path))
+    missing = [k for k in ("model", "layout", "data", "train") if not isinstance(cfg.get(k), dict)]
+    try:
+        if missing:
+            raise KeyError(", ".join(missing))
+        model = WorldModel(WorldModelConfig.from_json(cfg["model"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"{Path(path) / 'config.json'} is damaged or from another version (bad or missing {e}); "
+            "use another checkpoint or train again"
+        ) from None
+    try:
+        model.load_state_dict(load_weights(path))
+    except RuntimeError as e:  # weights of another shape than config.json says
+        raise CheckpointError(f"{path}: model.safetensors does not match config.json ({str(e)[:200]})") from None
     return model.to(device).eval(), cfg

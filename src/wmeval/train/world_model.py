@@ -28,6 +28,7 @@ from wmeval.data.windows import (
     check_long_enough,
     is_validation,
     long_enough,
+    require_window,
     select_episodes,
 )
 from wmeval.model.codec import FrameCodec
@@ -147,6 +148,8 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     keys = [m.key for m in metas]
     val_keys = [k for k in keys if is_validation(k, cfg.val_fraction)]
     train_keys = [k for k in keys if k not in set(val_keys)]
+    train_set = set(train_keys)
+    require_window([m.length for m in metas if m.key in train_set], wm_cfg.window, f"{store.root} (training episodes)")
     if rank == 0:
         if cfg.codec_from:
             reuse_codec(Path(cfg.codec_from), Path(cfg.out), cfg.codec_steps)
