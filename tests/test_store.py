@@ -144,3 +144,29 @@ def test_killed_writer_leaves_readable_store_without_partial_episode(tmp_path):
     assert rep.ok and rep.n_episodes == 1 and len(rep.leftovers) == 1
     check_store(store.root, clean=True, progress=False)
     assert store.temp_files() == []
+
+
+@pytest.mark.parametrize(
+    "field, name",
+    [("task", "../escape"), ("task", "/etc/passwd"), ("policy", ".."), ("policy", "a/b"), ("policy", "with space"),
+     ("task", ""), ("policy", "new\nline"), ("policy", ".hidden"), ("task", "x" * 200), ("policy", "caf\u00e9"),
+     ("task", "C:\\evil")],
+)  # fmt: skip
+def test_names_that_would_leave_the_store_are_refused(tmp_path, field, name):
+    """Task and policy names become path components; imported or hand-written ones cannot escape the store."""
+    store = EpisodeStore.create(tmp_path / "s", FAKE_LAYOUT)
+    ep = make_episode()
+    bad = replace(ep, meta=replace(ep.meta, **{field: name}))
+    with pytest.raises(StoreError, match="cannot name a file"):
+        store.append(bad)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "store.json"]
+    with pytest.raises(StoreError):
+        store.load(f"{name}/p/000001" if field == "task" else f"t/{name}/000001")
+
+
+def test_keys_are_three_safe_components(tmp_path):
+    store = EpisodeStore.create(tmp_path / "s", FAKE_LAYOUT)
+    for key in ("reach/p", "reach/p/1/2", "reach/p/abc", "../../x/000001"):
+        with pytest.raises(StoreError):
+            store.path(key)
+    assert store.path("reach/p/000001") == store.root / "episodes" / "reach" / "p" / "000001.safetensors"

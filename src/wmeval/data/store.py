@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import os
 import platform
 import tempfile
@@ -79,8 +80,22 @@ class Episode:
         return {"frames": self.frames, "actions": self.actions, "proprio": self.proprio, "success": self.success}
 
 
+# A task or policy name is one path component of an episode's file: no separators, no leading dot (so never
+# "." or ".."), printable ASCII only. Names from imported data or zoo files cannot leave the store this way.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,127}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not SAFE_NAME.match(name):
+        raise StoreError(
+            f"{kind} name {name!r} cannot name a file in a store: use letters, digits and _ . + - (up to 128, "
+            "starting with a letter or digit)"
+        )
+    return name
+
+
 def episode_key(task: str, policy: str, seed: int) -> str:
-    return f"{task}/{policy}/{seed:06d}"
+    return f"{check_name('task', task)}/{check_name('policy', policy)}/{seed:06d}"
 
 
 def tensor_digest(tensors: dict[str, np.ndarray]) -> str:
@@ -162,6 +177,11 @@ class EpisodeStore:
 
     # ---- paths and listing ----
     def path(self, key: str) -> Path:
+        parts = key.split("/")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise StoreError(f"{key!r} is not an episode key (TASK/POLICY/SEED)")
+        check_name("task", parts[0])
+        check_name("policy", parts[1])
         return self.root / "episodes" / f"{key}.safetensors"
 
     def has(self, key: str) -> bool:
@@ -203,6 +223,9 @@ class EpisodeStore:
     # ---- write ----
     def validate(self, ep: Episode) -> None:
         L, key = self.layout, ep.meta.key
+        expected = episode_key(ep.meta.task, ep.meta.policy, ep.meta.seed)  # refuses unsafe names
+        if key != expected:
+            raise StoreError(f"episode key {key!r} does not match its task, policy and seed ({expected!r})")
         T = ep.frames.shape[0]
         expected = {
             "frames": ((T, len(L.views), L.image_size, L.image_size, 3), np.uint8),
