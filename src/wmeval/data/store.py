@@ -20,9 +20,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
