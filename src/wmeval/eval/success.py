@@ -138,10 +138,13 @@ def replay_values(
     model: WorldModel, store: EpisodeStore, metas: Sequence[EpisodeMeta], batch_size: int = 64, seed: int = 0,
     progress: bool = True,
 ) -> np.ndarray:  # fmt: skip
-    """Open-loop replay: each episode's logged actions from its recorded first frame; the value of every
-    frame float32[N, T]. Episodes are grouped by length (a batch shares one length)."""
+    """Open-loop replay: each episode's logged actions from its recorded first frame; the readout of every
+    frame float32[N, T]. Episodes are grouped by length (a batch shares one length); each has its own
+    sampling noise, seeded by its start (as in imagination), so it does not depend on its batch."""
+    from wmeval.eval.imagination import noise_seed
+    from wmeval.types import Start
+
     out = np.zeros((len(metas), max((m.length for m in metas), default=0)), np.float32)
-    g = torch.Generator().manual_seed(seed)
     order = sorted(range(len(metas)), key=lambda i: metas[i].length)
     bar = tqdm(total=len(metas), desc="replay", unit="episode", disable=not progress)
     i = 0
@@ -154,6 +157,7 @@ def replay_values(
         actions = torch.from_numpy(np.stack([np.array(e.actions[: T - 1]) for e in eps]))
         im = begin(model, frames, proprio)
         out[idx, 0] = im.value.float().cpu().numpy()
+        g = [torch.Generator().manual_seed(noise_seed(seed, Start.from_json(metas[j].start))) for j in idx]
         for t in range(T - 1):
             step = im.step(actions[:, t].to(im.value.device), g, decode=False)
             out[idx, t + 1] = step.value[:, 0].float().cpu().numpy()
