@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shlex
@@ -448,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, RuntimeError) as e:  # user-facing errors: one clear line, no traceback
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only or missing directory, a permission: say which file
+        where = f": {e.filename}" if e.filename else ""
+        fix = "free some space and run the same command again: it resumes" if e.errno == errno.ENOSPC else (
+            "check the path and its permissions")  # fmt: skip
+        print(f"error: {e.strerror or e}{where}; {fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: committed episodes are kept; run the same command again to resume", file=sys.stderr)
