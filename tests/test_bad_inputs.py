@@ -158,6 +158,9 @@ CASES = [
      ["evaluate", "--model", "{wm}", "--zoo", ZOO, "--out", "{tmp}/ev", "--device", "cpu"], r"'x'"),
     ("evaluate-unknown-task", _nothing, ["evaluate", "--model", "{wm}", "--zoo", "{wzoo}", "--out", "{tmp}/ev",
                                          "--tasks", "swim"], r"swim"),
+    ("evaluate-out-under-a-file", lambda w, tmp: {"f": _write(tmp / "afile", "x")},
+     ["evaluate", "--model", "{wm}", "--zoo", "{wzoo}", "--out", "{f}/ev", "--device", "cpu"], r"afile"),
+    ("table-json-to-a-directory", _nothing, ["table", STORE, "--json", "{tmp}"], r"Is a directory"),
     # align / report
     ("align-no-evaluation", _nothing, ["align", "{tmp}/nowhere"], r"nowhere"),
     ("align-bad-json", _eval_dir("{oops"), ["align", "{ev}"], r"evaluation\.json"),
