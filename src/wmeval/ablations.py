@@ -44,9 +44,7 @@ ABLATIONS = {
                      train={"d_model": 128, "depth": 4, "heads": 4, "steps_scale": 0.375}),
     "success-head": Ablation("imagined episodes judged by a success-now head (is the task succeeded in this frame?, "
                              "the same for every policy) instead of the value head", train={"success_head": True}),
-    # on top of success-head, which it does not replace: the row to compare it with is success-head's
-    "success-head+residual": Ablation("success-head, and each frame predicted as the previous frame plus a change",
-                                      train={"success_head": True, "residual": True}),
+    "residual": Ablation("each frame predicted as the previous frame plus a change", train={"residual": True}),
     "window-12": Ablation("12-frame training windows (8)", train={"window": 12}),
     "steps-half": Ablation("half the dynamics training steps", train={"steps_scale": 0.5}),
 }  # fmt: skip
