@@ -170,3 +170,24 @@ def test_keys_are_three_safe_components(tmp_path):
         with pytest.raises(StoreError):
             store.path(key)
     assert store.path("reach/p/000001") == store.root / "episodes" / "reach" / "p" / "000001.safetensors"
+
+
+def test_a_full_disk_is_an_os_error_naming_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    """safetensors reports a full disk with its own error type; the store turns it into the OSError it is."""
+    import errno
+
+    import safetensors.numpy
+
+    store = EpisodeStore.create(tmp_path / "s", FAKE_LAYOUT)
+    store.append(make_episode(seed=1))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+
+    def full(*args, **kwargs):
+        raise Exception("Error while serializing: I/O error: No space left on device (os error 28)")  # noqa: TRY002
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", full)
+    with pytest.raises(OSError) as e:
+        store.append(make_episode(seed=2))
+    assert e.value.errno == errno.ENOSPC and "000002" in e.value.filename
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no temporary file, nothing damaged
+    assert store.load(store.keys()[0]).meta.seed == 1

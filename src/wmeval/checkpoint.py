@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from wmeval.data.safetensors_io import os_errors
+
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, damaged or does not fit what it is asked to do."""
@@ -89,7 +91,8 @@ def save_checkpoint(
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with os_errors(path):  # a full disk: an OSError naming the checkpoint
+            raise
     return path
 
 

@@ -45,6 +45,7 @@ class JobResult:
     outcome: bool | None
     frames: int
     error: str | None = None
+    os_error: tuple[int, str, str | None] | None = None  # (errno, message, file): stops the whole collection
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ def _run(job: Job) -> JobResult:
         ep = rollout(env, policy, env.start(job.seed), job.policy.name, job.policy.to_json())
         meta = store.append(ep)
         return JobResult(job.key, meta.outcome, meta.length)
+    except OSError as e:  # a full disk or an unwritable store is not this episode's fault: stop
+        return JobResult(job.key, None, 0, str(e), (e.errno or 0, e.strerror or str(e), e.filename))
     except Exception as e:  # reported per episode; the rest of the collection goes on
         return JobResult(job.key, None, 0, f"{type(e).__name__}: {e}")
 
@@ -150,6 +153,8 @@ def collect(
             bar.update(1)
             frames += res.frames
             bar.set_postfix(frames_s=f"{frames / (time.perf_counter() - t0):.0f}", failed=len(errors), refresh=False)
+            if res.os_error:
+                raise OSError(*res.os_error)
             if res.error:
                 errors.append(res)
                 tqdm.write(f"episode {res.key} failed: {res.error}", file=sys.stderr)

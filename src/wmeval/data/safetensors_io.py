@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,22 @@ MAX_HEADER = 100 * 1024 * 1024
 
 class CorruptFile(ValueError):
     """A file is not a complete, well-formed safetensors file."""
+
+
+@contextmanager
+def os_errors(path: str | Path) -> Iterator[None]:
+    """Re-raise the safetensors writer's I/O failures (its own error type, "... (os error 28)") as the
+    OSError they are, naming `path`, so a full disk is reported like any other."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        m = re.search(r"os error (\d+)", str(e))
+        if m is None:
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from None
 
 
 def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:

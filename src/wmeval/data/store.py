@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from wmeval.data.safetensors_io import CorruptFile, memmap_tensors, read_header
+from wmeval.data.safetensors_io import CorruptFile, memmap_tensors, os_errors, read_header
 from wmeval.reality.base import Layout
 
 FORMAT = "wmeval-episodes/1"
@@ -278,7 +278,8 @@ class EpisodeStore:
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
-            raise
+            with os_errors(target):  # a full disk: an OSError naming the episode
+                raise
         return meta
 
     # ---- read ----

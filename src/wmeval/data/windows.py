@@ -73,13 +73,19 @@ class EpisodeArrays:
     def save(self, path: Path, meta: dict) -> None:
         from safetensors.torch import save_file
 
+        from wmeval.data.safetensors_io import os_errors
         from wmeval.data.store import atomic_write_text
 
         tmp = path.with_suffix(".tmp")
         names = ("latents", "proprio", "actions", "value", "outcome", "success")
         tensors = {k: getattr(self, k).contiguous() for k in names if getattr(self, k) is not None}
         tensors["offsets"] = torch.from_numpy(self.offsets)
-        save_file(tensors, tmp, metadata={"wmeval": json.dumps({**meta, "keys": self.keys})})
+        try:
+            save_file(tensors, tmp, metadata={"wmeval": json.dumps({**meta, "keys": self.keys})})
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            with os_errors(path):
+                raise
         tmp.replace(path)
         atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
 
