@@ -57,9 +57,10 @@ def test_train_save_load_and_predict(tmp_path, store):
 
 
 def test_success_head_and_residual_train_and_roll_out(tmp_path, store):
-    path = train_world_model(cfg(store, tmp_path / "run", success_head=True, residual=True), progress=False)
+    path = train_world_model(cfg(store, tmp_path / "run", success_head=True, residual=True, prev_noise=0.2), progress=False)
     model, meta = load_world_model(path)
-    assert model.cfg.dynamics.success_head and model.cfg.dynamics.residual and "success_bce" in meta["metrics"]
+    assert model.cfg.dynamics.success_head and model.cfg.dynamics.residual and model.cfg.prev_noise == 0.2
+    assert "success_bce" in meta["metrics"]
     ep = store.load(store.keys()[0])
     frames, proprio = (torch.from_numpy(np.array(x))[None, :2] for x in (ep.frames, ep.proprio))
     a = predict(model, frames, proprio, torch.from_numpy(np.array(ep.actions))[None, :5], torch.Generator().manual_seed(0))

@@ -45,6 +45,8 @@ ABLATIONS = {
     "success-head": Ablation("imagined episodes judged by a success-now head (is the task succeeded in this frame?, "
                              "the same for every policy) instead of the value head", train={"success_head": True}),
     "residual": Ablation("each frame predicted as the previous frame plus a change", train={"residual": True}),
+    "residual-prev-noise": Ablation("residual, trained on previous frames noised to a signal level in [0.8, 1]",
+                                    train={"residual": True, "prev_noise": 0.2}),
     "window-12": Ablation("12-frame training windows (8)", train={"window": 12}),
     "steps-half": Ablation("half the dynamics training steps", train={"steps_scale": 0.5}),
 }  # fmt: skip

@@ -156,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
         codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads,
-        success_head=args.success_head, residual=args.residual,
+        success_head=args.success_head, residual=args.residual, prev_noise=args.prev_noise,
     )  # fmt: skip
     path = train_world_model(cfg, progress=not args.no_progress)
     print(f"world model: {path}")
@@ -341,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "for every policy); evaluation then reads it instead of the value head")
     tr.add_argument("--residual", action=argparse.BooleanOptionalAction, default=False,
                     help="predict each frame as the previous frame plus a change (an untrained model copies)")
+    tr.add_argument("--prev-noise", type=float, default=0.0, help="with --residual: train on previous frames noised "
+                    "to a random signal level in [1 - x, 1], for robustness to the model's own frames")
     tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
     tr.add_argument("--window", type=int, help="frames per training window (default: the preset's)")
     tr.add_argument("--codec-steps", type=int, default=1000)

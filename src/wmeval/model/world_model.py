@@ -29,6 +29,9 @@ class WorldModelConfig:
     success_weight: float = 0.5  # the success head's BCE (with dynamics.success_head)
     sample_steps: int = 4  # Euler steps per generated frame
     context_tau: float = 0.95  # generated frames re-enter the context slightly noised (exposure bias)
+    # residual models: in training, the previous frame enters at a random signal level in [1 - prev_noise, 1],
+    # so a model that learns from real previous frames tolerates the imperfect ones it generates itself
+    prev_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.value_scheme not in SCHEMES:
@@ -39,6 +42,8 @@ class WorldModelConfig:
             raise ValueError("codec latent grid/channels must match the dynamics' grid/latent_channels")
         if not 0 < self.context_tau <= 1 or self.sample_steps < 1:
             raise ValueError("context_tau must be in (0, 1] and sample_steps >= 1")
+        if not 0 <= self.prev_noise < 1:
+            raise ValueError(f"prev_noise must be in [0, 1), got {self.prev_noise}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -132,6 +137,9 @@ class WorldModel(nn.Module):
         eps_p = torch.randn(w.proprio.shape, generator=generator).to(w.latents.device)
         z_tau, p_tau = interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau)
         prev = (w.prev_latents, w.prev_proprio) if self.cfg.dynamics.residual else None
+        if prev is not None and self.cfg.prev_noise > 0:
+            tau_p = (1 - self.cfg.prev_noise * torch.rand((B, T), generator=generator)).to(w.latents.device)
+            prev = tuple(interpolate(x, torch.randn(x.shape, generator=generator).to(x.device), tau_p) for x in prev)
         out = (dynamics or self.dynamics)(z_tau, p_tau, w.actions_in, w.has_action, tau, prev=prev)
         noisy = (tau < 1).float()  # at tau = 1 the velocity target is pure noise: no signal to learn
         if self.cfg.dynamics.residual:  # the velocity form of an x-prediction (see flow.velocity_from_x)

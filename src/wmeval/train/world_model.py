@@ -53,6 +53,7 @@ class WMTrainConfig:
     value_scheme: str = "linear"
     success_head: bool = False  # a head for "succeeded in this frame", read by evaluation instead of the value
     residual: bool = False  # dynamics predict each frame as the previous one plus a change
+    prev_noise: float = 0.0  # residual: noise on the previous frame in training (WorldModelConfig.prev_noise)
     val_fraction: float = 0.1
     codec_steps: int = 1000
     codec_batch: int = 32
@@ -89,7 +90,8 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     sizes = {k: getattr(cfg, k) for k in ("d_model", "depth", "heads") if getattr(cfg, k) is not None}
     dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual, **sizes)
     context = min(base.context, window - 1)
-    return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn)
+    return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn,
+                   prev_noise=cfg.prev_noise)  # fmt: skip
 
 
 def lr_at(step: int, cfg: WMTrainConfig) -> float:
