@@ -168,16 +168,18 @@ def readout_report(model: WorldModel, store: EpisodeStore, keys: list[str], batc
     real = real_readouts(model, store, keys, batch)
     imagined = replay_values(model, store, metas, batch_size=batch, seed=seed, progress=progress)
     lengths = np.array([m.length for m in metas])
-    final = lambda v: v[np.arange(len(v)), lengths - 1]  # noqa: E731
+    stats = {"max": lambda v: v.max(1), "final": lambda v: v[np.arange(len(v)), lengths - 1]}
     y = np.array([m.outcome for m in metas], bool)
-    tasks = {"all": np.ones(len(metas), bool)} | {t: np.array([m.task == t for m in metas]) for t in
-                                                  sorted({m.task for m in metas})}  # fmt: skip
-    return {
-        t: {"episodes": int(sel.sum()), "successes": int(y[sel].sum())}
-        | {f"{name}_{stat}": auroc(f(v)[sel], y[sel]) for name, v in (("real", real), ("imagined", imagined))
-           for stat, f in (("max", lambda v: v.max(1)), ("final", final))}
-        for t, sel in tasks.items()
-    }  # fmt: skip
+    groups = {"all": np.ones(len(metas), bool)}
+    groups |= {t: np.array([m.task == t for m in metas]) for t in sorted({m.task for m in metas})}
+    report = {}
+    for group, sel in groups.items():
+        row = {"episodes": int(sel.sum()), "successes": int(y[sel].sum())}
+        for name, values in (("real", real), ("imagined", imagined)):
+            for stat, f in stats.items():
+                row[f"{name}_{stat}"] = auroc(f(values)[sel], y[sel])
+        report[group] = row
+    return report
 
 
 @torch.no_grad()
