@@ -22,7 +22,8 @@ def pearson(real: np.ndarray, pred: np.ndarray) -> float:
     real, pred = np.asarray(real, float), np.asarray(pred, float)
     if np.ptp(real) == 0 or np.ptp(pred) == 0:  # constant: undefined (std() of equal floats can be 1e-18, not 0)
         return float("nan")
-    return float(np.corrcoef(real, pred)[0, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):  # spreads so small their variance underflows: NaN
+        return float(np.corrcoef(real, pred)[0, 1])
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
