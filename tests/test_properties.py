@@ -204,3 +204,27 @@ def test_wilson_interval_matches_scipy(n, data):
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
     low, high = wilson_interval(k, n)
     assert low == pytest.approx(ci.low, abs=1e-6) and high == pytest.approx(ci.high, abs=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(8, 60), seed=st.integers(0, 10_000))
+def test_platt_scaling_finds_the_same_optimum_as_scipy(n, seed):
+    """The success rule's Platt fit (damped Newton) against a general optimiser on the same penalised
+    likelihood (logistic regression with a light pull towards the identity map)."""
+    from scipy.optimize import minimize
+
+    from wmeval.eval.success import _platt
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.7 * x - 0.3)))).astype(float)
+    X = np.stack([x, np.ones_like(x)], 1)
+
+    def nll(w):
+        z = X @ w
+        return np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * 1e-2 * np.sum((w - [1.0, 0.0]) ** 2)
+
+    ref = minimize(nll, np.array([1.0, 0.0]), method="BFGS", options={"gtol": 1e-10}).x
+    a, b = _platt(x, y)
+    assert nll(np.array([a, b])) <= nll(ref) + 1e-7
+    assert a == pytest.approx(ref[0], abs=1e-3) and b == pytest.approx(ref[1], abs=1e-3)
