@@ -228,3 +228,18 @@ def test_platt_scaling_finds_the_same_optimum_as_scipy(n, seed):
     a, b = _platt(x, y)
     assert nll(np.array([a, b])) <= nll(ref) + 1e-7
     assert a == pytest.approx(ref[0], abs=1e-3) and b == pytest.approx(ref[1], abs=1e-3)
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(20, 80), p=st.floats(0.1, 0.9), seed=st.integers(0, 1000))
+def test_percentile_bootstrap_of_a_rate_agrees_with_scipy(n, p, seed):
+    """A policy's predicted-rate interval (percentile bootstrap over its episodes) against scipy's."""
+    from wmeval.eval.success import bootstrap_mean
+
+    x = (np.random.default_rng(seed).random(n) < p).astype(float)
+    if np.ptp(x) == 0:
+        return
+    mean, low, high = bootstrap_mean(x, n=20000, seed=seed)
+    ci = stats.bootstrap((x,), np.mean, n_resamples=20000, method="percentile", random_state=seed).confidence_interval
+    assert mean == pytest.approx(x.mean())
+    assert low == pytest.approx(ci.low, abs=0.03) and high == pytest.approx(ci.high, abs=0.03)
