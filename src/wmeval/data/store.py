@@ -223,9 +223,9 @@ class EpisodeStore:
     # ---- write ----
     def validate(self, ep: Episode) -> None:
         L, key = self.layout, ep.meta.key
-        expected = episode_key(ep.meta.task, ep.meta.policy, ep.meta.seed)  # refuses unsafe names
-        if key != expected:
-            raise StoreError(f"episode key {key!r} does not match its task, policy and seed ({expected!r})")
+        want_key = episode_key(ep.meta.task, ep.meta.policy, ep.meta.seed)  # refuses unsafe names
+        if key != want_key:
+            raise StoreError(f"episode key {key!r} does not match its task, policy and seed ({want_key!r})")
         T = ep.frames.shape[0]
         expected = {
             "frames": ((T, len(L.views), L.image_size, L.image_size, 3), np.uint8),

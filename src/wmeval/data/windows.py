@@ -156,11 +156,11 @@ class WindowSampler:
         prev = (frames - 1).clamp_min(0)
         has = (starts[:, None] + torch.arange(W)[None]) > 0  # an episode's first frame has no action into it
         actions_in = a.actions[prev] * has[..., None, None]
-        proprio = (a.proprio - proprio_mean) / proprio_std
         mask = has.float()
         return Window(
-            latents=a.latents[frames], proprio=proprio[frames], actions_in=actions_in, has_action=has,
-            value=a.value[frames], success=None if a.success is None else a.success[frames],
+            latents=a.latents[frames], proprio=(a.proprio[frames] - proprio_mean) / proprio_std,
+            actions_in=actions_in, has_action=has, value=a.value[frames],
+            success=None if a.success is None else a.success[frames],
             prev_latents=a.latents[prev] * mask.reshape(*mask.shape, *[1] * (a.latents.dim() - 1)),
-            prev_proprio=proprio[prev] * mask[..., None],
+            prev_proprio=(a.proprio[prev] - proprio_mean) / proprio_std * mask[..., None],
         )  # fmt: skip
