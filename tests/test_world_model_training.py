@@ -78,13 +78,20 @@ def test_resume_matches_uninterrupted(tmp_path, store):
         train_world_model(cfg(store, tmp_path / "b", lr=1e-2), progress=False)
 
 
-def test_tiny_model_overfits_one_batch(store):
+def encoded(wm, store, keys, tmp_path):
+    """`keys` through the model's codec, as the latent cache training reads."""
+    from wmeval.data.windows import EpisodeArrays
     from wmeval.train.codec import encode_episodes
 
+    encode_episodes(wm.codec, store, keys, tmp_path / "latents.safetensors", {}, "cpu", "linear", progress=False)
+    return EpisodeArrays.load(tmp_path / "latents.safetensors")[0]
+
+
+def test_tiny_model_overfits_one_batch(store, tmp_path):
     torch.manual_seed(0)
     wm = WorldModel(preset("tiny", 16, 1, 4, 4, 2))
-    arrays = encode_episodes(wm.codec, store, store.keys()[:2], "cpu", "linear", progress=False)
-    w = WindowSampler(arrays, 4).batch(0, 4, torch.zeros(4), torch.ones(4))
+    arrays = encoded(wm, store, store.keys()[:2], tmp_path)
+    w = WindowSampler(arrays, 4).batch(0, 4)
     opt = torch.optim.Adam(wm.dynamics.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)
     first = None
@@ -100,10 +107,9 @@ def test_tiny_model_overfits_one_batch(store):
 
 def test_too_short_episodes_say_how_many_frames_are_needed(tmp_path, store):
     from wmeval.data.windows import check_long_enough
-    from wmeval.train.codec import encode_episodes
 
     wm = WorldModel(preset("tiny", 16, 1, 4, 4, 2))
-    arrays = encode_episodes(wm.codec, store, store.keys()[:1], "cpu", "linear", progress=False)
+    arrays = encoded(wm, store, store.keys()[:1], tmp_path)
     with pytest.raises(ValueError, match=r"no episode has the 50 frames a training window needs \(longest: 6"):
         check_long_enough(arrays, 50, "store")
 

@@ -156,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
         codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads,
-        success_head=args.success_head, residual=args.residual, prev_noise=args.prev_noise,
+        latent_channels=args.latent_channels, codec_width=args.codec_width, success_head=args.success_head,
+        residual=args.residual, prev_noise=args.prev_noise,
     )  # fmt: skip
     path = train_world_model(cfg, progress=not args.no_progress)
     print(f"world model: {path}")
@@ -346,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
     tr.add_argument("--window", type=int, help="frames per training window (default: the preset's)")
     tr.add_argument("--codec-steps", type=int, default=1000)
+    tr.add_argument("--latent-channels", type=int, help="codec latent channels (default: the preset's)")
+    tr.add_argument("--codec-width", type=int,
+                    help="codec channels at half resolution, doubled twice below (default: the preset's)")
     tr.add_argument("--codec-batch", type=int, default=32)
     tr.add_argument("--steps", type=int, default=2000, help="dynamics steps")
     tr.add_argument("--batch-size", type=int, default=16)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +45,19 @@ def select_episodes(
     return metas
 
 
+TENSORS = ("latents", "proprio", "actions", "value", "success")  # per frame, flat along time
+
+
 @dataclass
 class EpisodeArrays:
-    """All frames of a set of episodes, flat along time, with offsets[i]:offsets[i+1] for episode i."""
+    """Frames of a set of episodes, flat along time: episode i is frames starts[i] : starts[i] + lens[i].
+    The flat tensors may hold more episodes than the set (a `subset` shares them, it never copies) and may
+    be memory maps of the latent cache, so holding them costs no memory until frames are read."""
 
     keys: list[str]
-    offsets: np.ndarray  # (N + 1,) int64
-    latents: torch.Tensor  # (F, V, C, h, w) float32, normalised
+    starts: np.ndarray  # (N,) int64
+    lens: np.ndarray  # (N,) int64
+    latents: torch.Tensor  # (F, V, C, h, w) float32, raw codec latents (normalised per batch, see Normalisation)
     proprio: torch.Tensor  # (F, S) float32, raw
     actions: torch.Tensor  # (F, K, A) float32: actions[f] executed after frame f
     value: torch.Tensor  # (F,) float32 labels
@@ -58,47 +65,110 @@ class EpisodeArrays:
     success: torch.Tensor | None = None  # (F,) float32: 1.0 where the task is succeeded in that frame
 
     def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
+        return self.lens
 
     def subset(self, idx: list[int]) -> EpisodeArrays:
-        frames = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx])
-        lens = self.lengths()[idx]
-        f = torch.from_numpy(frames)
-        return EpisodeArrays(
-            keys=[self.keys[i] for i in idx], offsets=np.concatenate([[0], np.cumsum(lens)]),
-            latents=self.latents[f], proprio=self.proprio[f], actions=self.actions[f], value=self.value[f],
-            outcome=self.outcome[torch.as_tensor(idx)], success=None if self.success is None else self.success[f],
-        )  # fmt: skip
+        """Episodes `idx`, sharing this set's tensors."""
+        return replace(self, keys=[self.keys[i] for i in idx], starts=self.starts[idx], lens=self.lens[idx],
+                       outcome=self.outcome[torch.as_tensor(idx, dtype=torch.long)])  # fmt: skip
+
+    def frames(self, episodes: np.ndarray | None = None) -> np.ndarray:
+        """Indices into the flat tensors of every frame of `episodes` (positions in this set; all if None)."""
+        e = np.arange(len(self.keys)) if episodes is None else np.asarray(episodes)
+        if not len(e):
+            return np.zeros(0, np.int64)
+        return np.concatenate([np.arange(self.starts[i], self.starts[i] + self.lens[i]) for i in e])
 
     def save(self, path: Path, meta: dict) -> None:
-        from safetensors.torch import save_file
-
-        from wmeval.data.safetensors_io import os_errors
-        from wmeval.data.store import atomic_write_text
-
-        tmp = path.with_suffix(".tmp")
-        names = ("latents", "proprio", "actions", "value", "outcome", "success")
-        tensors = {k: getattr(self, k).contiguous() for k in names if getattr(self, k) is not None}
-        tensors["offsets"] = torch.from_numpy(self.offsets)
-        try:
-            save_file(tensors, tmp, metadata={"wmeval": json.dumps({**meta, "keys": self.keys})})
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            with os_errors(path):
-                raise
-        tmp.replace(path)
-        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+        """Write the set as a latent cache (one tensor per field, episodes in order, offsets)."""
+        keys = list(self.keys)
+        with cache_writer(path, self.lens, self.latents.shape[1:], self.proprio.shape[1:], self.actions.shape[1:],
+                          meta, keys) as put:  # fmt: skip
+            for i in range(len(keys)):
+                f = torch.from_numpy(self.frames([i]))
+                put(i, {k: getattr(self, k)[f].numpy() for k in TENSORS if getattr(self, k) is not None},
+                    bool(self.outcome[i]))  # fmt: skip
 
     @classmethod
     def load(cls, path: Path) -> tuple[EpisodeArrays, dict]:
-        from safetensors import safe_open
+        """The latent cache, memory-mapped copy-on-write (changes stay in memory, the file never changes)."""
+        from wmeval.data.safetensors_io import memmap_tensors
 
-        with safe_open(path, framework="pt") as f:
-            meta = json.loads(f.metadata()["wmeval"])
-            t = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        arrays, raw = memmap_tensors(path, mode="c")
+        meta = json.loads(raw["wmeval"])
         keys = meta.pop("keys")
-        arrays = cls(keys=keys, offsets=t.pop("offsets").numpy(), **t)
-        return arrays, meta
+        offsets = np.asarray(arrays.pop("offsets"), np.int64)
+        t = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        return cls(keys=keys, starts=offsets[:-1], lens=np.diff(offsets), **t), meta
+
+
+@contextmanager
+def cache_writer(path: Path, lens, latent_shape, proprio_shape, action_shape, meta: dict, keys: list[str]):
+    """Write a latent cache episode by episode without holding it in memory: yields `put(i, tensors,
+    outcome)` for episode i (dict of the per-frame TENSORS); the cache appears atomically when all are put."""
+    from wmeval.data.safetensors_io import os_errors, stream_write
+    from wmeval.data.store import atomic_write_text
+
+    lens = np.asarray(lens, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    n = int(offsets[-1])
+    f32 = np.dtype(np.float32)
+    specs = {"latents": (f32, (n, *latent_shape)), "proprio": (f32, (n, *proprio_shape)),
+             "actions": (f32, (n, *action_shape)), "value": (f32, (n,)), "success": (f32, (n,)),
+             "outcome": (np.dtype(np.bool_), (len(lens),)),
+             "offsets": (np.dtype(np.int64), (len(lens) + 1,))}  # fmt: skip
+    outcome = np.zeros(len(lens), np.bool_)
+    with os_errors(path), stream_write(path, specs, {"wmeval": json.dumps({**meta, "keys": keys})}) as write:
+
+        def put(i: int, tensors: dict[str, np.ndarray], won: bool) -> None:
+            for name, rows in tensors.items():
+                write(name, int(offsets[i]), rows)
+            outcome[i] = won
+
+        yield put
+        write("outcome", 0, outcome)
+        write("offsets", 0, offsets)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel latent and per-dimension proprio statistics, applied to each batch as it is gathered."""
+
+    latent_mean: torch.Tensor  # (C,)
+    latent_std: torch.Tensor
+    proprio_mean: torch.Tensor  # (S,)
+    proprio_std: torch.Tensor
+
+    def latents(self, z: torch.Tensor) -> torch.Tensor:  # (..., C, h, w)
+        return (z - self.latent_mean[:, None, None]) / self.latent_std[:, None, None]
+
+    def proprio(self, p: torch.Tensor) -> torch.Tensor:
+        return (p - self.proprio_mean) / self.proprio_std
+
+    @classmethod
+    def of(cls, model) -> Normalisation:
+        """The statistics a world model carries (its buffers), on the CPU."""
+        return cls(*(getattr(model, k).cpu() for k in ("latent_mean", "latent_std", "proprio_mean", "proprio_std")))
+
+    @classmethod
+    def fit(cls, arrays: EpisodeArrays, chunk: int = 256) -> Normalisation:
+        """Mean and (unbiased) std over every frame of `arrays`, accumulated `chunk` episodes at a time in
+        float64, so the statistics of a memory-mapped cache never need it all in memory."""
+        C = arrays.latents.shape[-3]
+        zs, zss, ps, pss, nz, n = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64), 0, 0, 0, 0
+        for lo in range(0, len(arrays.keys), chunk):
+            f = torch.from_numpy(arrays.frames(np.arange(lo, min(lo + chunk, len(arrays.keys)))))
+            z = arrays.latents[f].double().transpose(0, -3).flatten(1)  # (C, frames * V * h * w)
+            p = arrays.proprio[f].double()
+            zs, zss, nz = zs + z.sum(1), zss + (z * z).sum(1), nz + z.shape[1]
+            ps, pss, n = ps + p.sum(0), pss + (p * p).sum(0), n + len(p)
+
+        def mean_std(s, ss, k):
+            mean = s / k
+            return mean.float(), ((ss - k * mean * mean) / max(k - 1, 1)).clamp_min(0).sqrt().float().clamp_min(1e-3)
+
+        return cls(*mean_std(zs, zss, nz), *mean_std(ps, pss, n))
 
 
 def long_enough(arrays: EpisodeArrays, window: int) -> np.ndarray:
@@ -124,10 +194,11 @@ def require_window(lengths: np.ndarray, window: int, where: str) -> np.ndarray:
 
 
 class WindowSampler:
-    """Uniform over all valid window starts; the batch depends only on (seed, step), so runs resume exactly."""
+    """Uniform over all valid window starts; the batch depends only on (seed, step), so runs resume exactly.
+    Batches are normalised with `norm` as they are gathered (raw values when None)."""
 
-    def __init__(self, arrays: EpisodeArrays, window: int, seed: int = 0) -> None:
-        self.a, self.W, self.seed = arrays, window, seed
+    def __init__(self, arrays: EpisodeArrays, window: int, seed: int = 0, norm: Normalisation | None = None) -> None:
+        self.a, self.W, self.seed, self.norm = arrays, window, seed, norm
         self.episodes = check_long_enough(arrays, window, "window sampler")
         self.starts_per_ep = arrays.lengths()[self.episodes] - window + 1
         self.cum = np.concatenate([[0], np.cumsum(self.starts_per_ep)])
@@ -140,27 +211,30 @@ class WindowSampler:
         e = int(np.searchsorted(self.cum, j, side="right") - 1)
         return int(self.episodes[e]), int(j - self.cum[e])
 
-    def batch(self, step: int, batch_size: int, proprio_mean, proprio_std) -> Window:
-        return self.batch_with_keys(step, batch_size, proprio_mean, proprio_std)[0]
+    def batch(self, step: int, batch_size: int) -> Window:
+        return self.batch_with_keys(step, batch_size)[0]
 
-    def batch_with_keys(self, step: int, batch_size: int, proprio_mean, proprio_std) -> tuple[Window, list[str]]:
+    def batch_with_keys(self, step: int, batch_size: int) -> tuple[Window, list[str]]:
         """The step's batch and the episode key of each window in it."""
         g = np.random.default_rng([self.seed, step])
         items = [self.window_index(int(j)) for j in g.integers(0, len(self), batch_size)]
-        return self.gather(items, proprio_mean, proprio_std), [self.a.keys[e] for e, _ in items]
+        return self.gather(items), [self.a.keys[e] for e, _ in items]
 
-    def gather(self, items: list[tuple[int, int]], proprio_mean, proprio_std) -> Window:
+    def gather(self, items: list[tuple[int, int]]) -> Window:
         W, a = self.W, self.a
-        frames = torch.as_tensor(np.stack([a.offsets[e] + s + np.arange(W) for e, s in items]))  # (B, W)
+        frames = torch.as_tensor(np.stack([a.starts[e] + s + np.arange(W) for e, s in items]))  # (B, W)
         starts = torch.as_tensor([s for _, s in items])
-        prev = (frames - 1).clamp_min(0)
         has = (starts[:, None] + torch.arange(W)[None]) > 0  # an episode's first frame has no action into it
+        prev = torch.where(has, frames - 1, frames)  # never reaches into the previous episode
         actions_in = a.actions[prev] * has[..., None, None]
         mask = has.float()
+        z, p, z_prev, p_prev = a.latents[frames], a.proprio[frames], a.latents[prev], a.proprio[prev]
+        if self.norm is not None:
+            z, p, z_prev, p_prev = (self.norm.latents(z), self.norm.proprio(p), self.norm.latents(z_prev),
+                                    self.norm.proprio(p_prev))  # fmt: skip
         return Window(
-            latents=a.latents[frames], proprio=(a.proprio[frames] - proprio_mean) / proprio_std,
-            actions_in=actions_in, has_action=has, value=a.value[frames],
+            latents=z, proprio=p, actions_in=actions_in, has_action=has, value=a.value[frames],
             success=None if a.success is None else a.success[frames],
-            prev_latents=a.latents[prev] * mask.reshape(*mask.shape, *[1] * (a.latents.dim() - 1)),
-            prev_proprio=(a.proprio[prev] - proprio_mean) / proprio_std * mask[..., None],
+            prev_latents=z_prev * mask.reshape(*mask.shape, *[1] * (z.dim() - 2)),
+            prev_proprio=p_prev * mask[..., None],
         )  # fmt: skip

@@ -10,26 +10,28 @@ import torch
 from tqdm import tqdm
 
 from wmeval.checkpoint import load_optimizer, load_weights, read_config, save_checkpoint
+from wmeval.data.safetensors_io import locate
 from wmeval.data.store import EpisodeStore
-from wmeval.data.windows import EpisodeArrays
+from wmeval.data.windows import cache_writer
 from wmeval.model.codec import CodecConfig, FrameCodec, psnr_from_mse
 from wmeval.model.value import value_labels
 from wmeval.train.common import Logger, latest_step_dir
 
 
 class FrameSampler:
-    """Random frames of the given episodes, memory-mapped; batch depends only on (seed, step)."""
+    """Random frames of the given episodes; the batch depends only on (seed, step). Frames are read with
+    plain file reads (nothing stays mapped), so memory does not grow with the number of episodes."""
 
     def __init__(self, store: EpisodeStore, keys: list[str], seed: int) -> None:
-        self.frames = [store.load(k, verify=False).frames for k in keys]
-        self.lengths = np.array([len(f) for f in self.frames])
+        self.frames = [locate(store.path(k), "frames") for k in keys]
+        self.lengths = np.array([f.shape[0] for f in self.frames])
         self.seed = seed
 
     def batch(self, step: int, size: int) -> torch.Tensor:
         g = np.random.default_rng([self.seed, step, 7])
         eps = g.integers(0, len(self.frames), size)
         ts = (g.random(size) * self.lengths[eps]).astype(int)
-        return torch.from_numpy(np.stack([self.frames[e][t] for e, t in zip(eps, ts, strict=True)]))  # (B, V, H, W, 3)
+        return torch.from_numpy(np.stack([self.frames[e].rows([t])[0] for e, t in zip(eps, ts, strict=True)]))
 
 
 def train_codec(cfg, codec_cfg: CodecConfig, store: EpisodeStore, train_keys, val_keys, device, progress: bool):
@@ -87,23 +89,20 @@ def codec_psnr(codec: FrameCodec, sampler: FrameSampler, device, batches: int = 
 
 
 @torch.no_grad()
-def encode_episodes(codec: FrameCodec, store: EpisodeStore, keys: list[str], device, value_scheme: str,
-                    progress: bool) -> EpisodeArrays:  # fmt: skip
-    """Every frame of every episode through the frozen codec (raw, un-normalised latents)."""
-    lat, prop, act, val, succ, outcome, lens = [], [], [], [], [], [], []
-    for k in tqdm(keys, desc="encode", unit="ep", disable=not progress, dynamic_ncols=True):
-        ep = store.load(k, verify=False)
-        frames = torch.from_numpy(np.array(ep.frames))
-        z = torch.cat([codec.encode(frames[i : i + 64].to(device)).float().cpu() for i in range(0, len(frames), 64)])
-        lat.append(z)
-        prop.append(torch.from_numpy(np.array(ep.proprio, np.float32)))
-        act.append(torch.from_numpy(np.array(ep.actions, np.float32)))
-        val.append(torch.from_numpy(value_labels(np.asarray(ep.success), value_scheme)))
-        succ.append(torch.from_numpy(np.asarray(ep.success, np.float32)))
-        outcome.append(ep.meta.outcome)
-        lens.append(len(frames))
-    return EpisodeArrays(
-        keys=list(keys), offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), latents=torch.cat(lat),
-        proprio=torch.cat(prop), actions=torch.cat(act), value=torch.cat(val), outcome=torch.tensor(outcome),
-        success=torch.cat(succ),
-    )  # fmt: skip
+def encode_episodes(codec: FrameCodec, store: EpisodeStore, keys: list[str], path: Path, meta: dict, device,
+                    value_scheme: str, progress: bool) -> None:  # fmt: skip
+    """Every frame of every episode through the frozen codec (raw, un-normalised latents), written to the
+    latent cache at `path` one episode at a time: memory holds one episode, whatever the store's size."""
+    L, c = store.layout, codec.cfg
+    lens = [store.meta(k).length for k in keys]
+    shapes = (len(L.views), c.latent_channels, c.grid, c.grid), (L.state_dim,), (L.frame_skip, L.action_dim)
+    with cache_writer(path, lens, *shapes, meta, list(keys)) as put:
+        for i, k in enumerate(tqdm(keys, desc="encode", unit="ep", disable=not progress, dynamic_ncols=True)):
+            ep = store.load(k, verify=False)
+            frames = torch.from_numpy(np.array(ep.frames))
+            z = torch.cat([codec.encode(frames[j : j + 64].to(device)).float().cpu()
+                           for j in range(0, len(frames), 64)])  # fmt: skip
+            success = np.asarray(ep.success)
+            put(i, {"latents": z.numpy(), "proprio": np.asarray(ep.proprio, np.float32),
+                    "actions": np.asarray(ep.actions, np.float32), "value": value_labels(success, value_scheme),
+                    "success": success.astype(np.float32)}, bool(ep.meta.outcome))  # fmt: skip

@@ -24,6 +24,7 @@ from wmeval.checkpoint import git_sha, load_optimizer, load_weights, read_config
 from wmeval.data.store import EpisodeStore, software_versions
 from wmeval.data.windows import (
     EpisodeArrays,
+    Normalisation,
     WindowSampler,
     check_long_enough,
     is_validation,
@@ -48,6 +49,8 @@ class WMTrainConfig:
     d_model: int | None = None  # dynamics width, depth and heads (None: the preset's)
     depth: int | None = None
     heads: int | None = None
+    latent_channels: int | None = None  # codec latent channels and base width (None: the preset's)
+    codec_width: int | None = None  # the codec's channels at H/2; doubled at H/4 and H/8
     tasks: tuple[str, ...] | None = None
     exclude_policies: tuple[str, ...] = ()  # e.g. hold judged policies out of the training data
     value_scheme: str = "linear"
@@ -88,9 +91,15 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     base = preset(cfg.preset, L.image_size, len(L.views), L.state_dim, L.action_dim, L.frame_skip)
     window = cfg.window or base.window
     sizes = {k: getattr(cfg, k) for k in ("d_model", "depth", "heads") if getattr(cfg, k) is not None}
-    dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual, **sizes)
+    codec = base.codec
+    if cfg.latent_channels is not None:
+        codec = replace(codec, latent_channels=cfg.latent_channels)
+    if cfg.codec_width is not None:
+        codec = replace(codec, widths=(cfg.codec_width, 2 * cfg.codec_width, 4 * cfg.codec_width))
+    dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual,
+                  latent_channels=codec.latent_channels, **sizes)  # fmt: skip
     context = min(base.context, window - 1)
-    return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn,
+    return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn, codec=codec,
                    prev_noise=cfg.prev_noise)  # fmt: skip
 
 
@@ -112,9 +121,9 @@ def latent_cache(cfg, codec, store, keys, device, progress) -> tuple[EpisodeArra
         # caches written before success flags were stored are re-encoded
         if {k: meta.get(k) for k in want} == want and arrays.keys == keys and arrays.success is not None:
             return arrays, meta
-    arrays = encode_episodes(codec, store, keys, device, cfg.value_scheme, progress)
-    arrays.save(path, want)
-    return arrays, want
+        del arrays  # unmap before the file is replaced
+    encode_episodes(codec, store, keys, path, want, device, cfg.value_scheme, progress)
+    return EpisodeArrays.load(path)
 
 
 @dataclass
@@ -190,20 +199,14 @@ def reuse_codec(src: Path, out: Path, codec_steps: int) -> None:
 
 
 def init_model(wm_cfg: WorldModelConfig, codec: FrameCodec, data: Data, device) -> WorldModel:
-    """The world model with the frozen codec and normalisation from the training episodes only; the
-    cached latents are normalised in place."""
+    """The world model with the frozen codec and normalisation from the training episodes only (batches
+    are normalised as they are gathered; the cache stays raw)."""
     model = WorldModel(wm_cfg).to(device)
     model.codec.load_state_dict(codec.state_dict())
     model.codec.requires_grad_(False)
-    z = data.train.latents.transpose(0, 2).flatten(1)  # (C, frames * V * h * w)
-    model.latent_mean.copy_(z.mean(1))
-    model.latent_std.copy_(z.std(1).clamp_min(1e-3))
-    model.proprio_mean.copy_(data.train.proprio.mean(0))
-    model.proprio_std.copy_(data.train.proprio.std(0).clamp_min(1e-3))
-    mean, std = model.latent_mean.cpu()[:, None, None], model.latent_std.cpu()[:, None, None]
-    for a in (data.train, data.val):
-        if a is not None:
-            a.latents = (a.latents - mean) / std
+    norm = Normalisation.fit(data.train)
+    for k in ("latent_mean", "latent_std", "proprio_mean", "proprio_std"):
+        getattr(model, k).copy_(getattr(norm, k))
     return model
 
 
@@ -271,8 +274,8 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
         else dyn
     )
     loss_fn = torch.compile(model.loss) if (cuda if cfg.compile is None else cfg.compile) else model.loss
-    sampler = WindowSampler(data.train, wm_cfg.window, seed=cfg.seed * 1000 + rank)
-    pm, ps = model.proprio_mean.cpu(), model.proprio_std.cpu()
+    norm = Normalisation.of(model)  # after resume: the statistics the run was trained with
+    sampler = WindowSampler(data.train, wm_cfg.window, seed=cfg.seed * 1000 + rank, norm=norm)
     dyn_dir = out / "dynamics"
     log = Logger(dyn_dir, "dynamics", enabled=main)
     meta = run_meta(cfg, wm_cfg, store, data, world)
@@ -280,7 +283,7 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     t0, m = time.perf_counter(), {}
     for step in bar:
-        w, keys = sampler.batch_with_keys(step, cfg.batch_size, pm, ps)
+        w, keys = sampler.batch_with_keys(step, cfg.batch_size)
         check_finite(w, keys, step, out)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
@@ -299,8 +302,8 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
         if main and (done % cfg.eval_every == 0 or done == cfg.steps):
             m["lr"], m["step_s"] = lr_at(step, cfg), (time.perf_counter() - t0) / (done - start)
             if data.val is not None:
-                m["val_loss"] = validation_loss(model, ema, data.val, wm_cfg.window, pm, ps, device, cfg.seed)
-                log.image(done, "real_over_imagined", sample_strip(model, ema, data.val, pm, ps, device))
+                m["val_loss"] = validation_loss(model, ema, data.val, wm_cfg.window, norm, device, cfg.seed)
+                log.image(done, "real_over_imagined", sample_strip(model, ema, data.val, norm, device))
             log.scalars(done, m)
         if main and (done % cfg.save_every == 0 or done == cfg.steps):
             save_dynamics(dyn_dir / f"step_{done:06d}", {**meta, "step": done, "metrics": m}, model, ema, opt)
@@ -322,27 +325,27 @@ def save_dynamics(path: Path, meta: dict, model: WorldModel, ema: EMA, opt) -> N
 
 
 @torch.no_grad()
-def validation_loss(model, ema, val_arr, window, pm, ps, device, seed, batches: int = 4) -> float:
+def validation_loss(model, ema, val_arr, window, norm, device, seed, batches: int = 4) -> float:
     """Loss of the EMA weights on fixed validation windows (same windows and noise every evaluation)."""
     if not len(long_enough(val_arr, window)):
         return float("nan")
-    sampler = WindowSampler(val_arr, window, seed=10_000 + seed)
+    sampler = WindowSampler(val_arr, window, seed=10_000 + seed, norm=norm)
     total = 0.0
     with ema.applied(model):
         for i in range(batches):
-            w = sampler.batch(i, 16, pm, ps).to(device)
+            w = sampler.batch(i, 16).to(device)
             total += model.loss(w, torch.Generator().manual_seed(i))[1]["loss"]
     return total / batches
 
 
 @torch.no_grad()
-def sample_strip(model: WorldModel, ema: EMA, val_arr: EpisodeArrays, pm, ps, device) -> torch.Tensor:
+def sample_strip(model: WorldModel, ema: EMA, val_arr: EpisodeArrays, norm: Normalisation, device) -> torch.Tensor:
     """One validation window, real frames above frames imagined open loop from its first `context` frames
     and its logged actions (EMA weights): uint8 (2 * H, T * W, 3)."""
     W, Tc = model.cfg.window, model.cfg.context
     if not len(long_enough(val_arr, W)):
         return torch.zeros(8, 8, 3, dtype=torch.uint8)
-    w = WindowSampler(val_arr, W, seed=0).batch(0, 1, pm, ps).to(device)
+    w = WindowSampler(val_arr, W, seed=0, norm=norm).batch(0, 1).to(device)
     with ema.applied(model):
         cache, _ = model.start(w.latents[:, :Tc], w.proprio[:, :Tc], w.actions_in[:, :Tc], w.has_action[:, :Tc])
         imagined = [w.latents[:, t] for t in range(Tc)]
