@@ -62,6 +62,39 @@ def test_a_failed_or_incomplete_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_is_an_os_error_naming_the_cache_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import wmeval.data.safetensors_io as sio
+
+    class FillsUp:  # a file on a disk with room for the header only
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            self.written += 1
+            if self.written > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    lens, eps = random_episodes(2)
+    path = tmp_path / "latents.safetensors"
+    monkeypatch.setattr(sio, "open", lambda *a, **k: FillsUp(open(*a, **k)), raising=False)  # noqa: SIM115 (closed by FillsUp)
+    with pytest.raises(OSError, match="No space left") as e:
+        write_cache(path, lens, eps)
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_subset_shares_the_cache_and_batches_are_normalised_on_the_fly(tmp_path):
     lens, eps = random_episodes(9, seed=1)
     path = tmp_path / "latents.safetensors"

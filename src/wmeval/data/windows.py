@@ -152,17 +152,17 @@ class Normalisation:
         return cls(*(getattr(model, k).cpu() for k in ("latent_mean", "latent_std", "proprio_mean", "proprio_std")))
 
     @classmethod
-    def fit(cls, arrays: EpisodeArrays, chunk: int = 256) -> Normalisation:
+    def fit(cls, arrays: EpisodeArrays, chunk: int = 64) -> Normalisation:
         """Mean and (unbiased) std over every frame of `arrays`, accumulated `chunk` episodes at a time in
         float64, so the statistics of a memory-mapped cache never need it all in memory."""
         C = arrays.latents.shape[-3]
         zs, zss, ps, pss, nz, n = torch.zeros(C, dtype=torch.float64), torch.zeros(C, dtype=torch.float64), 0, 0, 0, 0
         for lo in range(0, len(arrays.keys), chunk):
             f = torch.from_numpy(arrays.frames(np.arange(lo, min(lo + chunk, len(arrays.keys)))))
-            z = arrays.latents[f].double().transpose(0, -3).flatten(1)  # (C, frames * V * h * w)
+            z = arrays.latents[f].double()  # (frames, V, C, h, w)
             p = arrays.proprio[f].double()
-            zs, zss, nz = zs + z.sum(1), zss + (z * z).sum(1), nz + z.shape[1]
-            ps, pss, n = ps + p.sum(0), pss + (p * p).sum(0), n + len(p)
+            zs, zss, nz = zs + z.sum((0, 1, 3, 4)), zss + z.square().sum((0, 1, 3, 4)), nz + z.numel() // C
+            ps, pss, n = ps + p.sum(0), pss + p.square().sum(0), n + len(p)
 
         def mean_std(s, ss, k):
             mean = s / k
