@@ -181,9 +181,11 @@ def resume_args(name: str, args: list[str]) -> list[str]:
     return [*args, "--resume"] if name == "policy-train" else args
 
 
-def kill_trials(base: Path, ref_s: dict[str, float], trials: int, rng: random.Random) -> list[dict]:
+def kill_trials(base: Path, ref_s: dict[str, float], trials: int, rng: random.Random, only: set[str]) -> list[dict]:
     rows, c = [], commands(base)
     for name, make in c.items():
+        if name not in only:
+            continue
         for i in range(trials):
             out = base / "trials" / f"{name}-{i:02d}"
             shutil.rmtree(out, ignore_errors=True)
@@ -204,10 +206,12 @@ def kill_trials(base: Path, ref_s: dict[str, float], trials: int, rng: random.Ra
     return rows
 
 
-def disk_full_trials(base: Path) -> list[dict]:
+def disk_full_trials(base: Path, only: set[str]) -> list[dict]:
     """Each command on a tmpfs too small to finish, then enlarged: one error, nothing damaged, resumable."""
     rows, c = [], commands(base)
     for name, make in c.items():
+        if name not in only:
+            continue
         ref = base / f"ref-{name}"
         need = sum(p.stat().st_size for p in ref.rglob("*") if p.is_file())
         mnt = base / "small-fs" / name
@@ -258,15 +262,18 @@ def main() -> None:
     ap.add_argument("--out", default="runs/faults")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--disk-full", action="store_true", help="also fill a small tmpfs (root, Linux)")
+    ap.add_argument("--commands", default="collect,policy-train,train,evaluate",
+                    help="which commands to put through the trials (comma-separated; references are made for all)")
     args = ap.parse_args()
+    only = set(args.commands.split(","))
     base = Path(args.out)
     t0 = time.perf_counter()
     ref_s = setup(base)
     print("reference wall time (s):", {k: round(v, 1) for k, v in ref_s.items()}, flush=True)
     window = dict(ref_s)  # kills land in 5-95% of this; shrunk when a run finishes sooner than its reference
-    rows = kill_trials(base, window, args.trials, random.Random(args.seed))
+    rows = kill_trials(base, window, args.trials, random.Random(args.seed), only)
     if args.disk_full:
-        rows += disk_full_trials(base)
+        rows += disk_full_trials(base, only)
     doc = {"date": time.strftime("%Y-%m-%d"), "trials": args.trials, "seed": args.seed, "kill_window_s": window,
            "wall_s": time.perf_counter() - t0, "rows": rows}  # fmt: skip
     (base / "fault_injection.json").write_text(json.dumps(doc, indent=1) + "\n")
