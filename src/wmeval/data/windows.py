@@ -106,7 +106,7 @@ class EpisodeArrays:
 def cache_writer(path: Path, lens, latent_shape, proprio_shape, action_shape, meta: dict, keys: list[str]):
     """Write a latent cache episode by episode without holding it in memory: yields `put(i, tensors,
     outcome)` for episode i (dict of the per-frame TENSORS); the cache appears atomically when all are put."""
-    from wmeval.data.safetensors_io import os_errors, stream_write
+    from wmeval.data.safetensors_io import stream_write
     from wmeval.data.store import atomic_write_text
 
     lens = np.asarray(lens, np.int64)
@@ -118,7 +118,7 @@ def cache_writer(path: Path, lens, latent_shape, proprio_shape, action_shape, me
              "outcome": (np.dtype(np.bool_), (len(lens),)),
              "offsets": (np.dtype(np.int64), (len(lens) + 1,))}  # fmt: skip
     outcome = np.zeros(len(lens), np.bool_)
-    with os_errors(path), stream_write(path, specs, {"wmeval": json.dumps({**meta, "keys": keys})}) as write:
+    with stream_write(path, specs, {"wmeval": json.dumps({**meta, "keys": keys})}) as write:
 
         def put(i: int, tensors: dict[str, np.ndarray], won: bool) -> None:
             for name, rows in tensors.items():
