@@ -63,13 +63,15 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     run_ablation(cfg, "steps-half", progress=False)  # retrains, from the headline's codec, half the steps
     trained = json.loads((tmp_path / "run" / "ablations" / "steps-half" / "wm-s1" / "model" / "config.json").read_text())
     assert trained["step"] == 2 and trained["train"]["codec_from"].endswith("wm-heldout")
-    run_ablation(cfg, "codec-c8", progress=False)  # trains its own codec at seed 0, shared by seed 1
-    c8 = tmp_path / "run" / "ablations" / "codec-c8"
-    s0, s1 = (json.loads((c8 / f"wm-s{k}" / "model" / "config.json").read_text()) for k in (0, 1))
-    assert s0["train"]["codec_from"] is None and s1["train"]["codec_from"].endswith("codec-c8/wm-s0")
-    assert s1["model"]["codec"]["latent_channels"] == s1["model"]["dynamics"]["latent_channels"] == 8
+    headline = json.loads((tmp_path / "run" / "wm-heldout" / "model" / "config.json").read_text())["model"]
+    assert headline["codec"]["latent_channels"] == 8 and headline["codec"]["widths"] == [32, 64, 128]  # the preset's
+    run_ablation(cfg, "codec-c4", progress=False)  # trains its own codec at seed 0, shared by seed 1
+    c4 = tmp_path / "run" / "ablations" / "codec-c4"
+    s0, s1 = (json.loads((c4 / f"wm-s{k}" / "model" / "config.json").read_text()) for k in (0, 1))
+    assert s0["train"]["codec_from"] is None and s1["train"]["codec_from"].endswith("codec-c4/wm-s0")
+    assert s1["model"]["codec"]["latent_channels"] == s1["model"]["dynamics"]["latent_channels"] == 4
     rows = ablation_rows(cfg)
-    assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half", "codec-c8"]
+    assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half", "codec-c4"]
     assert json.loads((tmp_path / "run" / "ablations.json").read_text())[1]["name"] == "samples-3"
     with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
         parse_names("samples-3,bogus")
