@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--bf16", action="store_true", default=None)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--read-metrics", action="store_true",
+                    help="read the loss metrics on the host every step (a device sync each), as the training loop "
+                         "did before it read them every 10 steps")
     args = ap.parse_args()
     dev = torch.device(args.device)
     bf16 = dev.type == "cuda" if args.bf16 is None else args.bf16
@@ -107,10 +110,12 @@ def main() -> None:
 
     def train_step():
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = loss_fn(w)
+            loss, m = loss_fn(w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if args.read_metrics:
+            _ = [v.item() for v in m.values()]
 
     s = timed(train_step, dev, args.seconds)
     flops = 3 * B * dynamics_flops(wm, T * N, T * N) / 2  # block-causal: ~half the attention pairs (rough)

@@ -100,8 +100,8 @@ def test_tiny_model_overfits_one_batch(store, tmp_path):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = first or m["loss"]
-    assert m["loss"] < 0.1 * first, (first, m)
+        first = first or m["loss"].item()
+    assert m["loss"].item() < 0.1 * first, (first, m)
     del g
 
 
@@ -173,3 +173,21 @@ def test_nan_in_a_batch_names_step_and_episode(tmp_path, store):
     ):
         train_world_model(cfg(store, run, steps=6), progress=False)
     assert sorted(p.name for p in (run / "dynamics").iterdir()) == before  # the last good checkpoint is intact
+
+
+def test_a_diverging_loss_stops_before_anything_is_saved(tmp_path, store, monkeypatch):
+    from wmeval.model.world_model import WorldModel
+
+    run = tmp_path / "run"
+    train_world_model(cfg(store, run, steps=3), progress=False)
+    before = sorted(p.name for p in (run / "dynamics").iterdir())
+    real = WorldModel.loss
+
+    def diverging(self, *args, **kwargs):  # finite inputs, a loss that blows up (as with a too-high learning rate)
+        loss, m = real(self, *args, **kwargs)
+        return loss * float("nan"), m
+
+    monkeypatch.setattr(WorldModel, "loss", diverging)
+    with pytest.raises(FloatingPointError, match=r"loss became non-finite within steps 4-\d+.*last good checkpoint"):
+        train_world_model(cfg(store, run, steps=30), progress=False)
+    assert sorted(p.name for p in (run / "dynamics").iterdir()) == before

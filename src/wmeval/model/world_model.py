@@ -128,9 +128,11 @@ class WorldModel(nn.Module):
     # ---- training ----
     def loss(
         self, w: Window, generator: torch.Generator | None = None, dynamics: nn.Module | None = None
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Diffusion-forcing flow-matching loss on latents and proprio, plus the value head's BCE.
-        `dynamics` overrides the network called (a DistributedDataParallel wrapper of `self.dynamics`)."""
+        `dynamics` overrides the network called (a DistributedDataParallel wrapper of `self.dynamics`).
+        The metrics are detached 0-d tensors: reading one (`.item()`) waits for the device, so a training
+        loop reads them only when it logs, and `torch.compile` keeps the loss in one graph."""
         B, T = w.value.shape
         tau = sample_tau((B, T), self.cfg.p_clean, generator).to(w.latents.device)
         eps_z = torch.randn(w.latents.shape, generator=generator).to(w.latents.device)
@@ -154,15 +156,15 @@ class WorldModel(nn.Module):
         v_bce = F.binary_cross_entropy_with_logits(out.value_logit, w.value, reduction="none")
         v_loss = (v_bce * tau).sum() / tau.sum().clamp_min(1e-6)
         loss = z_loss + self.cfg.proprio_weight * p_loss + self.cfg.value_weight * v_loss
-        metrics = {"loss": loss.item(), "latent": z_loss.item(), "proprio": p_loss.item(), "value_bce": v_loss.item()}
+        metrics = {"loss": loss, "latent": z_loss, "proprio": p_loss, "value_bce": v_loss}
         if out.success_logit is not None:
             if w.success is None:
                 raise ValueError("this world model has a success head but its training windows carry no success flags")
             s_bce = F.binary_cross_entropy_with_logits(out.success_logit, w.success, reduction="none")
             s_loss = (s_bce * tau).sum() / tau.sum().clamp_min(1e-6)
             loss = loss + self.cfg.success_weight * s_loss
-            metrics.update(loss=loss.item(), success_bce=s_loss.item())
-        return loss, metrics
+            metrics.update(loss=loss, success_bce=s_loss)
+        return loss, {k: v.detach() for k, v in metrics.items()}
 
     @staticmethod
     def readout(out: DynamicsOutput) -> torch.Tensor:

@@ -38,6 +38,7 @@ from wmeval.train.codec import encode_episodes, train_codec
 from wmeval.train.common import EMA, Logger, dist_info, latest_step_dir, resolve_device
 
 KIND = "world-model"
+CHECK_EVERY = 10  # steps between reads of the loss on the host (each read waits for the device)
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     meta = run_meta(cfg, wm_cfg, store, data, world)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"world model ({cfg.preset})",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
-    t0, m = time.perf_counter(), {}
+    t0, checked, finite = time.perf_counter(), start, torch.ones((), dtype=torch.bool, device=device)
     for step in bar:
         w, keys = sampler.batch_with_keys(step, cfg.batch_size)
         check_finite(w, keys, step, out)
@@ -289,23 +290,28 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss, m = loss_fn(w.to(device), torch.Generator().manual_seed(cfg.seed * 7919 + step * 31 + rank), net)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"world-model loss is {loss.item()} at step {step + 1} (episodes {keys}); "
-                                     f"the last good checkpoint is {latest_step_dir(dyn_dir)}")  # fmt: skip
+        finite = finite & torch.isfinite(loss.detach())  # no host read here: the device runs ahead
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
         opt.step()
         ema.update(model)
         done = step + 1
-        bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
-        if main and (done % cfg.eval_every == 0 or done == cfg.steps):
+        logging, saving = done % cfg.eval_every == 0 or done == cfg.steps, done % cfg.save_every == 0
+        if done % CHECK_EVERY == 0 or logging or saving:  # before anything is logged or saved
+            if not finite:
+                raise FloatingPointError(
+                    f"world-model loss became non-finite within steps {checked + 1}-{done} (last batch: episodes "
+                    f"{keys}); the last good checkpoint is {latest_step_dir(dyn_dir)}")  # fmt: skip
+            checked, m = done, {k: v.item() for k, v in m.items()}
+            bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
+        if main and logging:
             m["lr"], m["step_s"] = lr_at(step, cfg), (time.perf_counter() - t0) / (done - start)
             if data.val is not None:
                 m["val_loss"] = validation_loss(model, ema, data.val, wm_cfg.window, norm, device, cfg.seed)
                 log.image(done, "real_over_imagined", sample_strip(model, ema, data.val, norm, device))
             log.scalars(done, m)
-        if main and (done % cfg.save_every == 0 or done == cfg.steps):
+        if main and (saving or done == cfg.steps):
             save_dynamics(dyn_dir / f"step_{done:06d}", {**meta, "step": done, "metrics": m}, model, ema, opt)
     bar.close()
     log.close()
@@ -334,7 +340,7 @@ def validation_loss(model, ema, val_arr, window, norm, device, seed, batches: in
     with ema.applied(model):
         for i in range(batches):
             w = sampler.batch(i, 16).to(device)
-            total += model.loss(w, torch.Generator().manual_seed(i))[1]["loss"]
+            total += model.loss(w, torch.Generator().manual_seed(i))[1]["loss"].item()
     return total / batches
 
 
