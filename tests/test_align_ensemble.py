@@ -62,3 +62,20 @@ def test_members_must_judge_the_same_policies():
     other = {k: v for k, v in TRUE.items() if k != "b-s3"}
     with pytest.raises(ValueError, match=r"judge different policies: b-s3 \(b\)"):
         align([evaluation("m1", TRUE), evaluation("m2", other)], TRUTH, "truth", n_boot=5)
+
+
+def with_replay(ev: dict, rates: dict[str, float]) -> dict:
+    """Open-loop replays of the real episodes (TRUTH's, seeds in order) predicted at each policy's rate."""
+    eps = [{"policy": p, "task": t, "seed": s, "real": real, "probability": rates[p]}
+           for (p, t), outcomes in TRUTH.items() for s, real in zip(SEEDS, outcomes, strict=True)]  # fmt: skip
+    return {**ev, "replay": {"episodes_list": eps, "balanced_accuracy": 0.5, "auroc": 0.5, "brier": 0.25}}
+
+
+def test_replay_ranks_policies_by_their_real_actions():
+    m2 = {**TRUE, "a-s1": 0.95}  # replays task a's worst policy as its best: task a -0.5, task b 1.0
+    evs = [with_replay(evaluation(f"m{k}", TRUE), r) for k, r in enumerate((TRUE, m2))]
+    res = align(evs, TRUTH, "truth", n_boot=30)
+    r = res["replay_within_task_spearman"]
+    assert r["seed_values"] == pytest.approx([1.0, 0.25]) and r["value"] == pytest.approx(0.625)
+    assert res["within_task_spearman"]["value"] == pytest.approx(1.0)  # closed loop: both rank perfectly
+    assert "open-loop replay of the real actions | 0.62" in format_summary(res)

@@ -239,7 +239,25 @@ def replay_metrics(evaluations: list[dict], n_boot: int, seed: int) -> dict:
         out["ensemble_episode_auroc"] = auroc(pe, y)
     tasks = np.array([k[1] for k in keys])
     out["per_task_accuracy"] = {t: float(correct[tasks == t].mean()) for t in sorted(set(tasks))}
+    out["replay_within_task_spearman"] = replay_ranking(keys, y, p, n_boot, seed)
     return out
+
+
+def replay_ranking(keys: list[tuple], y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Within-task Spearman of the policies' mean replay probabilities against their real rates on the same
+    episodes: how well the world model ranks policies when it is given their real actions. Next to the
+    closed-loop ranking it splits the error in two: what the dynamics lose on real action sequences, and
+    what the closed loop (policies acting on generated frames) adds. Episodes are resampled independently
+    for the interval (conservative: the pairs share episodes)."""
+    groups = sorted({(k[0], k[1]) for k in keys})
+    index = {g: i for i, g in enumerate(groups)}
+    g = np.array([index[(k[0], k[1])] for k in keys])
+    real = [y[g == i].astype(float) for i in range(len(groups))]
+    pred = [p[:, g == i] for i in range(len(groups))]
+    metric = M.within_tasks([t for _, t in groups], M.spearman)
+    rates = np.array([r.mean() for r in real])
+    d = _interval(*M.bootstrap(metric, real, pred, n=n_boot, seed=seed))
+    return _with_seeds(d, [metric(rates, np.array([q[s].mean() for q in pred])) for s in range(p.shape[0])])
 
 
 def per_task(j: Joined, pred_rates: np.ndarray, replay: dict) -> dict:
@@ -329,6 +347,8 @@ CONVENTIONS = {
     "trust": f"a policy's uncertainty is the between-seed std of its predicted rate; >= {LOW_TRUST_STD} is "
              "flagged low trust; trust_error_spearman correlates it with the ensemble's absolute error",
     "episode_accuracy": "open-loop replay of the judged policies' recorded episodes, p >= 0.5",
+    "replay_within_task_spearman": "within-task Spearman of the policies' mean replay probability (their real "
+                                   "episodes' actions, open loop) against their real rates",
 }  # fmt: skip
 
 

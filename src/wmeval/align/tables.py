@@ -37,6 +37,7 @@ HEADLINE = (
     ("ab_pick_rate_20", "A/B pick rate at a 20-point gap", 1, 2),
     ("checkpoint_regret", "checkpoint regret (points)", 100, 1),
     ("episode_accuracy", "per-episode accuracy, open-loop replay", 1, 2),
+    ("replay_within_task_spearman", "within-task Spearman, open-loop replay of the real actions", 1, 2),
     ("pearson", "pooled Pearson", 1, 2),
     ("spearman", "pooled Spearman", 1, 2),
     ("kendall_tau_b", "pooled Kendall tau-b", 1, 2),
