@@ -4,7 +4,8 @@ Each ablation changes one thing against the headline and is judged exactly like 
 policies, starts, seeds and metrics. `train` overrides retrain one world model per seed (from the
 headline's shared codec, so the codec is not a source of difference, unless the ablation changes the codec:
 then seed 0 trains it and seeds 1 and 2 share it); `evaluate` overrides re-judge with the headline's own
-world models. Rows: the within-task metrics (mean over seeds and between-seed sd),
+world models. Rows: the within-task metrics (mean over seeds and between-seed sd), the within-task
+Spearman of open-loop replays of the judged policies' real actions (the dynamics without the closed loop),
 per-episode accuracy, pooled Pearson, training minutes per world model and imagination frames/s.
 
     OUT/ablations/NAME/wm-sK/         retrained world models (train overrides only)
@@ -106,8 +107,9 @@ def run_ablation(cfg: PipelineConfig, name: str, progress: bool = True) -> dict:
     return run_align(evals, out=out / "alignment.json")
 
 
-ROW_HEAD = ["ablation", "what", "within-task Spearman", "within-task Pearson", "MMRV", "pairwise acc.", "A/B @15",
-            "regret (points)", "episode acc.", "pooled Pearson", "train min / model", "imagine frames/s"]  # fmt: skip
+ROW_HEAD = ["ablation", "what", "within-task Spearman", "replay Spearman", "within-task Pearson", "MMRV",
+            "pairwise acc.", "A/B @15", "regret (points)", "episode acc.", "pooled Pearson", "train min / model",
+            "imagine frames/s"]  # fmt: skip
 
 
 def _cell(d: dict | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -120,7 +122,8 @@ def _cell(d: dict | None, scale: float = 1.0, digits: int = 2) -> str:
 def _row(name: str, what: str, al: dict, train_s: list[float]) -> dict:
     fps = [m["timing"].get("frames_per_s") for m in al["members"]]
     fps = [f for f in fps if f]
-    cells = [name, what, _cell(al["within_task_spearman"]), _cell(al["within_task_pearson"]),
+    cells = [name, what, _cell(al["within_task_spearman"]), _cell(al.get("replay_within_task_spearman")),
+             _cell(al["within_task_pearson"]),
              _cell(al["mmrv"], digits=3), _cell(al["pairwise_accuracy"]), _cell(al["ab_pick_rate_15"]),
              _cell(al["checkpoint_regret"], 100, 1), _cell(al["episode_accuracy"]), _cell(al["pearson"]),
              f"{np.mean(train_s) / 60:.1f}" if train_s else "n/a", f"{np.mean(fps):.0f}" if fps else "n/a"]  # fmt: skip
@@ -132,7 +135,8 @@ def ablation_rows(cfg: PipelineConfig) -> list[dict]:
     base = Path(cfg.out)
     timings = json.loads((base / "timings.json").read_text())
     base_train = [v for k, v in timings.items() if k.startswith("world model (heldout")]
-    rows = [_row("headline", f"`{cfg.wm_preset}`, {cfg.wm_steps} steps, open-loop calibration, 1 sample",
+    codec = f", codec {cfg.latent_channels} ch / width {cfg.codec_width}" if cfg.latent_channels else ""
+    rows = [_row("headline", f"`{cfg.wm_preset}`{codec}, {cfg.wm_steps} steps, open-loop calibration, 1 sample",
                  json.loads((base / "alignment-heldout.json").read_text()), base_train)]  # fmt: skip
     for name, ab in ABLATIONS.items():
         path = base / "ablations" / name / "alignment.json"
@@ -148,7 +152,7 @@ def ablation_rows(cfg: PipelineConfig) -> list[dict]:
 def _brief(al: dict) -> dict:
     keys = ("within_task_spearman", "within_task_pearson", "mmrv", "pairwise_accuracy", "ab_pick_rate_10",
             "ab_pick_rate_15", "ab_pick_rate_20", "checkpoint_regret", "episode_accuracy", "pearson", "mae", "bias",
-            "noise_ceiling_spearman", "trust_error_spearman", "n_seeds")  # fmt: skip
+            "noise_ceiling_spearman", "trust_error_spearman", "replay_within_task_spearman", "n_seeds")  # fmt: skip
     return {k: al.get(k) for k in keys} | {"ensemble": {k: (al.get("ensemble") or {}).get(k) for k in keys[:10]}}
 
 
