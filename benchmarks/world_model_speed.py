@@ -2,6 +2,7 @@
 the KV cache, next to the FLOPs-per-frame bound.
 
     python benchmarks/world_model_speed.py --preset tiny                      # CPU
+    python benchmarks/world_model_speed.py --preset tiny --latent-channels 8 --codec-width 32   # the cpu preset
     python benchmarks/world_model_speed.py --preset small --device cuda --peak-tflops 780 --batches 1,64,256
 
 FLOPs are counted analytically: 2 * (multiply-adds) for every matmul of the dynamics transformer
@@ -72,6 +73,8 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, help="override the preset's width (with --depth, --heads: size sweeps)")
     ap.add_argument("--depth", type=int)
     ap.add_argument("--heads", type=int)
+    ap.add_argument("--latent-channels", type=int, help="override the codec's latent channels (with --codec-width)")
+    ap.add_argument("--codec-width", type=int, help="the codec's channels at H/2 (doubled at H/4 and H/8)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16, help="training batch")
@@ -90,6 +93,10 @@ def main() -> None:
     cfg = preset(args.preset, args.image_size, 1, 4, 4, 4)
     sizes = {k: v for k, v in (("d_model", args.d_model), ("depth", args.depth), ("heads", args.heads)) if v}
     cfg = replace(cfg, dynamics=replace(cfg.dynamics, **sizes))
+    if args.latent_channels or args.codec_width:  # as `wmeval train --latent-channels/--codec-width`
+        C, w = args.latent_channels or cfg.codec.latent_channels, args.codec_width or cfg.codec.widths[0]
+        cfg = replace(cfg, codec=replace(cfg.codec, latent_channels=C, widths=(w, 2 * w, 4 * w)),
+                      dynamics=replace(cfg.dynamics, latent_channels=C))
     wm = WorldModel(cfg).to(dev)
     c = cfg.dynamics
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
