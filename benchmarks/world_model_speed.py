@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import replace
 
 import torch
 
-from wmeval.model.world_model import Window, WorldModel, preset
+from wmeval.model.world_model import Window, WorldModel, preset, sized
 
 
 def sync(dev: torch.device) -> None:
@@ -91,12 +90,7 @@ def main() -> None:
     bf16 = dev.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(0)
     cfg = preset(args.preset, args.image_size, 1, 4, 4, 4)
-    sizes = {k: v for k, v in (("d_model", args.d_model), ("depth", args.depth), ("heads", args.heads)) if v}
-    cfg = replace(cfg, dynamics=replace(cfg.dynamics, **sizes))
-    if args.latent_channels or args.codec_width:  # as `wmeval train --latent-channels/--codec-width`
-        C, w = args.latent_channels or cfg.codec.latent_channels, args.codec_width or cfg.codec.widths[0]
-        cfg = replace(cfg, codec=replace(cfg.codec, latent_channels=C, widths=(w, 2 * w, 4 * w)),
-                      dynamics=replace(cfg.dynamics, latent_channels=C))
+    cfg = sized(cfg, args.latent_channels, args.codec_width, d_model=args.d_model, depth=args.depth, heads=args.heads)
     wm = WorldModel(cfg).to(dev)
     c = cfg.dynamics
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"

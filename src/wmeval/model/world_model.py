@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -73,6 +73,19 @@ def preset(name: str, image_size: int, views: int, state_dim: int, action_dim: i
         chunk_len=chunk_len, d_model=d, depth=depth, heads=heads,
     )  # fmt: skip
     return WorldModelConfig(codec=codec, dynamics=dyn, window=window, context=2)
+
+
+def sized(cfg: WorldModelConfig, latent_channels: int | None = None, codec_width: int | None = None,
+          **dynamics_sizes: int | None) -> WorldModelConfig:
+    """`cfg` with another codec size (latent channels; widths w, 2w, 4w) and dynamics sizes (d_model, depth,
+    heads); None keeps the preset's value."""
+    codec = cfg.codec
+    if latent_channels is not None:
+        codec = replace(codec, latent_channels=latent_channels)
+    if codec_width is not None:
+        codec = replace(codec, widths=(codec_width, 2 * codec_width, 4 * codec_width))
+    sizes = {k: v for k, v in dynamics_sizes.items() if v is not None}
+    return replace(cfg, codec=codec, dynamics=replace(cfg.dynamics, latent_channels=codec.latent_channels, **sizes))
 
 
 @dataclass

@@ -33,7 +33,7 @@ from wmeval.data.windows import (
     select_episodes,
 )
 from wmeval.model.codec import FrameCodec
-from wmeval.model.world_model import Window, WorldModel, WorldModelConfig, preset
+from wmeval.model.world_model import Window, WorldModel, WorldModelConfig, preset, sized
 from wmeval.train.codec import encode_episodes, train_codec
 from wmeval.train.common import EMA, Logger, dist_info, latest_step_dir, resolve_device
 
@@ -91,16 +91,10 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     L = store.layout
     base = preset(cfg.preset, L.image_size, len(L.views), L.state_dim, L.action_dim, L.frame_skip)
     window = cfg.window or base.window
-    sizes = {k: getattr(cfg, k) for k in ("d_model", "depth", "heads") if getattr(cfg, k) is not None}
-    codec = base.codec
-    if cfg.latent_channels is not None:
-        codec = replace(codec, latent_channels=cfg.latent_channels)
-    if cfg.codec_width is not None:
-        codec = replace(codec, widths=(cfg.codec_width, 2 * cfg.codec_width, 4 * cfg.codec_width))
-    dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual,
-                  latent_channels=codec.latent_channels, **sizes)  # fmt: skip
+    base = sized(base, cfg.latent_channels, cfg.codec_width, d_model=cfg.d_model, depth=cfg.depth, heads=cfg.heads)
+    dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual)
     context = min(base.context, window - 1)
-    return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn, codec=codec,
+    return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn,
                    prev_noise=cfg.prev_noise)  # fmt: skip
 
 
