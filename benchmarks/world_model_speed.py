@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 import torch
 
@@ -85,12 +86,14 @@ def main() -> None:
     ap.add_argument("--read-metrics", action="store_true",
                     help="read the loss metrics on the host every step (a device sync each), as the training loop "
                          "did before it read them every 10 steps")
+    ap.add_argument("--teacher-forcing", action="store_true", help="train with context copies (2x the tokens)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     bf16 = dev.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(0)
     cfg = preset(args.preset, args.image_size, 1, 4, 4, 4)
     cfg = sized(cfg, args.latent_channels, args.codec_width, d_model=args.d_model, depth=args.depth, heads=args.heads)
+    cfg = replace(cfg, teacher_forcing=args.teacher_forcing)
     wm = WorldModel(cfg).to(dev)
     c = cfg.dynamics
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
@@ -119,7 +122,8 @@ def main() -> None:
             _ = [v.item() for v in m.values()]
 
     s = timed(train_step, dev, args.seconds)
-    flops = 3 * B * dynamics_flops(wm, T * N, T * N) / 2  # block-causal: ~half the attention pairs (rough)
+    L = T * N * (2 if cfg.teacher_forcing else 1)  # teacher forcing: the window and its context copies
+    flops = 3 * B * dynamics_flops(wm, L, L) / 2  # block-causal: ~half the attention pairs (rough)
     mfu = f", MFU {100 * flops / s / (args.peak_tflops * 1e12):.1f}%" if args.peak_tflops else ""
     print(f"train: {1 / s:.2f} steps/s, {B * T / s:,.0f} frames/s, {flops / s / 1e9:.1f} GFLOP/s "
           f"({100 * flops / s / 1e9 / peak:.0f}% of the measured matmul rate){mfu}")  # fmt: skip

@@ -170,3 +170,28 @@ def test_codec_round_trip_shapes():
     assert codec.decode(z).shape == (2, 2, 32, 32, 3)
     loss, metrics = codec.loss(frames)
     assert loss.item() > 0 and metrics["psnr"] > 0
+
+
+@pytest.mark.parametrize("cfg", [CFG, RES], ids=["plain", "residual"])
+def test_teacher_forced_window_equals_a_rollout_over_context_copies(cfg):
+    """Each noisy frame of a teacher-forced window sees exactly what `step` sees in a rollout: the context
+    copies of the earlier frames in the cache, itself uncommitted; the context copies run as a plain window."""
+    model = randomised(Dynamics(cfg))
+    x = residual_inputs() if cfg.residual else inputs(T=4)
+    g = torch.Generator().manual_seed(3)
+    ctx = (x["latents"] + 0.1 * torch.randn(x["latents"].shape, generator=g), x["proprio"] * 0.9,
+           0.95 + 0.05 * torch.rand(2, 4, generator=g))  # fmt: skip
+    with torch.no_grad():
+        noisy, read = model(**x, context=ctx)
+        plain = model(**{**x, "latents": ctx[0], "proprio": ctx[1], "tau": ctx[2]})
+        cache = KVCache(max_frames=8, tokens_per_frame=cfg.tokens_per_frame)
+        for t in range(4):
+            at = {k: v[:, t : t + 1] for k, v in x.items() if k != "prev"}
+            prev = tuple(p[:, t : t + 1] for p in x["prev"]) if cfg.residual else None
+            step = model.step(**at, cache=cache, commit=False, prev=prev)
+            torch.testing.assert_close(step.latent_velocity[:, 0], noisy.latent_velocity[:, t], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(step.proprio_velocity[:, 0], noisy.proprio_velocity[:, t], atol=1e-5, rtol=1e-4)
+            c = {**at, "latents": ctx[0][:, t : t + 1], "proprio": ctx[1][:, t : t + 1], "tau": ctx[2][:, t : t + 1]}
+            model.step(**c, cache=cache, commit=True, prev=prev)
+    for f in ("latent_velocity", "value_logit"):
+        torch.testing.assert_close(getattr(read, f), getattr(plain, f), atol=1e-5, rtol=1e-4)

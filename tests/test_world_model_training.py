@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,10 +57,12 @@ def test_train_save_load_and_predict(tmp_path, store):
     assert torch.equal(a.frames, b.frames) and torch.equal(a.value, b.value)  # save -> load is exact
 
 
-def test_success_head_and_residual_train_and_roll_out(tmp_path, store):
-    path = train_world_model(cfg(store, tmp_path / "run", success_head=True, residual=True, prev_noise=0.2), progress=False)
-    model, meta = load_world_model(path)
+@pytest.mark.parametrize("teacher_forcing", [False, True])
+def test_success_head_and_residual_train_and_roll_out(tmp_path, store, teacher_forcing):
+    run = cfg(store, tmp_path / "run", success_head=True, residual=True, prev_noise=0.2, teacher_forcing=teacher_forcing)
+    model, meta = load_world_model(train_world_model(run, progress=False))
     assert model.cfg.dynamics.success_head and model.cfg.dynamics.residual and model.cfg.prev_noise == 0.2
+    assert model.cfg.teacher_forcing == teacher_forcing
     assert "success_bce" in meta["metrics"]
     ep = store.load(store.keys()[0])
     frames, proprio = (torch.from_numpy(np.array(x))[None, :2] for x in (ep.frames, ep.proprio))
@@ -87,9 +90,10 @@ def encoded(wm, store, keys, tmp_path):
     return EpisodeArrays.load(tmp_path / "latents.safetensors")[0]
 
 
-def test_tiny_model_overfits_one_batch(store, tmp_path):
+@pytest.mark.parametrize("teacher_forcing", [False, True])
+def test_tiny_model_overfits_one_batch(store, tmp_path, teacher_forcing):
     torch.manual_seed(0)
-    wm = WorldModel(preset("tiny", 16, 1, 4, 4, 2))
+    wm = WorldModel(replace(preset("tiny", 16, 1, 4, 4, 2), teacher_forcing=teacher_forcing))
     arrays = encoded(wm, store, store.keys()[:2], tmp_path)
     w = WindowSampler(arrays, 4).batch(0, 4)
     opt = torch.optim.Adam(wm.dynamics.parameters(), lr=2e-3)

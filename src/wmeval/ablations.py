@@ -39,6 +39,9 @@ ABLATIONS = {
         "outcomes) instead of open-loop replay", evaluate={"calibration": "closed-loop"}),
     "samples-3": Ablation("3 imagined samples per start, probabilities averaged (1)", evaluate={"samples": 3}),
     "euler-8": Ablation("8 Euler steps per generated frame (4)", evaluate={"euler_steps": 8}),
+    # one Euler step from pure noise lands on the flow's estimate of E[frame | context, actions]: the mean
+    # prediction, with no sampled detail (MetaWorld is deterministic given the actions)
+    "euler-1": Ablation("1 Euler step per generated frame: the mean prediction (4)", evaluate={"euler_steps": 1}),
     "context-clean": Ablation("generated frames re-enter the context clean (signal level 1; 0.95)",
                               evaluate={"context_tau": 1.0}),
     # measured: a d=128, depth-4 step costs 2.7x a `tiny` step on this CPU, so 0.375x the steps is equal wall time
@@ -49,6 +52,9 @@ ABLATIONS = {
     "residual": Ablation("each frame predicted as the previous frame plus a change", train={"residual": True}),
     "residual-prev-noise": Ablation("residual, trained on previous frames noised to a signal level in [0.8, 1]",
                                     train={"residual": True, "prev_noise": 0.2}),
+    "teacher-forcing": Ablation("trained as rollouts sample: every frame noisy, seeing context copies of the "
+                                "earlier frames (independent noise levels per frame)",
+                                train={"teacher_forcing": True}),
     "window-12": Ablation("12-frame training windows (8)", train={"window": 12}),
     "steps-half": Ablation("half the dynamics training steps", train={"steps_scale": 0.5}),
     # measured (benchmarks/codec_in_loop.py): seen through the `tiny` preset's codec (4 latent channels,

@@ -157,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
         codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads,
         latent_channels=args.latent_channels, codec_width=args.codec_width, success_head=args.success_head,
-        residual=args.residual, prev_noise=args.prev_noise,
+        residual=args.residual, prev_noise=args.prev_noise, teacher_forcing=args.teacher_forcing,
     )  # fmt: skip
     path = train_world_model(cfg, progress=not args.no_progress)
     print(f"world model: {path}")
@@ -344,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="predict each frame as the previous frame plus a change (an untrained model copies)")
     tr.add_argument("--prev-noise", type=float, default=0.0, help="with --residual: train on previous frames noised "
                     "to a random signal level in [1 - x, 1], for robustness to the model's own frames")
+    tr.add_argument("--teacher-forcing", action=argparse.BooleanOptionalAction, default=False,
+                    help="train as a rollout samples: every frame noisy, seeing slightly noised copies of the "
+                    "earlier frames (about 2x the cost of a step)")
     tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
     tr.add_argument("--window", type=int, help="frames per training window (default: the preset's)")
     tr.add_argument("--codec-steps", type=int, default=1000)

@@ -238,15 +238,34 @@ class Dynamics(nn.Module):
         return DynamicsOutput(lat, prop, self.value_out(ptok).squeeze(-1), success)
 
     # ---- whole windows (training) ----
-    def forward(self, latents, proprio, actions_in, has_action, tau, frame0: int = 0, prev=None) -> DynamicsOutput:
+    def forward(self, latents, proprio, actions_in, has_action, tau, frame0: int = 0, prev=None, context=None):
+        """A window (B, T, ...) -> DynamicsOutput, each frame attending to its own and earlier frames.
+
+        With `context` = (latents, proprio, tau) of the same T frames at a context signal level (teacher
+        forcing), the window is run twice in one sequence, as a rollout sees it: each frame of `latents` at
+        its own noise level attends only to itself and to the *context* copies of the earlier frames, the
+        context copies attend causally among themselves. Returns (output of the noisy frames, output of the
+        context copies); the noisy frame t's output equals `step` on a cache holding context frames < t."""
         B, T = tau.shape
         N = self.cfg.tokens_per_frame
         x, cond = self.tokens(latents, proprio, actions_in, has_action, tau, prev)
         frame_N = torch.arange(T, device=x.device).repeat_interleave(N) + frame0
-        mask = frame_N[:, None] >= frame_N[None, :]  # block-causal: attend to own frame and the past
+        if context is None:
+            mask = frame_N[:, None] >= frame_N[None, :]  # block-causal: attend to own frame and the past
+            for blk in self.blocks:
+                x, _, _ = blk(x, cond, frame_N, mask)
+            return self.heads(x, cond, T, (latents, proprio, tau, prev))
+        z_c, p_c, tau_c = context
+        x_c, cond_c = self.tokens(z_c, p_c, actions_in, has_action, tau_c, prev)
+        q, k = frame_N[:, None], frame_N[None, :]
+        mask = torch.cat([torch.cat([q >= k, torch.zeros_like(q >= k)], 1),  # context copies: causal, own copy
+                          torch.cat([q > k, q == k], 1)], 0)  # noisy frames: earlier context + themselves
+        x, cond, frames2 = torch.cat([x_c, x], 1), torch.cat([cond_c, cond], 1), torch.cat([frame_N, frame_N])
         for blk in self.blocks:
-            x, _, _ = blk(x, cond, frame_N, mask)
-        return self.heads(x, cond, T, (latents, proprio, tau, prev))
+            x, _, _ = blk(x, cond, frames2, mask)
+        TN = T * N
+        ctx_out = self.heads(x[:, :TN], cond_c, T, (z_c, p_c, tau_c, prev))
+        return self.heads(x[:, TN:], cond[:, T:], T, (latents, proprio, tau, prev)), ctx_out
 
     # ---- one frame against a KV cache (sampling) ----
     def step(self, latents, proprio, actions_in, has_action, tau, cache: KVCache, commit: bool,

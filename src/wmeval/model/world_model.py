@@ -32,6 +32,9 @@ class WorldModelConfig:
     # residual models: in training, the previous frame enters at a random signal level in [1 - prev_noise, 1],
     # so a model that learns from real previous frames tolerates the imperfect ones it generates itself
     prev_noise: float = 0.0
+    # train as a rollout samples (Dynamics.forward's `context`): every frame noisy, attending to copies of the
+    # earlier frames at a context signal level in [context_tau, 1]; the readout heads train on those copies
+    teacher_forcing: bool = False
 
     def __post_init__(self) -> None:
         if self.value_scheme not in SCHEMES:
@@ -142,20 +145,32 @@ class WorldModel(nn.Module):
     def loss(
         self, w: Window, generator: torch.Generator | None = None, dynamics: nn.Module | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Diffusion-forcing flow-matching loss on latents and proprio, plus the value head's BCE.
+        """Diffusion-forcing flow-matching loss on latents and proprio, plus the value head's BCE (with
+        `teacher_forcing`, every frame is noisy and conditioned on context copies of the earlier frames).
         `dynamics` overrides the network called (a DistributedDataParallel wrapper of `self.dynamics`).
         The metrics are detached 0-d tensors: reading one (`.item()`) waits for the device, so a training
         loop reads them only when it logs, and `torch.compile` keeps the loss in one graph."""
         B, T = w.value.shape
-        tau = sample_tau((B, T), self.cfg.p_clean, generator).to(w.latents.device)
-        eps_z = torch.randn(w.latents.shape, generator=generator).to(w.latents.device)
-        eps_p = torch.randn(w.proprio.shape, generator=generator).to(w.latents.device)
+        dev, tf = w.latents.device, self.cfg.teacher_forcing
+        tau = torch.rand((B, T), generator=generator) if tf else sample_tau((B, T), self.cfg.p_clean, generator)
+        tau = tau.to(dev)
+        eps_z = torch.randn(w.latents.shape, generator=generator).to(dev)
+        eps_p = torch.randn(w.proprio.shape, generator=generator).to(dev)
         z_tau, p_tau = interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau)
         prev = (w.prev_latents, w.prev_proprio) if self.cfg.dynamics.residual else None
         if prev is not None and self.cfg.prev_noise > 0:
-            tau_p = (1 - self.cfg.prev_noise * torch.rand((B, T), generator=generator)).to(w.latents.device)
+            tau_p = (1 - self.cfg.prev_noise * torch.rand((B, T), generator=generator)).to(dev)
             prev = tuple(interpolate(x, torch.randn(x.shape, generator=generator).to(x.device), tau_p) for x in prev)
-        out = (dynamics or self.dynamics)(z_tau, p_tau, w.actions_in, w.has_action, tau, prev=prev)
+        net = dynamics or self.dynamics
+        if tf:  # the readout heads learn on the context copies, which is where a rollout reads them
+            ct = self.cfg.context_tau
+            tau_r = (ct + (1 - ct) * torch.rand((B, T), generator=generator)).to(dev)
+            ctx = tuple(interpolate(x, torch.randn(x.shape, generator=generator).to(dev), tau_r)
+                        for x in (w.latents, w.proprio))  # fmt: skip
+            out, read = net(z_tau, p_tau, w.actions_in, w.has_action, tau, prev=prev, context=(*ctx, tau_r))
+        else:
+            out = net(z_tau, p_tau, w.actions_in, w.has_action, tau, prev=prev)
+            read, tau_r = out, tau
         noisy = (tau < 1).float()  # at tau = 1 the velocity target is pure noise: no signal to learn
         if self.cfg.dynamics.residual:  # the velocity form of an x-prediction (see flow.velocity_from_x)
             v_z, v_p = velocity_from_x(w.latents, z_tau, tau), velocity_from_x(w.proprio, p_tau, tau)
@@ -166,15 +181,15 @@ class WorldModel(nn.Module):
         denom = noisy.sum().clamp_min(1)
         z_loss, p_loss = (z_err * noisy).sum() / denom, (p_err * noisy).sum() / denom
         # The value of a nearly pure-noise frame is unknowable; weight the value loss by the signal level.
-        v_bce = F.binary_cross_entropy_with_logits(out.value_logit, w.value, reduction="none")
-        v_loss = (v_bce * tau).sum() / tau.sum().clamp_min(1e-6)
+        v_bce = F.binary_cross_entropy_with_logits(read.value_logit, w.value, reduction="none")
+        v_loss = (v_bce * tau_r).sum() / tau_r.sum().clamp_min(1e-6)
         loss = z_loss + self.cfg.proprio_weight * p_loss + self.cfg.value_weight * v_loss
         metrics = {"loss": loss, "latent": z_loss, "proprio": p_loss, "value_bce": v_loss}
-        if out.success_logit is not None:
+        if read.success_logit is not None:
             if w.success is None:
                 raise ValueError("this world model has a success head but its training windows carry no success flags")
-            s_bce = F.binary_cross_entropy_with_logits(out.success_logit, w.success, reduction="none")
-            s_loss = (s_bce * tau).sum() / tau.sum().clamp_min(1e-6)
+            s_bce = F.binary_cross_entropy_with_logits(read.success_logit, w.success, reduction="none")
+            s_loss = (s_bce * tau_r).sum() / tau_r.sum().clamp_min(1e-6)
             loss = loss + self.cfg.success_weight * s_loss
             metrics.update(loss=loss, success_bce=s_loss)
         return loss, {k: v.detach() for k, v in metrics.items()}

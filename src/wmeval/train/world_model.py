@@ -58,6 +58,7 @@ class WMTrainConfig:
     success_head: bool = False  # a head for "succeeded in this frame", read by evaluation instead of the value
     residual: bool = False  # dynamics predict each frame as the previous one plus a change
     prev_noise: float = 0.0  # residual: noise on the previous frame in training (WorldModelConfig.prev_noise)
+    teacher_forcing: bool = False  # train every frame on context copies of the earlier ones, as rollouts sample
     val_fraction: float = 0.1
     codec_steps: int = 1000
     codec_batch: int = 32
@@ -95,7 +96,7 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual)
     context = min(base.context, window - 1)
     return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn,
-                   prev_noise=cfg.prev_noise)  # fmt: skip
+                   prev_noise=cfg.prev_noise, teacher_forcing=cfg.teacher_forcing)  # fmt: skip
 
 
 def lr_at(step: int, cfg: WMTrainConfig) -> float:
