@@ -51,6 +51,14 @@ def test_presets_are_complete():
         assert make_config(name, "x").episodes == 50 and make_config(name, "x").seeds >= 3
 
 
+def test_a_run_written_before_a_setting_existed_resumes_with_its_default():
+    cfg = make_config("cpu", "x")
+    older = {k: v for k, v in cfg.to_json().items() if k != "teacher_forcing"}
+    assert cfg.same_run(older) and cfg.same_run(cfg.to_json())
+    assert not make_config("cpu", "x", teacher_forcing=True).same_run(older)
+    assert not cfg.same_run({**older, "wm_steps": 1})
+
+
 def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     from wmeval.ablations import ablation_rows, parse_names, run_ablation
 

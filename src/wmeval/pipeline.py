@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from wmeval.data.store import atomic_write_text
@@ -47,6 +47,7 @@ class PipelineConfig:
     wm_batch: int = 16
     latent_channels: int | None = None  # the codec's latent channels and base width (None: the preset's)
     codec_width: int | None = None
+    teacher_forcing: bool = False  # world models trained as rollouts sample (WMTrainConfig.teacher_forcing)
     bc_batch: int = 64
     scripted_zoo: str | None = None
     scripted_episodes: int = 0
@@ -59,6 +60,12 @@ class PipelineConfig:
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
+
+    def same_run(self, saved: dict) -> bool:
+        """Whether `saved` (a run's pipeline.json) holds these settings; a setting added after the run was
+        written reads as its default."""
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        return json.loads(json.dumps({**defaults, **saved})) == self.to_json()
 
 
 PRESETS = {
@@ -131,6 +138,7 @@ def world_model_config(cfg: PipelineConfig, out: Path, seed: int, exclude: tuple
         "store": str(Path(cfg.out) / "store"), "out": str(out), "preset": cfg.wm_preset, "tasks": cfg.tasks,
         "exclude_policies": tuple(exclude), "codec_steps": cfg.codec_steps, "steps": cfg.wm_steps,
         "batch_size": cfg.wm_batch, "latent_channels": cfg.latent_channels, "codec_width": cfg.codec_width,
+        "teacher_forcing": cfg.teacher_forcing,
         "device": cfg.device, "seed": seed, "val_fraction": cfg.val_fraction,
         "codec_from": str(codec_from) if codec_from else None, "eval_every": max(50, steps // 10),
         "save_every": max(100, steps // 5), **overrides,
@@ -161,7 +169,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "pipeline.json"
-    if saved.is_file() and json.loads(saved.read_text()) != cfg.to_json():
+    if saved.is_file() and not cfg.same_run(json.loads(saved.read_text())):
         raise ValueError(f"{out} holds a run with other settings; use a new --out or delete {out}")
     atomic_write_text(saved, json.dumps(cfg.to_json(), indent=2) + "\n")
     timer = Timer(out / "timings.json")
