@@ -121,3 +121,34 @@ def test_bias_corrected_interval():
     # draws pulled below the value (as resampling does to a correlation): the interval moves up to cover it
     lo, hi = bias_corrected_interval(draws * 0.8, 0.7)
     assert lo < 0.7 <= hi and hi > np.quantile(draws * 0.8, 0.975)
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("policy,task,successes\na,reach,1\n", r"no column trials"),
+        ("policy,task,successes,trials\na,reach,3,2\n", r"line 2: a on reach: need 0 <= successes <= trials"),
+        ("policy,task,successes,trials\na,reach,1,10\na,reach,2,10\n", r"line 3: a on reach has a row already"),
+        ("policy,task,successes,trials\na,reach,one,10\n", r"line 2: successes and trials must be whole numbers"),
+        ("policy,task,successes,trials\n,reach,1,10\n", r"line 2: the policy or task is empty"),
+        ("policy,task,successes,trials\n", r"no trials under the header"),
+    ],
+)
+def test_a_bad_trials_csv_names_the_line_and_the_fix(tmp_path, text, pattern):
+    from wmeval.align.align import real_outcomes_from_csv
+
+    path = tmp_path / "results.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=pattern):
+        real_outcomes_from_csv(path)
+
+
+def test_a_trials_csv_reads_in_any_column_order_with_a_byte_order_mark(tmp_path):
+    from wmeval.align.align import real_outcomes_from_file
+
+    path = tmp_path / "results.csv"
+    path.write_text("\ufefftrials,policy,notes,task,successes\n10,ckpt-a,ok,reach,7\n4, ckpt-b ,,reach,0\n",
+                    encoding="utf-8")  # fmt: skip
+    truth, source = real_outcomes_from_file(path)
+    assert truth == {("ckpt-a", "reach"): [True] * 7 + [False] * 3, ("ckpt-b", "reach"): [False] * 4}
+    assert "real trials supplied by the user" in source

@@ -219,6 +219,26 @@ def test_align_names_the_policies_reality_has_not_seen(world, tmp_path):
     assert store.root.is_dir()
 
 
+def test_align_takes_the_truth_from_a_csv_of_real_trials(world, tmp_path):
+    out = tmp_path / "eval"
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(out), policies=(JUDGED,),
+                     episodes=2, seed=104, batch_size=8, calibration_episodes=8, videos=0, replay=False,
+                     device="cpu")  # fmt: skip
+    evaluate(cfg, progress=False)
+    from_store = run_align(out, n_boot=20)
+    rows = ["policy,task,successes,trials"]
+    for p in from_store["policies"]:  # the same counts as the store's, as a team would type them
+        rows.append(f"{p['policy']},{p['task']},{round(p['real_rate'] * p['real_episodes'])},{p['real_episodes']}")
+    (tmp_path / "results.csv").write_text("\n".join(rows) + "\n")
+    from_csv = run_align(out, true_table=str(tmp_path / "results.csv"), n_boot=20)
+    assert from_csv["policies"] == from_store["policies"]  # rates, intervals and predictions alike
+    assert from_csv["mae"] == from_store["mae"]
+    assert "real trials supplied by the user" in from_csv["truth"]
+    (tmp_path / "results.csv").write_text("\n".join(rows[:-1]) + "\n")  # one judged policy never tried
+    with pytest.raises(ValueError, match="no real episodes for 1 of the 4 judged policies"):
+        run_align(out, true_table=str(tmp_path / "results.csv"))
+
+
 def test_scripted_policies_cannot_be_judged_in_imagination(world, tmp_path):
     zoo = tmp_path / "zoo.toml"
     zoo.write_text('[zoo]\nname = "z"\nsuite = "metaworld"\n\n[[policy]]\nname = "expert"\nbase = "expert"\n')

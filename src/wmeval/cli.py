@@ -415,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("evaluation", nargs="+", help="evaluation.json written by `wmeval evaluate` (or its directory); "
                     "several: world models of different seeds, scored as members and as an ensemble")
     al.add_argument("--store", help="real episodes of the judged policies (default: the evaluation's store)")
-    al.add_argument("--true", help="a true_success.json from `wmeval collect` instead of --store")
+    al.add_argument("--true", help="true results instead of --store: a CSV of real trials with the columns "
+                    "policy,task,successes,trials (e.g. a real robot's), or a true_success.json from `wmeval collect`")
     al.add_argument("--out", help="write the alignment JSON here")
     al.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the intervals")
     al.set_defaults(func=cmd_align)
