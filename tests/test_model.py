@@ -1,5 +1,7 @@
 """World-model maths and networks: value labels, causality, KV-cache equivalence, codec shapes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -160,6 +162,26 @@ def test_sliding_cache_keeps_the_last_frames():
     for i in range(4):
         cache.append(0, torch.full((1, 1, 3, 2), float(i)), torch.zeros(1, 1, 3, 2))
     assert cache.k[0].shape[2] == 6 and cache.k[0][0, 0, 0, 0] == 2.0
+
+
+def test_a_long_rollout_shows_each_frame_what_a_training_window_shows():
+    """Past the window, a generated frame attends to window - 1 past frames: with one layer its output equals
+    the last frame of a training window over the same frames (rotary positions are relative, so where the
+    window starts is moot; deeper cached keys also carry what their frames once saw further back)."""
+    from wmeval.model.world_model import WorldModel, preset
+
+    W = 4
+    wm = WorldModel(preset("tiny", 16, 1, CFG.state_dim, CFG.action_dim, CFG.chunk_len))
+    assert wm.start(*(torch.zeros(1, 1, *s) for s in ((1, 4, 2, 2), (4,), (2, 4))), torch.zeros(1, 1, dtype=torch.bool),
+                    )[0].max_frames == wm.cfg.window - 1  # fmt: skip
+    model = randomised(Dynamics(replace(CFG, depth=1)))
+    x = inputs(T=7)
+    cache = KVCache(max_frames=W - 1, tokens_per_frame=CFG.tokens_per_frame)
+    with torch.no_grad():
+        for t in range(7):
+            step = model.step(**{k: v[:, t : t + 1] for k, v in x.items()}, cache=cache, commit=True)
+        window = model(**{k: v[:, 7 - W :] for k, v in x.items()})
+    torch.testing.assert_close(step.latent_velocity[:, 0], window.latent_velocity[:, -1], atol=1e-5, rtol=1e-4)
 
 
 def test_codec_round_trip_shapes():

@@ -44,6 +44,9 @@ ABLATIONS = {
     "euler-1": Ablation("1 Euler step per generated frame: the mean prediction (4)", evaluate={"euler_steps": 1}),
     "context-clean": Ablation("generated frames re-enter the context clean (signal level 1; 0.95)",
                               evaluate={"context_tau": 1.0}),
+    # a training window of 8 frames shows a frame at most 7 past frames; rollouts before 2026-11-26 kept 8
+    "context-7": Ablation("a generated frame attends to 7 past frames, the most training shows it (8, one more)",
+                          evaluate={"context_frames": 7}),
     # measured: a d=128, depth-4 step costs 2.7x a `tiny` step on this CPU, so 0.375x the steps is equal wall time
     "wide": Ablation("dynamics d_model 128, depth 4, 4 heads (64, 3, 2), 0.375x the steps: equal training time",
                      train={"d_model": 128, "depth": 4, "heads": 4, "steps_scale": 0.375}),

@@ -198,8 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tasks=_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
         calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps,
-        context_tau=args.context_tau,
-        device=args.device,
+        context_tau=args.context_tau, context_frames=args.context_frames, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
     print(format_evaluation(res))
@@ -407,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--euler-steps", type=int, help="Euler steps per generated frame (default: the model's)")
     ev.add_argument("--context-tau", type=float, help="signal level (0, 1] at which generated frames re-enter the "
                     "context (1: clean; default: the model's, 0.95)")
+    ev.add_argument("--context-frames", type=int, help="past frames a generated frame attends to (default: the "
+                    "training window - 1, the most a training window shows a frame)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)

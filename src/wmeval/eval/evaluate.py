@@ -54,6 +54,7 @@ class EvalConfig:
     samples: int = 1  # imagined episodes per (policy, start), each with its own noise; probabilities averaged
     euler_steps: int | None = None  # Euler steps per generated frame (None: the world model's own setting)
     context_tau: float | None = None  # signal level generated frames re-enter the context at (None: the model's)
+    context_frames: int | None = None  # past frames a generated frame attends to (None: the model's)
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -64,6 +65,8 @@ class EvalConfig:
             raise ValueError(f"euler_steps must be >= 1, got {self.euler_steps}")
         if self.context_tau is not None and not 0 < self.context_tau <= 1:
             raise ValueError(f"context_tau must be in (0, 1], got {self.context_tau}")
+        if self.context_frames is not None and self.context_frames < 1:
+            raise ValueError(f"context_frames must be >= 1, got {self.context_frames}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"unknown calibration {self.calibration!r}; valid: {', '.join(CALIBRATIONS)}")
 
@@ -190,6 +193,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         model.cfg = replace(model.cfg, sample_steps=cfg.euler_steps)
     if cfg.context_tau:
         model.cfg = replace(model.cfg, context_tau=cfg.context_tau)
+    if cfg.context_frames:
+        model.cfg = replace(model.cfg, context_frames=cfg.context_frames)
     store = EpisodeStore(cfg.store or meta["data"]["store"])
     layout = store.layout
     check_layout(meta["layout"], layout, cfg.model, f"the store {store.root}")

@@ -35,6 +35,8 @@ class WorldModelConfig:
     # train as a rollout samples (Dynamics.forward's `context`): every frame noisy, attending to copies of the
     # earlier frames at a context signal level in [context_tau, 1]; the readout heads train on those copies
     teacher_forcing: bool = False
+    # past frames a generated frame attends to in a rollout (None: window - 1, the most a training window shows)
+    context_frames: int | None = None
 
     def __post_init__(self) -> None:
         if self.value_scheme not in SCHEMES:
@@ -45,6 +47,8 @@ class WorldModelConfig:
             raise ValueError("codec latent grid/channels must match the dynamics' grid/latent_channels")
         if not 0 < self.context_tau <= 1 or self.sample_steps < 1:
             raise ValueError("context_tau must be in (0, 1] and sample_steps >= 1")
+        if self.context_frames is not None and self.context_frames < 1:
+            raise ValueError(f"context_frames must be >= 1, got {self.context_frames}")
         if not 0 <= self.prev_noise < 1:
             raise ValueError(f"prev_noise must be in [0, 1), got {self.prev_noise}")
 
@@ -205,10 +209,12 @@ class WorldModel(nn.Module):
     def start(self, latents: torch.Tensor, proprio: torch.Tensor, actions_in: torch.Tensor, has_action: torch.Tensor,
               max_frames: int | None = None) -> tuple[KVCache, torch.Tensor]:  # fmt: skip
         """Prefill a KV cache with clean context frames (B, Tc, ...) (normalised), a sliding window of
-        `max_frames` (default: the training window); returns the cache and the readout of every context
-        frame (B, Tc)."""
+        `max_frames` (default: `context_frames`, else window - 1: a new frame then sees as many frames,
+        itself included, as the last frame of a training window); returns the cache and the readout of
+        every context frame (B, Tc)."""
         T = latents.shape[1]
-        cache = KVCache(max_frames or self.cfg.window, self.cfg.dynamics.tokens_per_frame)
+        keep = max_frames or self.cfg.context_frames or self.cfg.window - 1
+        cache = KVCache(keep, self.cfg.dynamics.tokens_per_frame)
         readouts = []
         # the first frame's previous frame is unknown: zeros, as at an episode's start in training
         prev = (torch.zeros_like(latents[:, :1]), torch.zeros_like(proprio[:, :1]))
