@@ -59,10 +59,6 @@ ABLATIONS = {
     "teacher-forcing": Ablation("trained as rollouts sample: every frame noisy, seeing context copies of the "
                                 "earlier frames (independent noise levels per frame); 0.52x the steps: equal "
                                 "training time", train={"teacher_forcing": True, "steps_scale": 0.52}),
-    "teacher-forcing-residual": Ablation("teacher-forcing and residual, previous frames noised to a signal level in "
-                                         "[0.8, 1]; 0.52x the steps: equal training time",
-                                         train={"teacher_forcing": True, "residual": True, "prev_noise": 0.2,
-                                                "steps_scale": 0.52}),
     "window-12": Ablation("12-frame training windows (8)", train={"window": 12}),
     "steps-half": Ablation("half the dynamics training steps", train={"steps_scale": 0.5}),
     # measured (benchmarks/codec_in_loop.py): seen through the `tiny` preset's codec (4 latent channels,

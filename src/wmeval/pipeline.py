@@ -47,7 +47,6 @@ class PipelineConfig:
     wm_batch: int = 16
     latent_channels: int | None = None  # the codec's latent channels and base width (None: the preset's)
     codec_width: int | None = None
-    teacher_forcing: bool = False  # world models trained as rollouts sample (WMTrainConfig.teacher_forcing)
     bc_batch: int = 64
     scripted_zoo: str | None = None
     scripted_episodes: int = 0
@@ -138,7 +137,6 @@ def world_model_config(cfg: PipelineConfig, out: Path, seed: int, exclude: tuple
         "store": str(Path(cfg.out) / "store"), "out": str(out), "preset": cfg.wm_preset, "tasks": cfg.tasks,
         "exclude_policies": tuple(exclude), "codec_steps": cfg.codec_steps, "steps": cfg.wm_steps,
         "batch_size": cfg.wm_batch, "latent_channels": cfg.latent_channels, "codec_width": cfg.codec_width,
-        "teacher_forcing": cfg.teacher_forcing,
         "device": cfg.device, "seed": seed, "val_fraction": cfg.val_fraction,
         "codec_from": str(codec_from) if codec_from else None, "eval_every": max(50, steps // 10),
         "save_every": max(100, steps // 5), **overrides,
