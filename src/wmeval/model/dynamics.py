@@ -250,22 +250,21 @@ class Dynamics(nn.Module):
         N = self.cfg.tokens_per_frame
         x, cond = self.tokens(latents, proprio, actions_in, has_action, tau, prev)
         frame_N = torch.arange(T, device=x.device).repeat_interleave(N) + frame0
-        if context is None:
-            mask = frame_N[:, None] >= frame_N[None, :]  # block-causal: attend to own frame and the past
-            for blk in self.blocks:
-                x, _, _ = blk(x, cond, frame_N, mask)
-            return self.heads(x, cond, T, (latents, proprio, tau, prev))
-        z_c, p_c, tau_c = context
-        x_c, cond_c = self.tokens(z_c, p_c, actions_in, has_action, tau_c, prev)
         q, k = frame_N[:, None], frame_N[None, :]
-        mask = torch.cat([torch.cat([q >= k, torch.zeros_like(q >= k)], 1),  # context copies: causal, own copy
-                          torch.cat([q > k, q == k], 1)], 0)  # noisy frames: earlier context + themselves
-        x, cond, frames2 = torch.cat([x_c, x], 1), torch.cat([cond_c, cond], 1), torch.cat([frame_N, frame_N])
+        mask = q >= k  # block-causal: attend to own frame and the past
+        if context is not None:  # one sequence: [context copies, noisy frames]
+            z_c, p_c, tau_c = context
+            x_c, cond_c = self.tokens(z_c, p_c, actions_in, has_action, tau_c, prev)
+            mask = torch.cat([torch.cat([mask, torch.zeros_like(mask)], 1),  # copies: causal among themselves
+                              torch.cat([q > k, q == k], 1)], 0)  # noisy frames: earlier copies + themselves
+            x, cond, frame_N = torch.cat([x_c, x], 1), torch.cat([cond_c, cond], 1), torch.cat([frame_N, frame_N])
         for blk in self.blocks:
-            x, _, _ = blk(x, cond, frames2, mask)
+            x, _, _ = blk(x, cond, frame_N, mask)
+        if context is None:
+            return self.heads(x, cond, T, (latents, proprio, tau, prev))
         TN = T * N
-        ctx_out = self.heads(x[:, :TN], cond_c, T, (z_c, p_c, tau_c, prev))
-        return self.heads(x[:, TN:], cond[:, T:], T, (latents, proprio, tau, prev)), ctx_out
+        return (self.heads(x[:, TN:], cond[:, T:], T, (latents, proprio, tau, prev)),
+                self.heads(x[:, :TN], cond[:, :T], T, (z_c, p_c, tau_c, prev)))  # fmt: skip
 
     # ---- one frame against a KV cache (sampling) ----
     def step(self, latents, proprio, actions_in, has_action, tau, cache: KVCache, commit: bool,
