@@ -135,7 +135,7 @@ def test_bias_corrected_interval():
     ],
 )
 def test_a_bad_trials_csv_names_the_line_and_the_fix(tmp_path, text, pattern):
-    from wmeval.align.align import real_outcomes_from_csv
+    from wmeval.align.truth import real_outcomes_from_csv
 
     path = tmp_path / "results.csv"
     path.write_text(text)
@@ -144,7 +144,7 @@ def test_a_bad_trials_csv_names_the_line_and_the_fix(tmp_path, text, pattern):
 
 
 def test_a_trials_csv_reads_in_any_column_order_with_a_byte_order_mark(tmp_path):
-    from wmeval.align.align import real_outcomes_from_file
+    from wmeval.align.truth import real_outcomes_from_file
 
     path = tmp_path / "results.csv"
     path.write_text("\ufefftrials,policy,notes,task,successes\n10,ckpt-a,ok,reach,7\n4, ckpt-b ,,reach,0\n",
