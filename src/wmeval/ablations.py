@@ -61,6 +61,7 @@ ABLATIONS = {
                                 "training time", train={"teacher_forcing": True, "steps_scale": 0.52}),
     "window-12": Ablation("12-frame training windows (8)", train={"window": 12}),
     "steps-half": Ablation("half the dynamics training steps", train={"steps_scale": 0.5}),
+    "steps-double": Ablation("twice the dynamics training steps", train={"steps_scale": 2.0}),
     # measured (benchmarks/codec_in_loop.py): seen through the `tiny` preset's codec (4 latent channels,
     # widths 16-64, val PSNR 27 dB) the judged policies' true success ranks within tasks at Spearman 0.62 only
     "codec-c4": Ablation("the `tiny` preset's codec: 4 latent channels, widths 16/32/64 (8; 32/64/128)",
