@@ -97,13 +97,36 @@ def cmd_table(args: argparse.Namespace) -> int:
     from wmeval.stats import format_markdown, format_table, rows_to_json, success_table
 
     store = EpisodeStore(args.store)
-    rows = success_table((m.task, m.policy, m.outcome) for m in store.index())
+    index = store.index()
+    rows = success_table((m.task, m.policy, m.outcome) for m in index if m.outcome is not None)
+    unknown = sum(m.outcome is None for m in index)
+    if unknown:
+        print(f"{unknown} episode(s) of unknown outcome are not counted")
     print(format_markdown(rows) if args.markdown else format_table(rows))
     if args.json:
         from wmeval.data.store import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps(rows_to_json(rows), indent=2) + "\n")
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from wmeval.data.importers import ImportConfig, import_episodes, read_source
+
+    src, cameras = read_source(args.format, args.source, cameras=_tuple(args.cameras) or (),
+                               state_keys=_tuple(args.state_keys) or (), action_key=args.action_key,
+                               success_from=args.success_from)  # fmt: skip
+    cfg = ImportConfig(out=args.out, suite=args.suite, task=args.task, policy=args.policy, image_size=args.image_size,
+                       frame_skip=args.frame_skip, fps=args.fps, horizon=args.horizon, labels=args.labels,
+                       limit=args.limit)  # fmt: skip
+    print(f"{src.format} {src.path}: {len(src.lengths)} episodes, {sum(src.lengths)} steps; " + "; ".join(src.notes))
+    rep = import_episodes(src, cfg, cameras, progress=not args.no_progress)
+    rate = rep.frames / rep.seconds if rep.seconds else 0.0
+    print(f"{rep.imported} imported ({rep.frames} frames, {rate:.0f} frames/s), {rep.skipped} already in "
+          f"{rep.store}, {len(rep.errors)} bad" + (f"; {rep.unknown} of unknown outcome" if rep.unknown else ""))
+    for e in rep.errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if rep.errors else 0
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
@@ -292,6 +315,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", help="also write the rows as JSON here")
     t.add_argument("--markdown", action="store_true", help="print a Markdown table")
     t.set_defaults(func=cmd_table)
+
+    im = sub.add_parser("import", help="episodes recorded elsewhere (LeRobot dataset, robomimic HDF5) into a store")
+    im.add_argument("format", choices=("lerobot", "hdf5"), help="lerobot: a LeRobot dataset directory (meta/info.json, "
+                    "parquet data, mp4 videos); hdf5: a robomimic-layout file (data/demo_N/obs, actions, rewards)")
+    im.add_argument("source", help="the dataset directory or file")
+    im.add_argument("--out", required=True, help="episode store directory (created or resumed)")
+    im.add_argument("--cameras", help="comma-separated camera keys (default: all)")
+    im.add_argument("--state-keys", help="comma-separated keys concatenated into proprio (default: lerobot "
+                    "observation.state; hdf5: every low-dimensional obs key but object*)")
+    im.add_argument("--action-key", help="the action column (default: lerobot action, hdf5 actions)")
+    im.add_argument("--success-from", default="auto", choices=("auto", "success", "reward", "done", "none"),
+                    help="per-step success column: auto = a success column, else a reward column holding only 0/1, "
+                    "else unknown (done flags mark an episode's end, not success: only when asked)")
+    im.add_argument("--labels", help="CSV with columns episode and any of success (1/0/blank), policy, task: "
+                    "overrides the source's success and names each episode's policy and task")
+    im.add_argument("--task", help="task name for every episode (default: the source's task label or file name)")
+    im.add_argument("--policy", default="demonstrations", help="policy name for episodes the labels do not name")
+    im.add_argument("--suite", default="imported", help="suite name recorded in the store")
+    im.add_argument("--image-size", type=int, default=64, help="stored frame size in px (frames are resized)")
+    im.add_argument("--frame-skip", type=int, default=1, help="control steps per stored frame (actions are chunked)")
+    im.add_argument("--fps", type=float, help="control rate in steps/s (default: the source's)")
+    im.add_argument("--horizon", type=int, help="chunks an imagined episode runs (default: the longest episode's)")
+    im.add_argument("--limit", type=int, help="import the first N episodes only")
+    im.add_argument("--no-progress", action="store_true")
+    im.set_defaults(func=cmd_import)
 
     pol = sub.add_parser("policy", help="learned policies: train behaviour cloning from pixels")
     psub = pol.add_subparsers(dest="policy_cmd", required=True)

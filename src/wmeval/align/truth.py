@@ -15,7 +15,7 @@ from wmeval.data.store import EpisodeStore
 def real_outcomes_from_store(store: EpisodeStore, seeds: tuple[int, int] | None) -> dict[tuple[str, str], list]:
     out: dict[tuple[str, str], list] = defaultdict(list)
     for m in store.index():
-        if seeds is None or seeds[0] <= m.seed <= seeds[1]:
+        if m.outcome is not None and (seeds is None or seeds[0] <= m.seed <= seeds[1]):
             out[(m.policy, m.task)].append(bool(m.outcome))
     return out
 

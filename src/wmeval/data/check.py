@@ -40,7 +40,7 @@ def check_episode(store: EpisodeStore, key: str) -> list[str]:
         out.append(f"metadata names key {m.key!r} but the file is at {key!r}")
     if m.length != len(ep.frames):
         out.append(f"metadata says {m.length} frames, the file has {len(ep.frames)}")
-    if m.outcome != bool(np.any(ep.success)):
+    if m.outcome is not None and m.outcome != bool(np.any(ep.success)):
         out.append(f"metadata outcome {m.outcome} disagrees with the per-step success flags")
     return out
 

@@ -8,6 +8,7 @@
                                          frame (never executed)
         proprio  f32    [T, S]           proprioception at each frame
         success  bool   [T]              true success at any control step of the chunk ending at frame t
+                                         (all False when the outcome is unknown: meta.outcome is None)
         __metadata__["wmeval"]: JSON      EpisodeMeta (task, policy spec, seed, start, outcome, digest, ...)
 
 An episode becomes visible only when its file is complete: it is written to a temporary name in the
@@ -52,7 +53,7 @@ class EpisodeMeta:
     policy_spec: dict[str, Any]
     seed: int
     start: dict[str, Any]
-    outcome: bool
+    outcome: bool | None  # None: not known (imported data without success labels)
     length: int  # T, frames
     fps: float
     frame_skip: int
@@ -247,6 +248,8 @@ class EpisodeStore:
                 f"episode {key}: suite/fps/frame_skip {ep.meta.suite}/{ep.meta.fps}/{ep.meta.frame_skip} "
                 f"differ from the store's {L.suite}/{L.fps}/{L.frame_skip} at {self.root}"
             )
+        if ep.meta.outcome is None and np.any(ep.success):
+            raise StoreError(f"episode {key}: its outcome is unknown (None) but its success flags are set")
         if not (np.all(np.isfinite(ep.actions)) and np.all(np.isfinite(ep.proprio))):
             raise StoreError(f"episode {key}: actions or proprio contain NaN/inf; refusing to store it")
 

@@ -91,7 +91,8 @@ def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str,
     alone when there are enough, since they fail the way the judged (learned) policies do."""
     val = set(meta["data"]["val_keys"])
     trained = set(meta["data"]["policies"])
-    pool = sorted((m for m in index if m.task in tasks and m.policy in trained and m.key in val), key=lambda m: m.key)
+    pool = sorted((m for m in index if m.task in tasks and m.policy in trained and m.key in val
+                   and m.outcome is not None), key=lambda m: m.key)  # fmt: skip
     learned = [m for m in pool if m.policy_spec.get("base") == "checkpoint"]
     wins = sum(m.outcome for m in learned)
     if len(learned) >= MIN_LEARNED and min(wins, len(learned) - wins) >= MIN_LEARNED // 6:
@@ -248,7 +249,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     replay, t_replay = None, 0.0
     by_key = {m.key: m for m in index}
     keys = [episode_key(t, s.name, sd) for s in specs for t in runs[s.name] for sd in seeds]
-    recorded = [by_key[k] for k in keys if k in by_key]  # the judged policies' recorded episodes
+    # the judged policies' recorded episodes with a known outcome
+    recorded = [by_key[k] for k in keys if k in by_key and by_key[k].outcome is not None]
     if cfg.replay and recorded:
         rep = _cached(out / "replay.json", {"keys": [m.key for m in recorded], "rule": rule.to_json()},
                       lambda: _replay(model, store, recorded, rule, cfg, progress))  # fmt: skip

@@ -109,7 +109,8 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
             samples.append((real[: videos - len(samples)], pred.frames[: videos - len(samples)]))
     psnr_h, ssim_h, prop_h, bpsnr_h, bprop_h = (torch.cat(x).mean(0) for x in (ps, ss, pe, base_ps, base_pe))
     at = [h for h in (1, 8, 32) if h <= H]
-    y = np.array(outcomes)
+    known = np.array([o is not None for o in outcomes])  # imported episodes may have no outcome
+    y = np.array([bool(o) for o in outcomes])
     report = {
         "model": str(model_path), "store": str(store.root), "episodes": len(keys), "context": Tc, "horizon": H,
         "successes": int(y.sum()),
@@ -117,8 +118,8 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         "proprio_mae": {h: float(prop_h[h - 1]) for h in at},
         "still_baseline": {"psnr": {h: float(bpsnr_h[h - 1]) for h in at},
                            "proprio_mae": {h: float(bprop_h[h - 1]) for h in at}},
-        "value_auroc_real_last_frame": auroc(torch.cat(v_last).numpy(), y),
-        "value_auroc_imagined_final_frame": auroc(torch.cat(v_img).numpy(), y),
+        "value_auroc_real_last_frame": auroc(torch.cat(v_last).numpy()[known], y[known]),
+        "value_auroc_imagined_final_frame": auroc(torch.cat(v_img).numpy()[known], y[known]),
         "psnr_by_horizon": psnr_h.tolist(), "ssim_by_horizon": ssim_h.tolist(),
         "proprio_mae_by_horizon": prop_h.tolist(),
         "policies": list(policies or []),
@@ -169,9 +170,10 @@ def readout_report(model: WorldModel, store: EpisodeStore, keys: list[str], batc
     imagined = replay_values(model, store, metas, batch_size=batch, seed=seed, progress=progress)
     lengths = np.array([m.length for m in metas])
     stats = {"max": lambda v: v.max(1), "final": lambda v: v[np.arange(len(v)), lengths - 1]}
-    y = np.array([m.outcome for m in metas], bool)
-    groups = {"all": np.ones(len(metas), bool)}
-    groups |= {t: np.array([m.task == t for m in metas]) for t in sorted({m.task for m in metas})}
+    y = np.array([bool(m.outcome) for m in metas])
+    known = np.array([m.outcome is not None for m in metas])
+    groups = {"all": known}
+    groups |= {t: known & np.array([m.task == t for m in metas]) for t in sorted({m.task for m in metas})}
     report = {}
     for group, sel in groups.items():
         row = {"episodes": int(sel.sum()), "successes": int(y[sel].sum())}

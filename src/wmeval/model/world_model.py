@@ -185,15 +185,14 @@ class WorldModel(nn.Module):
         denom = noisy.sum().clamp_min(1)
         z_loss, p_loss = (z_err * noisy).sum() / denom, (p_err * noisy).sum() / denom
         # The value of a nearly pure-noise frame is unknowable; weight the value loss by the signal level.
-        v_bce = F.binary_cross_entropy_with_logits(read.value_logit, w.value, reduction="none")
-        v_loss = (v_bce * tau_r).sum() / tau_r.sum().clamp_min(1e-6)
+        # Frames of episodes whose outcome is unknown carry NaN labels and weigh nothing.
+        v_loss = _masked_bce(read.value_logit, w.value, tau_r)
         loss = z_loss + self.cfg.proprio_weight * p_loss + self.cfg.value_weight * v_loss
         metrics = {"loss": loss, "latent": z_loss, "proprio": p_loss, "value_bce": v_loss}
         if read.success_logit is not None:
             if w.success is None:
                 raise ValueError("this world model has a success head but its training windows carry no success flags")
-            s_bce = F.binary_cross_entropy_with_logits(read.success_logit, w.success, reduction="none")
-            s_loss = (s_bce * tau_r).sum() / tau_r.sum().clamp_min(1e-6)
+            s_loss = _masked_bce(read.success_logit, w.success, tau_r)
             loss = loss + self.cfg.success_weight * s_loss
             metrics.update(loss=loss, success_bce=s_loss)
         return loss, {k: v.detach() for k, v in metrics.items()}
@@ -260,6 +259,14 @@ class WorldModel(nn.Module):
 
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def _masked_bce(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy weighted per frame; labels that are NaN (outcome unknown) weigh nothing."""
+    known = torch.isfinite(labels)
+    bce = F.binary_cross_entropy_with_logits(logits, torch.where(known, labels, 0.0), reduction="none")
+    weight = weight * known
+    return (bce * weight).sum() / weight.sum().clamp_min(1e-6)
 
 
 def randn(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:

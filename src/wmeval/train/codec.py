@@ -103,6 +103,9 @@ def encode_episodes(codec: FrameCodec, store: EpisodeStore, keys: list[str], pat
             z = torch.cat([codec.encode(frames[j : j + 64].to(device)).float().cpu()
                            for j in range(0, len(frames), 64)])  # fmt: skip
             success = np.asarray(ep.success)
+            value, flags = value_labels(success, value_scheme), success.astype(np.float32)
+            if ep.meta.outcome is None:  # unknown: NaN labels, which the value and success losses skip
+                value, flags = np.full_like(value, np.nan), np.full_like(flags, np.nan)
             put(i, {"latents": z.numpy(), "proprio": np.asarray(ep.proprio, np.float32),
-                    "actions": np.asarray(ep.actions, np.float32), "value": value_labels(success, value_scheme),
-                    "success": success.astype(np.float32)}, bool(ep.meta.outcome))  # fmt: skip
+                    "actions": np.asarray(ep.actions, np.float32), "value": value,
+                    "success": flags}, bool(ep.meta.outcome))  # fmt: skip

@@ -237,9 +237,14 @@ def run_meta(cfg, wm_cfg, store, data: Data, world: int) -> dict:
     }  # fmt: skip
 
 
+LABELS = ("value", "success")
+
+
 def check_finite(w: Window, keys: list[str], step: int, out: Path) -> None:
     """Stop on NaN/inf inputs, naming the step, episode and tensor; checkpoints on disk stay as they are."""
     for name, t in vars(w).items():
+        if name in LABELS or t is None:  # NaN labels mark episodes of unknown outcome; the loss skips them
+            continue
         if t.dtype.is_floating_point and not torch.isfinite(t).all():
             b = int((~torch.isfinite(t)).flatten(1).any(1).nonzero()[0])
             raise FloatingPointError(
@@ -257,6 +262,10 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     wm_cfg = model_config(cfg, store)
     torch.manual_seed(cfg.seed)
     codec, data = prepare_data(cfg, wm_cfg, store, device, rank, world, progress)
+    unknown = sum(store.meta(k).outcome is None for k in data.train_keys)
+    if unknown and main:
+        print(f"{unknown} of {len(data.train_keys)} training episodes have no known outcome (imported without "
+              "success labels): the dynamics learn from them, the value head only from the others")
     model = init_model(wm_cfg, codec, data, device)
     dyn = model.dynamics
     opt = torch.optim.AdamW(dyn.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
