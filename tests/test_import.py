@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -183,7 +184,7 @@ def test_world_model_trains_on_an_imported_store_with_unknown_outcomes(tmp_path)
     assert main(["import", "hdf5", str(src), "--out", str(out), "--labels", str(labels), "--frame-skip", "2",
                  "--image-size", "16", "--no-progress"]) == 0
     store = EpisodeStore(out)
-    assert [store.meta(k).outcome for k in store.keys()] == [True, False, None, None, True, False]
+    assert [store.meta(k).outcome for k in store] == [True, False, None, None, True, False]
     cfg = WMTrainConfig(store=str(out), out=str(tmp_path / "wm"), preset="tiny", window=4, codec_steps=4,
                         codec_batch=4, steps=4, batch_size=4, eval_every=2, save_every=2, warmup=1, device="cpu",
                         val_fraction=0.2)
@@ -193,3 +194,164 @@ def test_world_model_trains_on_an_imported_store_with_unknown_outcomes(tmp_path)
     w = torch.ones(2, 3)
     loss = _masked_bce(logits, labels_t, w)
     assert torch.isclose(loss, torch.log(torch.tensor(2.0)))  # the mean over the two known labels only
+
+
+# ---- LeRobot datasets, laid out as the format documents (codebase v3.0), written with pyarrow and PyAV ----
+
+
+def encode_mp4(path, frames, fps, codec="libsvtav1"):
+    """Frames (uint8 [N, H, W, 3]) as one mp4 stream, yuv420p, as LeRobot writes its videos."""
+    av = pytest.importorskip("av")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if codec == "libsvtav1":
+            stream.options = {"crf": "20", "preset": "12"}  # LeRobot's default codec, fast preset
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def flat_frame(step: int, size: int = 64) -> np.ndarray:
+    """A frame of one colour that encodes its step: survives lossy video coding to within a few levels."""
+    f = np.empty((size, size, 3), np.uint8)
+    f[...] = (step * 9 % 240 + 8, 128, 60)
+    return f
+
+
+def write_lerobot_v3(root, lengths=(10, 7, 12), fps=10, success=True, tasks=("Open the drawer.",)):
+    """A LeRobot v3.0 dataset: meta/info.json, meta/tasks.parquet, meta/episodes/chunk-000/file-000.parquet,
+    data/chunk-000/file-000.parquet (all episodes), videos/observation.images.top/chunk-000/file-000.mp4 (all
+    episodes concatenated; each episode's from_timestamp in meta/episodes)."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    cam = "observation.images.top"
+    features = {
+        cam: {"dtype": "video", "shape": [64, 64, 3], "names": ["height", "width", "channels"],
+              "info": {"video.fps": fps, "video.codec": "av1", "video.pix_fmt": "yuv420p"}},
+        "observation.state": {"dtype": "float32", "shape": [3], "names": ["x", "y", "z"]},
+        "action": {"dtype": "float32", "shape": [2], "names": ["a0", "a1"]},
+        "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+        "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+        "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+        "index": {"dtype": "int64", "shape": [1], "names": None},
+        "task_index": {"dtype": "int64", "shape": [1], "names": None},
+    }
+    if success:
+        features["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
+    info = {"codebase_version": "v3.0", "robot_type": "test", "fps": fps, "total_episodes": len(lengths),
+            "total_frames": sum(lengths), "total_tasks": len(tasks), "chunks_size": 1000,
+            "data_files_size_in_mb": 100, "video_files_size_in_mb": 500, "splits": {"train": f"0:{len(lengths)}"},
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+            "features": features}
+    (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    (root / "data" / "chunk-000").mkdir(parents=True)
+    (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
+    pq.write_table(pa.table({"task_index": list(range(len(tasks))), "task": list(tasks)}), root / "meta" / "tasks.parquet")
+    rows, eps, frames, index, t0 = defaultdict(list), defaultdict(list), [], 0, 0.0
+    for e, n in enumerate(lengths):
+        for i in range(n):
+            rows["observation.state"].append([float(i), -float(i), float(e)])
+            rows["action"].append([i + 0.5, float(e)])
+            rows["timestamp"].append(i / fps)
+            rows["frame_index"].append(i)
+            rows["episode_index"].append(e)
+            rows["index"].append(index + i)
+            rows["task_index"].append(e % len(tasks))
+            if success:
+                rows["next.success"].append(bool(e % 2 == 0 and i == n - 1))
+            frames.append(flat_frame(i))
+        for k, v in (("episode_index", e), ("tasks", [tasks[e % len(tasks)]]), ("length", n),
+                     ("data/chunk_index", 0), ("data/file_index", 0), ("dataset_from_index", index),
+                     ("dataset_to_index", index + n), (f"videos/{cam}/chunk_index", 0),
+                     (f"videos/{cam}/file_index", 0), (f"videos/{cam}/from_timestamp", t0),
+                     (f"videos/{cam}/to_timestamp", t0 + n / fps)):
+            eps[k].append(v)
+        index, t0 = index + n, t0 + n / fps
+    pq.write_table(pa.table(dict(rows)), root / "data" / "chunk-000" / "file-000.parquet")
+    pq.write_table(pa.table(dict(eps)), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    encode_mp4(root / "videos" / cam / "chunk-000" / "file-000.mp4", np.stack(frames), fps)
+    return root
+
+
+def test_lerobot_v3_import_finds_each_episode_in_the_concatenated_files(tmp_path):
+    src = write_lerobot_v3(tmp_path / "ds")
+    out = tmp_path / "store"
+    assert main(["import", "lerobot", str(src), "--out", str(out), "--frame-skip", "3", "--image-size", "32",
+                 "--no-progress"]) == 0
+    store = EpisodeStore(out)
+    L = store.layout
+    assert (L.views, L.frame_skip, L.state_dim, L.action_dim, L.control_hz, L.image_size) == (
+        ("top",), 3, 3, 2, 10.0, 32)
+    assert store.keys() == [f"open-the-drawer/demonstrations/00000{i}" for i in range(3)]
+    for e, n in enumerate((10, 7, 12)):
+        ep = store.load(f"open-the-drawer/demonstrations/00000{e}")
+        steps = np.arange(0, n, 3)
+        red = ep.frames[:, 0, 16, 16, 0].astype(int)
+        assert np.abs(red - (steps * 9 % 240 + 8)).max() <= 6, (e, red)  # the right frames, lossy coded
+        np.testing.assert_allclose(ep.proprio, [[s, -s, e] for s in steps])
+        assert ep.actions[0, :, 0].tolist() == [0.5, 1.5, 2.5] and (ep.actions[:, :, 1] == e).all()
+        assert ep.meta.outcome is (e % 2 == 0) and ep.success[-1] == (e % 2 == 0)
+    assert check_store(out, progress=False).ok
+
+
+def test_lerobot_without_success_column_is_unknown_unless_labelled(tmp_path, capsys):
+    src = write_lerobot_v3(tmp_path / "ds", lengths=(5, 6), success=False)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("episode,success,policy\n1,1,ckpt-2\n")
+    out = tmp_path / "store"
+    assert main(["import", "lerobot", str(src), "--out", str(out), "--labels", str(labels), "--no-progress"]) == 0
+    assert "success: unknown" in capsys.readouterr().out
+    store = EpisodeStore(out)
+    assert {k: store.meta(k).outcome for k in store} == {
+        "open-the-drawer/demonstrations/000000": None, "open-the-drawer/ckpt-2/000001": True}
+
+
+def test_lerobot_errors_name_the_file_and_the_fix(tmp_path, capsys):
+    src = write_lerobot_v3(tmp_path / "ds", lengths=(5, 6))
+    out = str(tmp_path / "store")
+    assert main(["import", "lerobot", str(tmp_path), "--out", out]) == 2
+    assert "not a LeRobot dataset (no meta/info.json)" in capsys.readouterr().err
+    assert main(["import", "lerobot", str(src), "--out", out, "--state-keys", "observation.joints"]) == 2
+    assert "no numeric feature 'observation.joints' (--state-keys)" in capsys.readouterr().err
+    (src / "videos" / "observation.images.top" / "chunk-000" / "file-000.mp4").write_bytes(b"not a video")
+    assert main(["import", "lerobot", str(src), "--out", out, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "episode 0" in err and "file-000.mp4: cannot decode" in err
+    assert len(EpisodeStore(out)) == 0
+
+
+def test_export_lerobot_round_trips_through_import(tmp_path, capsys):
+    """Store -> LeRobot v3.0 (export) -> store (import with the exported labels): proprio, actions, success
+    flags, outcomes (unknown ones too), policies and tasks come back; frames within video coding error."""
+    src = write_robomimic(tmp_path / "demo.hdf5", lengths=(9, 13, 6), rewards="dense")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("episode,success,policy\n0,1,ckpt-a\n1,0,ckpt-b\n2,,ckpt-b\n")
+    first = tmp_path / "store"
+    assert main(["import", "hdf5", str(src), "--out", str(first), "--labels", str(labels), "--frame-skip", "2",
+                 "--image-size", "64", "--task", "lift", "--no-progress"]) == 0
+    ds = tmp_path / "ds"
+    assert main(["export", "lerobot", str(first), str(ds), "--no-progress"]) == 0
+    info = json.loads((ds / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 10.0
+    assert info["features"]["action"]["shape"] == [14]  # a chunk of 2 control actions of 7 dims per row
+    assert set(json.loads((ds / "meta" / "stats.json").read_text())) == {"observation.state", "action",
+                                                                        "observation.images.agentview_image"}
+    back = tmp_path / "back"
+    assert main(["import", "lerobot", str(ds), "--out", str(back), "--labels", str(ds / "meta" / "wmeval_labels.csv"),
+                 "--no-progress"]) == 0
+    a, b = EpisodeStore(first), EpisodeStore(back)
+    assert a.keys() == b.keys()
+    assert b.layout.frame_skip == 1 and b.layout.action_dim == 14 and b.layout.control_hz == 10.0
+    for k in a:
+        x, y = a.load(k), b.load(k)
+        assert x.meta.outcome is y.meta.outcome and x.success.tolist() == y.success.tolist()
+        np.testing.assert_array_equal(x.proprio, y.proprio)
+        np.testing.assert_array_equal(x.actions.reshape(len(x.actions), -1), y.actions[:, 0])
+        assert np.abs(x.frames.astype(int) - y.frames.astype(int)).mean() < 3
+    assert main(["export", "lerobot", str(first), str(ds)]) == 2
+    assert "exists" in capsys.readouterr().err

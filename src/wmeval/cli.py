@@ -129,6 +129,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if rep.errors else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from wmeval.data.importers.lerobot_export import export_lerobot
+
+    res = export_lerobot(args.store, args.out, _tuple(args.tasks), _tuple(args.policies), not args.no_progress)
+    print(f"{res['episodes']} episodes ({res['frames']} frames, {res['codec']} video) written to {res['out']} "
+          f"as a LeRobot v3.0 dataset; outcomes, policies and tasks also in {res['out']}/meta/wmeval_labels.csv")
+    return 0
+
+
 def cmd_zoo(args: argparse.Namespace) -> int:
     from wmeval.zoo import BASES, describe_degradations, load_zoo
 
@@ -340,6 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--limit", type=int, help="import the first N episodes only")
     im.add_argument("--no-progress", action="store_true")
     im.set_defaults(func=cmd_import)
+
+    ex = sub.add_parser("export", help="a store as a LeRobot v3.0 dataset (to train policies with LeRobot)")
+    ex.add_argument("format", choices=("lerobot",))
+    ex.add_argument("store", help="episode store directory")
+    ex.add_argument("out", help="new dataset directory (never overwritten)")
+    ex.add_argument("--tasks", help="comma-separated tasks (default: all)")
+    ex.add_argument("--policies", help="comma-separated policies (default: all)")
+    ex.add_argument("--no-progress", action="store_true")
+    ex.set_defaults(func=cmd_export)
 
     pol = sub.add_parser("policy", help="learned policies: train behaviour cloning from pixels")
     psub = pol.add_subparsers(dest="policy_cmd", required=True)
