@@ -15,6 +15,18 @@
     base = "checkpoint"              # a learned policy; relative paths are relative to the zoo file
     checkpoint = "runs/bc/push-cnn/step_002000"   # runs on its training task unless `tasks` says otherwise
 
+    [[policy]]
+    name = "mine"
+    base = "python"                  # any callable: see wmeval.policies.external for the contract
+    entry = "policies/reach.py:make" # or "package.module:factory"; a file is relative to the zoo file
+    kwargs = { gain = 2.0 }          # passed to the factory
+
+    [[policy]]
+    name = "act-20k"
+    base = "lerobot"                 # a LeRobot pretrained policy directory (needs the lerobot package)
+    path = "outputs/act/checkpoints/020000/pretrained_model"
+    cameras = { "observation.images.top" = "corner" }   # LeRobot camera key -> this layout's view
+
 TOML or JSON (same structure). Every error names the file, the policy and the key.
 """
 
@@ -37,7 +49,13 @@ from wmeval.reality import SUITES, Layout
 BASES = {
     "expert": "the suite's scripted expert (reads privileged simulator state; reality only)",
     "checkpoint": "a learned policy from `wmeval policy train` (reads images + proprio); needs `checkpoint`",
+    "python": "any Python callable obs -> actions, built by `entry` = 'module:factory' or 'file.py:factory' "
+    "(+ `kwargs`)",
+    "lerobot": "a LeRobot pretrained policy directory (`path`, optional `cameras` map); needs the lerobot package",
 }
+# the keys each base needs (first) and allows
+BASE_KEYS = {"checkpoint": ("checkpoint",), "python": ("entry", "kwargs"), "lerobot": ("path", "cameras", "device")}
+IMAGINABLE = ("checkpoint", "python", "lerobot")  # bases that read only images and proprio
 BUILTIN_ZOOS = {"default": "metaworld_default.toml", "tiny": "metaworld_tiny.toml"}
 
 
@@ -56,6 +74,10 @@ class PolicySpec:
     degrade: tuple[Degradation, ...] = ()
     tasks: tuple[str, ...] | None = None
     checkpoint: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()  # the base's own keys (entry, kwargs, path, cameras, device)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
 
     def build(self, task: str, layout: Layout) -> Policy:
         policy: Policy
@@ -65,6 +87,15 @@ class PolicySpec:
             learned = load_cached(self.checkpoint)
             learned.check(task, layout)
             policy = learned
+        elif self.base == "python":
+            from wmeval.policies.external import build_python
+
+            policy = build_python(self.option("entry"), dict(self.option("kwargs", {})), task, layout)
+        elif self.base == "lerobot":
+            from wmeval.policies.external import LeRobotPolicy
+
+            policy = LeRobotPolicy(self.option("path"), task, layout, dict(self.option("cameras", {})),
+                                   self.option("device", "cpu"))  # fmt: skip
         else:
             policy = MetaWorldExpert(task, chunk_len=layout.frame_skip)
         for i, d in enumerate(self.degrade):
@@ -77,6 +108,11 @@ class PolicySpec:
             from wmeval.policies.learned import LearnedPolicy
 
             LearnedPolicy.check_config(self.checkpoint, task, layout)
+        elif self.base in ("python", "lerobot"):
+            try:
+                self.build(task, layout)
+            except ValueError as e:
+                raise ValueError(f"policy {self.name!r}: {e}") from None
 
     def runs_on(self, task: str) -> bool:
         return self.tasks is None or task in self.tasks
@@ -85,6 +121,7 @@ class PolicySpec:
         d: dict[str, Any] = {"name": self.name, "base": self.base, "degrade": [x.to_json() for x in self.degrade]}
         if self.tasks is not None:
             d["tasks"] = list(self.tasks)
+        d |= dict(self.options)
         if self.checkpoint is not None:
             from wmeval.policies.learned import LearnedPolicy
 
@@ -120,7 +157,7 @@ class Zoo:
 def parse_policy(d: Any, where: str, root: Path | None = None) -> PolicySpec:
     if not isinstance(d, dict):
         raise ValueError(f"{where}: a policy is a table, got {d!r}")
-    allowed = {"name", "base", "degrade", "tasks", "checkpoint"}
+    allowed = {"name", "base", "degrade", "tasks"} | {k for keys in BASE_KEYS.values() for k in keys}
     unknown = sorted(set(d) - allowed)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -137,9 +174,13 @@ def parse_policy(d: Any, where: str, root: Path | None = None) -> PolicySpec:
     tasks = d.get("tasks")
     if tasks is not None and (not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks)):
         raise ValueError(f"{where}: 'tasks' must be a list of task names, got {tasks!r}")
+    for b, keys in BASE_KEYS.items():
+        if b != base and any(k in d for k in keys if k not in BASE_KEYS.get(base, ())):
+            raise ValueError(f"{where}: {', '.join(repr(k) for k in keys if k in d)} belong(s) to base = \"{b}\"")
+    if base in BASE_KEYS and BASE_KEYS[base][0] not in d:
+        raise ValueError(f"{where}: base = \"{base}\" needs '{BASE_KEYS[base][0]}'")
     checkpoint = d.get("checkpoint")
-    if (base == "checkpoint") != (checkpoint is not None):
-        raise ValueError(f"{where}: 'checkpoint' is required with base = \"checkpoint\" and allowed only there")
+    options = _options(base, d, root, where)
     if checkpoint is not None:
         checkpoint, ckpt_task = _resolve_checkpoint(str(checkpoint), root, where)
         tasks = tasks if tasks is not None else [ckpt_task]
@@ -149,7 +190,37 @@ def parse_policy(d: Any, where: str, root: Path | None = None) -> PolicySpec:
         degrade=tuple(parse_degradation(x, f"{where}.degrade[{i}]") for i, x in enumerate(degrade)),
         tasks=tuple(tasks) if tasks is not None else None,
         checkpoint=checkpoint,
+        options=options,
     )
+
+
+def _options(base: str, d: dict, root: Path | None, where: str) -> tuple[tuple[str, Any], ...]:
+    """The python / lerobot keys, checked; paths made absolute (relative ones are relative to the zoo file)."""
+    out: dict[str, Any] = {}
+    if base == "python":
+        from wmeval.policies.external import resolve_entry
+
+        if not isinstance(d["entry"], str):
+            raise ValueError(f"{where}: 'entry' must be a string 'module:factory', got {d['entry']!r}")
+        out["entry"] = resolve_entry(d["entry"], root, where)
+        if "kwargs" in d:
+            if not isinstance(d["kwargs"], dict):
+                raise ValueError(f"{where}: 'kwargs' must be a table of keyword arguments, got {d['kwargs']!r}")
+            out["kwargs"] = d["kwargs"]
+    elif base == "lerobot":
+        p = Path(str(d["path"]))
+        p = p if p.is_absolute() or root is None else root / p
+        if not (p / "config.json").is_file():
+            raise ValueError(f"{where}: path {str(p)!r} is not a LeRobot pretrained policy directory (no config.json)")
+        out["path"] = str(p)
+        cams = d.get("cameras", {})
+        if not isinstance(cams, dict) or not all(isinstance(v, str) for v in cams.values()):
+            raise ValueError(f"{where}: 'cameras' maps LeRobot camera keys to view names, got {cams!r}")
+        if cams:
+            out["cameras"] = cams
+        if "device" in d:
+            out["device"] = str(d["device"])
+    return tuple(out.items())
 
 
 def _resolve_checkpoint(path: str, root: Path | None, where: str) -> tuple[str, str]:

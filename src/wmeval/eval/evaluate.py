@@ -29,7 +29,7 @@ from wmeval.model.world_model import load_world_model
 from wmeval.policies.learned import LearnedPolicy
 from wmeval.reality.base import Layout
 from wmeval.train.common import resolve_device
-from wmeval.zoo import PolicySpec, load_zoo
+from wmeval.zoo import IMAGINABLE, PolicySpec, load_zoo
 
 CALIBRATIONS = ("replay", "closed-loop")
 
@@ -144,15 +144,17 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
 def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_layout: dict, model_name: str,
                    layout: Layout) -> None:  # fmt: skip
     """Refuse up front what imagination cannot run: scripted policies (they read simulator state, which
-    imagination has not) and learned ones trained on another layout than the world model's."""
+    imagination has not), learned ones trained on another layout than the world model's, and Python or
+    LeRobot policies that cannot be built for the layout."""
     for spec in specs:
-        if spec.base != "checkpoint":
+        if spec.base not in IMAGINABLE:
             raise ValueError(
                 f"policy {spec.name!r} (base {spec.base!r}) reads privileged simulator state, which "
                 "imagination does not have; judge learned (pixel) policies, or leave it out with --policies"
             )
-        trained = LearnedPolicy.read_layout(spec.checkpoint)
-        check_layout(model_layout, Layout.from_json(trained), model_name, f"policy {spec.name!r}")
+        if spec.base == "checkpoint":
+            trained = LearnedPolicy.read_layout(spec.checkpoint)
+            check_layout(model_layout, Layout.from_json(trained), model_name, f"policy {spec.name!r}")
         for task in tasks[spec.name]:
             spec.check(task, layout)
 
@@ -315,6 +317,9 @@ def _same_settings(saved: dict, want: dict) -> bool:
 
 
 def _tags(spec: PolicySpec) -> dict:
+    if spec.checkpoint is None:  # a Python or LeRobot policy: what it is, not how it was trained
+        return {"base": spec.base, "run": str(spec.option("path") or spec.option("entry")),
+                "degraded": bool(spec.degrade)}
     tags = dict(LearnedPolicy.read_tags(spec.checkpoint))
     tags["run"] = str(Path(spec.checkpoint).parent)
     tags["degraded"] = bool(spec.degrade)
