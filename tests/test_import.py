@@ -100,8 +100,11 @@ def test_labels_csv_names_policies_and_outcomes_and_unknown_outcomes(tmp_path, c
     outcomes = {k: store.meta(k).outcome for k in store}
     assert outcomes == {"lift/ckpt-a/000000": True, "lift/ckpt-b/000001": False, "lift/ckpt-b/000002": None}
     assert "1 of unknown outcome" in capsys.readouterr().out
-    assert main(["table", str(out)]) == 0
+    assert main(["table", str(out), "--csv", str(tmp_path / "trials.csv")]) == 0
     assert "1 episode(s) of unknown outcome are not counted" in capsys.readouterr().out
+    from wmeval.align.truth import real_outcomes_from_csv
+
+    assert real_outcomes_from_csv(tmp_path / "trials.csv") == {("ckpt-a", "lift"): [True], ("ckpt-b", "lift"): [False]}
     assert check_store(out, progress=False).ok
 
 
@@ -347,11 +350,17 @@ def test_export_lerobot_round_trips_through_import(tmp_path, capsys):
     a, b = EpisodeStore(first), EpisodeStore(back)
     assert a.keys() == b.keys()
     assert b.layout.frame_skip == 1 and b.layout.action_dim == 14 and b.layout.control_hz == 10.0
+    chunked = tmp_path / "chunked"  # each row's action is 2 control actions: the first store's layout again
+    assert main(["import", "lerobot", str(ds), "--out", str(chunked), "--action-chunk", "2", "--no-progress",
+                 "--labels", str(ds / "meta" / "wmeval_labels.csv")]) == 0
+    c = EpisodeStore(chunked)
+    assert c.layout == a.layout
     for k in a:
-        x, y = a.load(k), b.load(k)
-        assert x.meta.outcome is y.meta.outcome and x.success.tolist() == y.success.tolist()
+        x, y, z = a.load(k), b.load(k), c.load(k)
+        assert x.meta.outcome is y.meta.outcome is z.meta.outcome and x.success.tolist() == y.success.tolist()
         np.testing.assert_array_equal(x.proprio, y.proprio)
         np.testing.assert_array_equal(x.actions.reshape(len(x.actions), -1), y.actions[:, 0])
+        np.testing.assert_array_equal(x.actions, z.actions)
         assert np.abs(x.frames.astype(int) - y.frames.astype(int)).mean() < 3
     assert main(["export", "lerobot", str(first), str(ds)]) == 2
     assert "exists" in capsys.readouterr().err

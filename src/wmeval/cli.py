@@ -107,6 +107,11 @@ def cmd_table(args: argparse.Namespace) -> int:
         from wmeval.data.store import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps(rows_to_json(rows), indent=2) + "\n")
+    if args.csv:
+        from wmeval.data.store import atomic_write_text
+
+        lines = ["policy,task,successes,trials"] + [f"{r.policy},{r.task},{r.successes},{r.episodes}" for r in rows]
+        atomic_write_text(Path(args.csv), "\n".join(lines) + "\n")
     return 0
 
 
@@ -117,8 +122,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                                state_keys=_tuple(args.state_keys) or (), action_key=args.action_key,
                                success_from=args.success_from)  # fmt: skip
     cfg = ImportConfig(out=args.out, suite=args.suite, task=args.task, policy=args.policy, image_size=args.image_size,
-                       frame_skip=args.frame_skip, fps=args.fps, horizon=args.horizon, labels=args.labels,
-                       limit=args.limit)  # fmt: skip
+                       frame_skip=args.frame_skip, action_chunk=args.action_chunk, fps=args.fps, horizon=args.horizon,
+                       labels=args.labels, limit=args.limit)  # fmt: skip
     print(f"{src.format} {src.path}: {len(src.lengths)} episodes, {sum(src.lengths)} steps; " + "; ".join(src.notes))
     rep = import_episodes(src, cfg, cameras, progress=not args.no_progress)
     rate = rep.frames / rep.seconds if rep.seconds else 0.0
@@ -322,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("table", help="true success table over all episodes of a store")
     t.add_argument("store")
     t.add_argument("--json", help="also write the rows as JSON here")
+    t.add_argument("--csv", help="also write policy,task,successes,trials here (what `wmeval align --true` reads)")
     t.add_argument("--markdown", action="store_true", help="print a Markdown table")
     t.set_defaults(func=cmd_table)
 
@@ -344,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--suite", default="imported", help="suite name recorded in the store")
     im.add_argument("--image-size", type=int, default=64, help="stored frame size in px (frames are resized)")
     im.add_argument("--frame-skip", type=int, default=1, help="control steps per stored frame (actions are chunked)")
-    im.add_argument("--fps", type=float, help="control rate in steps/s (default: the source's)")
+    im.add_argument("--action-chunk", type=int, default=1, help="control actions held in each step's action "
+                    "(flattened C x A values, as `wmeval export lerobot` writes them): stored as C control steps")
+    im.add_argument("--fps", type=float, help="source steps per second (default: the source's)")
     im.add_argument("--horizon", type=int, help="chunks an imagined episode runs (default: the longest episode's)")
     im.add_argument("--limit", type=int, help="import the first N episodes only")
     im.add_argument("--no-progress", action="store_true")

@@ -55,6 +55,7 @@ BASES = {
 }
 # the keys each base needs (first) and allows
 BASE_KEYS = {"checkpoint": ("checkpoint",), "python": ("entry", "kwargs"), "lerobot": ("path", "cameras", "device")}
+TABLE_KEYS = ("kwargs", "cameras")
 IMAGINABLE = ("checkpoint", "python", "lerobot")  # bases that read only images and proprio
 BUILTIN_ZOOS = {"default": "metaworld_default.toml", "tiny": "metaworld_tiny.toml"}
 
@@ -74,10 +75,12 @@ class PolicySpec:
     degrade: tuple[Degradation, ...] = ()
     tasks: tuple[str, ...] | None = None
     checkpoint: str | None = None
-    options: tuple[tuple[str, Any], ...] = ()  # the base's own keys (entry, kwargs, path, cameras, device)
+    # the base's own keys (entry, kwargs, path, cameras, device); tables kept as JSON text, so a spec hashes
+    options: tuple[tuple[str, str], ...] = ()
 
     def option(self, key: str, default: Any = None) -> Any:
-        return dict(self.options).get(key, default)
+        value = dict(self.options).get(key)
+        return default if value is None else json.loads(value) if key in TABLE_KEYS else value
 
     def build(self, task: str, layout: Layout) -> Policy:
         policy: Policy
@@ -121,7 +124,7 @@ class PolicySpec:
         d: dict[str, Any] = {"name": self.name, "base": self.base, "degrade": [x.to_json() for x in self.degrade]}
         if self.tasks is not None:
             d["tasks"] = list(self.tasks)
-        d |= dict(self.options)
+        d |= {k: self.option(k) for k, _ in self.options}
         if self.checkpoint is not None:
             from wmeval.policies.learned import LearnedPolicy
 
@@ -194,7 +197,7 @@ def parse_policy(d: Any, where: str, root: Path | None = None) -> PolicySpec:
     )
 
 
-def _options(base: str, d: dict, root: Path | None, where: str) -> tuple[tuple[str, Any], ...]:
+def _options(base: str, d: dict, root: Path | None, where: str) -> tuple[tuple[str, str], ...]:
     """The python / lerobot keys, checked; paths made absolute (relative ones are relative to the zoo file)."""
     out: dict[str, Any] = {}
     if base == "python":
@@ -220,7 +223,7 @@ def _options(base: str, d: dict, root: Path | None, where: str) -> tuple[tuple[s
             out["cameras"] = cams
         if "device" in d:
             out["device"] = str(d["device"])
-    return tuple(out.items())
+    return tuple((k, json.dumps(v, sort_keys=True) if k in TABLE_KEYS else v) for k, v in out.items())
 
 
 def _resolve_checkpoint(path: str, root: Path | None, where: str) -> tuple[str, str]:

@@ -85,8 +85,9 @@ class ImportConfig:
     task: str | None = None  # None: the source's task label, else the source file's name
     policy: str = "demonstrations"
     image_size: int = 64
-    frame_skip: int = 1
-    fps: float | None = None  # control rate; overrides the source's
+    frame_skip: int = 1  # source steps per stored frame
+    action_chunk: int = 1  # control actions in each source step's action (a chunk, flattened: C x A values)
+    fps: float | None = None  # source steps per second; overrides the source's
     horizon: int | None = None  # chunks an imagined episode runs; None: the store's, else the longest episode's
     labels: str | None = None  # CSV: episode, success (1/0/blank), optional policy and task
     limit: int | None = None  # import the first `limit` episodes only
@@ -158,8 +159,10 @@ def resize(frames: np.ndarray, size: int) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def chunk(src: SourceEpisode, cameras: tuple[str, ...], k: int, size: int, success: np.ndarray | None):
-    """The store's tensors of one source episode (see the module docstring for the alignment)."""
+def chunk(src: SourceEpisode, cameras: tuple[str, ...], k: int, size: int, success: np.ndarray | None,
+          action_chunk: int = 1):  # fmt: skip
+    """The store's tensors of one source episode (see the module docstring for the alignment). With
+    `action_chunk` C, each source step's action holds C control actions: a frame's chunk is K x C of them."""
     n = len(src.actions)
     steps = np.arange(0, n, k)
     frames = np.stack([resize(np.asarray(src.frames(c, steps)), size) for c in cameras], axis=1)
@@ -167,6 +170,7 @@ def chunk(src: SourceEpisode, cameras: tuple[str, ...], k: int, size: int, succe
         raise SourceError(f"{len(frames)} frames read for {len(steps)} wanted")
     idx = np.minimum(steps[:, None] + np.arange(k)[None], n - 1)  # the last chunk padded with its last action
     actions = np.asarray(src.actions, np.float32)[idx]
+    actions = actions.reshape(len(steps), k * action_chunk, -1)
     proprio = np.asarray(src.state, np.float32)[steps]
     flags = np.zeros(len(steps), bool)
     if success is not None:
@@ -179,11 +183,15 @@ def source_layout(src: Source, cfg: ImportConfig, cameras: tuple[str, ...], exis
     fps = cfg.fps or src.fps
     if not fps or fps <= 0:
         raise SourceError(f"{src.path} does not say its control rate: pass --fps (steps per second)")
-    horizon = cfg.horizon or (existing.horizon if existing else max(math.ceil((n - 1) / cfg.frame_skip)
-                                                                  for n in src.lengths))  # fmt: skip
+    if cfg.action_chunk < 1 or src.action_dim % cfg.action_chunk:
+        raise SourceError(f"{src.path}: its action has {src.action_dim} values, which --action-chunk "
+                          f"{cfg.action_chunk} does not divide into control actions")  # fmt: skip
+    # an episode of n steps stores frames at steps 0, K, ..., (n - 1) // K transitions after the first
+    horizon = cfg.horizon or (existing.horizon if existing else max((n - 1) // cfg.frame_skip for n in src.lengths))
     return Layout(suite=cfg.suite, views=tuple(cfg.views.get(c, view_name(c)) for c in cameras),
-                  image_size=cfg.image_size, frame_skip=cfg.frame_skip, horizon=max(1, horizon),
-                  action_dim=src.action_dim, state_dim=src.state_dim, control_hz=float(fps))  # fmt: skip
+                  image_size=cfg.image_size, frame_skip=cfg.frame_skip * cfg.action_chunk, horizon=max(1, horizon),
+                  action_dim=src.action_dim // cfg.action_chunk, state_dim=src.state_dim,
+                  control_hz=float(fps) * cfg.action_chunk)  # fmt: skip
 
 
 def existing_layout(out: Path) -> Layout | None:
@@ -248,9 +256,9 @@ def to_episode(ep: SourceEpisode, index: int, label: dict, key: str, task: str, 
     n = len(ep.actions)
     if n < 2:
         raise SourceError(f"{n} step(s): an episode needs at least 2")
-    if ep.state.shape != (n, layout.state_dim) or ep.actions.shape != (n, layout.action_dim):
+    if ep.state.shape != (n, layout.state_dim) or ep.actions.shape != (n, src.action_dim):
         raise SourceError(f"state {list(ep.state.shape)} and actions {list(ep.actions.shape)} do not match "
-                           f"[{n}, {layout.state_dim}] and [{n}, {layout.action_dim}]")  # fmt: skip
+                          f"[{n}, {layout.state_dim}] and [{n}, {src.action_dim}]")  # fmt: skip
     for name, a in (("state", ep.state), ("actions", ep.actions)):
         bad = np.flatnonzero(~np.isfinite(np.asarray(a, np.float64)).all(-1))
         if len(bad):
@@ -260,7 +268,8 @@ def to_episode(ep: SourceEpisode, index: int, label: dict, key: str, task: str, 
         success = None if label["success"] is None else np.zeros(n, bool)
         if success is not None:
             success[-1] = label["success"]
-    frames, actions, proprio, flags = chunk(ep, cameras, layout.frame_skip, layout.image_size, success)
+    c = src.action_dim // layout.action_dim  # control actions per source step
+    frames, actions, proprio, flags = chunk(ep, cameras, layout.frame_skip // c, layout.image_size, success, c)
     outcome = None if success is None else bool(flags.any())
     start = Start(layout.suite, task, index, {"source": src.path, "format": src.format, "episode": index})
     meta = EpisodeMeta(key=key, suite=layout.suite, task=task, policy=policy,
