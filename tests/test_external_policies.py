@@ -149,3 +149,20 @@ def test_lerobot_policy_directory_is_checked_and_needs_the_package(tmp_path):
     except ModuleNotFoundError:
         with pytest.raises(ValueError, match="needs the `lerobot` package"):
             spec.check("reach", FAKE_LAYOUT)
+
+
+def test_the_worked_example_zoo_loads_and_its_policies_act():
+    """examples/your_robot (README "Your own robot"): its zoo resolves the policy file and each policy acts."""
+    from pathlib import Path
+
+    from wmeval.reality.base import Layout
+    from wmeval.types import Observation
+
+    zoo = load_zoo(Path(__file__).parents[1] / "examples" / "your_robot" / "zoo.toml")
+    layout = Layout("metaworld", ("corner",), 64, 4, 50, 4, 4, 80.0)
+    obs = Observation(np.zeros((1, 64, 64, 3), np.uint8), np.array([0.0, 0.6, 0.2, 1.0], np.float32))
+    for spec in zoo.policies:
+        policy = spec.build("drawer-open", layout)
+        policy.reset(0)
+        chunk = policy.act(obs)
+        assert chunk.shape == (4, 4) and chunk.dtype == np.float32 and (np.abs(chunk) <= 1).all()

@@ -12,9 +12,9 @@ $W collect --zoo default --tasks drawer-open --episodes "$EPISODES" --out "$OUT/
 # 3. import it (each row's action is a chunk of 4 control actions, as the export wrote it)
 $W import lerobot "$OUT/lerobot" --out "$OUT/store" --action-chunk 4 --suite metaworld
 # 4. train the world model on it
-$W train --store "$OUT/store" --out "$OUT/wm" --preset tiny --steps "${STEPS:-3000}"
+$W train --store "$OUT/store" --out "$OUT/wm" --preset tiny --steps "${STEPS:-3000}" --val-fraction 0.2
 # 5. judge your policies in imagination
-$W evaluate --model "$OUT/wm/model" --zoo examples/your_robot/zoo.toml --out "$OUT/eval" --episodes 20
+$W evaluate --model "$OUT/wm/model" --zoo examples/your_robot/zoo.toml --out "$OUT/eval" --episodes 20 --seed 0
 # 6. your real trials of the same policies, as a CSV (policy,task,successes,trials)
 $W collect --zoo examples/your_robot/zoo.toml --tasks drawer-open --episodes 20 --out "$OUT/trials"
 $W table "$OUT/trials" --csv "$OUT/trials.csv"
