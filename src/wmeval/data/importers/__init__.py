@@ -23,7 +23,6 @@ import goes on with the others; the command fails at the end if any was bad.
 from __future__ import annotations
 
 import csv
-import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field

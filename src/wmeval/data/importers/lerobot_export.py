@@ -29,12 +29,13 @@ from wmeval.data.store import EpisodeStore
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 
 
-def video_codec() -> tuple[str, str]:
-    """(encoder, codec name for info.json): AV1 as LeRobot writes it where the encoder exists, else H.264."""
+def video_codec(size: int) -> tuple[str, str]:
+    """(encoder, codec name for info.json): AV1 as LeRobot writes it where the encoder exists and the frames
+    are at least 64 px (older SVT-AV1 builds, e.g. PyAV 15's, crash the process on smaller ones), else H.264."""
     import av
 
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder's banner and notes: errors only
-    return ("libsvtav1", "av1") if "libsvtav1" in av.codecs_available else ("libx264", "h264")
+    return ("libsvtav1", "av1") if "libsvtav1" in av.codecs_available and size >= 64 else ("libx264", "h264")
 
 
 def _stats(x: np.ndarray) -> dict:
@@ -88,7 +89,7 @@ def export_lerobot(store_path: str | Path, out: str | Path, tasks: tuple[str, ..
     task_index = {t: i for i, t in enumerate(task_names)}
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    encoder, codec = video_codec()
+    encoder, codec = video_codec(L.image_size)
     try:
         containers, streams = {}, {}
         for cam in cams:
