@@ -349,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--policy", default="demonstrations", help="policy name for episodes the labels do not name")
     im.add_argument("--suite", default="imported", help="suite name recorded in the store")
     im.add_argument("--image-size", type=int, default=64, help="stored frame size in px (frames are resized)")
-    im.add_argument("--frame-skip", type=int, default=1, help="control steps per stored frame (actions are chunked)")
+    im.add_argument("--frame-skip", type=int, default=1,
+                    help="source steps per stored frame (their actions form its chunk)")
     im.add_argument("--action-chunk", type=int, default=1, help="control actions held in each step's action "
                     "(flattened C x A values, as `wmeval export lerobot` writes them): stored as C control steps")
     im.add_argument("--fps", type=float, help="source steps per second (default: the source's)")
