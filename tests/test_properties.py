@@ -242,4 +242,6 @@ def test_percentile_bootstrap_of_a_rate_agrees_with_scipy(n, p, seed):
     mean, low, high = bootstrap_mean(x, n=20000, seed=seed)
     ci = stats.bootstrap((x,), np.mean, n_resamples=20000, method="percentile", random_state=seed).confidence_interval
     assert mean == pytest.approx(x.mean())
-    assert low == pytest.approx(ci.low, abs=0.03) and high == pytest.approx(ci.high, abs=0.03)
+    # the mean of n 0/1 values moves in steps of 1/n: the two percentile rules may land one step apart
+    tol = 1 / n + 0.01
+    assert low == pytest.approx(ci.low, abs=tol) and high == pytest.approx(ci.high, abs=tol)
