@@ -71,6 +71,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         workers=workers,
         progress=not args.no_progress,
         command=args.command_line,
+        seeds=tuple(int(s) for s in _csv(args.seeds)) if args.seeds else None,
     )
     print(format_table(res.rows))
     print(f"{res.new} new episodes, {res.skipped} already stored; table written to {res.table_path}")
@@ -260,6 +261,24 @@ def cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from wmeval.align.align import load_evaluation
+    from wmeval.align.suggest import format_suggestion, suggest
+    from wmeval.data.store import atomic_write_text
+
+    evaluations = [load_evaluation(p)[0] for p in args.evaluation]
+    res = suggest(evaluations, args.budget, args.min_episodes)
+    print(format_suggestion(res))
+    for p in res["policies"]:
+        if p["episodes"]:
+            print(f"  wmeval collect --zoo {res['zoo']} --policies {p['policy']} --tasks {p['task']} "
+                  f"--seeds {','.join(map(str, p['seeds']))} --out REAL")
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(res, indent=1, default=float) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from wmeval.align.report import write_report
 
@@ -310,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--policies", help="comma-separated policy names from the zoo (default: all)")
     c.add_argument("--episodes", type=int, default=5, help="episodes per (task, policy)")
     c.add_argument("--seed", type=int, default=0, help="first start seed; episode i uses seed + i")
+    c.add_argument("--seeds", help="comma-separated start seeds instead of --seed/--episodes (as `wmeval suggest` "
+                   "prints them)")
     c.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     c.add_argument("--views", help="comma-separated cameras (default: corner)")
     c.add_argument("--image-size", type=int, help="rendered frame size in px (default 64)")
@@ -496,6 +517,21 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--out", help="write the alignment JSON here")
     al.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the intervals")
     al.set_defaults(func=cmd_align)
+
+    sg = sub.add_parser("suggest", help="which real rollouts to collect next: policies (and starts) where the "
+                        "verdicts are unsure and the ranking could flip", description=(
+                        "Ranks the judged policies by flips: the expected number of within-task pairwise orders "
+                        "each gets wrong, from the ensemble's rates and their uncertainty (between-seed sd of "
+                        "several world models, sampling sd of the imagined episodes); spends --budget real "
+                        "episodes in blocks of --min-episodes on the highest flips / (1 + blocks held), on the "
+                        "starts the models disagree on most. Rollouts of those policies, failures included, are "
+                        "what to add to the training data (see wmeval.align.suggest for why)."))
+    sg.add_argument("evaluation", nargs="+", help="evaluation.json of `wmeval evaluate` (or its directory); "
+                    "several: one per world-model seed, judging the same policies on the same starts")
+    sg.add_argument("--budget", type=int, required=True, help="real episodes you can run")
+    sg.add_argument("--min-episodes", type=int, default=5, help="episodes per block (per policy at least)")
+    sg.add_argument("--out", help="write the suggestion as JSON here")
+    sg.set_defaults(func=cmd_suggest)
 
     rp = sub.add_parser("report", help="one self-contained HTML page from an alignment JSON")
     rp.add_argument("alignment", help="the JSON written by `wmeval align --out`")

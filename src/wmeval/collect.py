@@ -57,10 +57,11 @@ class CollectResult:
     table_path: Path
 
 
-def plan(zoo: Zoo, tasks: tuple[str, ...], episodes: int, seed: int) -> list[Job]:
+def plan(zoo: Zoo, tasks: tuple[str, ...], episodes: int, seed: int, seeds: tuple[int, ...] | None = None) -> list[Job]:
     """Every (task, policy, seed) the command covers. All policies of a task share the same starts
-    (seeds seed, seed+1, ...), so they are compared on identical initial states."""
-    return [Job(task, p, seed + i) for task in tasks for p in zoo.policies if p.runs_on(task) for i in range(episodes)]
+    (seeds seed, seed+1, ..., or the `seeds` given), so they are compared on identical initial states."""
+    chosen = seeds if seeds else tuple(range(seed, seed + episodes))
+    return [Job(task, p, s) for task in tasks for p in zoo.policies if p.runs_on(task) for s in chosen]
 
 
 # ---- worker side: one reality per task per process, reused across episodes ----
@@ -134,12 +135,15 @@ def collect(
     workers: int = 1,
     progress: bool = True,
     command: str = "",
+    seeds: tuple[int, ...] | None = None,
 ) -> CollectResult:
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if seeds is not None and (not seeds or min(seeds) < 0):
+        raise ValueError(f"--seeds must list non-negative start seeds, got {seeds}")
     tasks = check_tasks(zoo.suite, tasks)
     store = EpisodeStore.create(root, config.layout())
-    jobs = plan(zoo, tasks, episodes, seed)
+    jobs = plan(zoo, tasks, episodes, seed, seeds)
     for task, spec in dict.fromkeys((j.task, j.policy) for j in jobs):
         spec.check(task, store.layout)
     with _locked(store.root):

@@ -54,7 +54,9 @@ def _rows(evaluation: dict) -> dict[tuple[str, str], dict]:
     return {(p["policy"], p["task"]): p for p in evaluation["policies"] if p["episodes"] > 0}
 
 
-def join(evaluations: list[dict], truth: dict[tuple[str, str], list], truth_source: str) -> Joined:
+def predictions(evaluations: list[dict]) -> tuple[list[dict], list[np.ndarray], list[list[int]]]:
+    """The judged (policy, task) rows of the first evaluation and, per row, the members' per-episode
+    probabilities (members, episodes) on the starts every member imagined, and those starts' seeds."""
     first = _rows(evaluations[0])
     for k, ev in enumerate(evaluations[1:], start=2):
         other = _rows(ev)
@@ -64,17 +66,7 @@ def join(evaluations: list[dict], truth: dict[tuple[str, str], list], truth_sour
                 f"evaluation {k} ({ev['model']}) and evaluation 1 ({evaluations[0]['model']}) judge different "
                 f"policies: {', '.join(diff)}; evaluate every world model on the same --policies and --seed"
             )
-    missing = [f"{p} ({t})" for p, t in first if not truth.get((p, t))]
-    if missing:
-        ev = evaluations[0]
-        raise ValueError(
-            f"{truth_source} has no real episodes for {len(missing)} of the {len(first)} judged policies: "
-            f"{', '.join(missing)}; record them with `wmeval collect --zoo {ev['zoo']} --seed "
-            f"{ev['seeds'][0]} --episodes {ev['seeds'][1] - ev['seeds'][0] + 1}`"
-        )
-    if len(first) < 2:
-        raise ValueError("alignment needs at least 2 judged policies with episodes")
-    rows, pred = list(first.values()), []
+    rows, pred, starts = list(first.values()), [], []
     for p in rows:
         members = [_rows(ev)[(p["policy"], p["task"])] for ev in evaluations]
         common = sorted(set.intersection(*(set(m["seeds"]) for m in members)))
@@ -82,6 +74,22 @@ def join(evaluations: list[dict], truth: dict[tuple[str, str], list], truth_sour
             raise ValueError(f"the world models share no imagined start of {p['policy']} ({p['task']})")
         pred.append(np.array([[dict(zip(m["seeds"], m["probabilities"], strict=True))[s] for s in common]
                               for m in members], float))  # fmt: skip
+        starts.append(common)
+    return rows, pred, starts
+
+
+def join(evaluations: list[dict], truth: dict[tuple[str, str], list], truth_source: str) -> Joined:
+    rows, pred, _ = predictions(evaluations)
+    missing = [f"{p['policy']} ({p['task']})" for p in rows if not truth.get((p["policy"], p["task"]))]
+    if missing:
+        ev = evaluations[0]
+        raise ValueError(
+            f"{truth_source} has no real episodes for {len(missing)} of the {len(rows)} judged policies: "
+            f"{', '.join(missing)}; record them with `wmeval collect --zoo {ev['zoo']} --seed "
+            f"{ev['seeds'][0]} --episodes {ev['seeds'][1] - ev['seeds'][0] + 1}`"
+        )
+    if len(rows) < 2:
+        raise ValueError("alignment needs at least 2 judged policies with episodes")
     real = [np.array(truth[(p["policy"], p["task"])], float) for p in rows]
     return Joined(rows, real, pred)
 
