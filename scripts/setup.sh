@@ -37,7 +37,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   $PIP install "$spec"
 fi
 
-# 4. The package (editable) with its test tools and the importers' readers (HDF5, parquet, mp4).
+# 4. The package (editable) with its test tools, the importers' readers (HDF5, parquet, mp4) and matplotlib.
 echo "[setup] installing wmeval"
-$PIP install -e ".[dev,import]"
+$PIP install -e ".[dev,import,plots]"
 echo "[setup] done: activate with 'source $VENV/bin/activate' or call $VENV/bin/wmeval"

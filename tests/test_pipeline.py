@@ -83,3 +83,42 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     assert json.loads((tmp_path / "run" / "ablations.json").read_text())[1]["name"] == "samples-3"
     with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
         parse_names("samples-3,bogus")
+
+
+def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path):
+    from wmeval.study import format_study, parse_parts, points, run_study
+
+    cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
+    run_pipeline(cfg, progress=False)
+    assert parse_parts("all") == ("size", "kind")
+    with pytest.raises(ValueError, match="unknown study part"):
+        parse_parts("colour")
+    res = run_study(cfg, ("kind",), progress=False)
+    run = tmp_path / "run"
+    headline = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())["data"]
+    n = points(cfg, ("kind",))["kind-expert"][2].train["train_episodes"]
+    for kind in ("expert", "scripted", "learned"):
+        data = json.loads((run / "study" / f"kind-{kind}" / "wm-s0" / "model" / "config.json").read_text())["data"]
+        assert data["val_keys"] == headline["val_keys"]  # calibration sees the same unseen episodes
+        assert data["train_episodes"] == n <= headline["train_episodes"]
+    expert = json.loads((run / "study" / "kind-expert" / "wm-s1" / "model" / "config.json").read_text())
+    assert expert["train"]["train_policies"] == ["expert"]
+    kinds = [p for p in res["points"] if p["axis"] == "kind"]
+    assert [p["x"] for p in kinds] == ["expert", "scripted", "learned"] and all(p["train_episodes"] == n for p in kinds)
+    assert {p["name"] for p in res["points"] if p["axis"] == "size"} == {"headline"}
+    assert json.loads((run / "study.json").read_text())["points"] == json.loads(json.dumps(res["points"], default=float))
+    assert res["figures"] == [str(run / "study-kind.png")] and (run / "study-kind.png").stat().st_size > 1000
+    assert "kind-scripted" in format_study(res)
+
+
+def test_training_subsets_are_nested():
+    from types import SimpleNamespace
+
+    from wmeval.train.world_model import training_subset
+
+    metas = [SimpleNamespace(key=f"t/{p}/{i:06d}", policy=p) for p in ("expert", "noise-1", "bc-a") for i in range(20)]
+    small, large = (set(training_subset(metas, (), n, "s")) for n in (10, 30))
+    assert len(small) == 10 and len(large) == 30 and small < large
+    assert {k.split("/")[1] for k in training_subset(metas, ("expert", "noise-*"), None, "s")} == {"expert", "noise-1"}
+    with pytest.raises(ValueError, match="no training episode of policies nothing"):
+        training_subset(metas, ("nothing",), None, "s")

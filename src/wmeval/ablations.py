@@ -89,19 +89,30 @@ def parse_names(text: str) -> list[str]:
 
 def run_ablation(cfg: PipelineConfig, name: str, progress: bool = True) -> dict:
     """Run (or resume) one ablation on the finished data stages of the bench run `cfg.out`."""
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; valid: {', '.join(ABLATIONS)}")
+    return run_point(cfg, ABLATIONS[name], Path(cfg.out) / "ablations" / name, progress)
+
+
+def finished_bench(cfg: PipelineConfig) -> Path:
+    """The bench run's policy zoo, checked: ablations and the data study reuse its data and headline."""
+    base = Path(cfg.out)
+    zoo_path = base / "policies" / "zoo.toml"
+    if not (base / "wm-heldout" / "model").exists() or not zoo_path.is_file():
+        raise ValueError(f"{base} has no finished bench run to ablate; run `wmeval bench --out {base}` first")
+    return zoo_path
+
+
+def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = True) -> dict:
+    """Train (if `ab` changes training), evaluate and align one variant of the headline, one world model per
+    seed, in `out` (resumable)."""
     from wmeval.align.align import run_align
     from wmeval.eval.evaluate import evaluate
     from wmeval.train.world_model import train_world_model
     from wmeval.zoo import load_zoo, matches_any
 
-    if name not in ABLATIONS:
-        raise ValueError(f"unknown ablation {name!r}; valid: {', '.join(ABLATIONS)}")
-    ab, base = ABLATIONS[name], Path(cfg.out)
-    zoo_path = base / "policies" / "zoo.toml"
-    if not (base / "wm-heldout" / "model").exists() or not zoo_path.is_file():
-        raise ValueError(f"{base} has no finished bench run to ablate; run `wmeval bench --out {base}` first")
+    base, zoo_path = Path(cfg.out), finished_bench(cfg)
     judged = [p.name for p in load_zoo(zoo_path).policies if matches_any(p.name, cfg.judged)]
-    out = base / "ablations" / name
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer(out / "timings.json")
     evals = []

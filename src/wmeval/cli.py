@@ -196,6 +196,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads,
         latent_channels=args.latent_channels, codec_width=args.codec_width, success_head=args.success_head,
         residual=args.residual, prev_noise=args.prev_noise, teacher_forcing=args.teacher_forcing,
+        train_policies=_tuple(args.train_policies) or (), train_episodes=args.train_episodes,
     )  # fmt: skip
     path = train_world_model(cfg, progress=not args.no_progress)
     print(f"world model: {path}")
@@ -298,11 +299,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         preset = args.preset if args.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
     out = args.out or ("runs/demo" if preset == "demo" else f"runs/bench-{preset}")
     cfg = make_config(preset, out, episodes=args.episodes, workers=args.workers, device=args.device)
-    names = None
+    names, parts = None, None
     if getattr(args, "ablation", None):
         from wmeval.ablations import parse_names
 
         names = parse_names(args.ablation)  # refused before hours of work, not after
+    if getattr(args, "study", None):
+        from wmeval.study import parse_parts
+
+        parts = parse_parts(args.study)
     res = run_pipeline(cfg, progress=not args.no_progress)
     for case, al in res["results"].items():
         label = "held out by policy" if case == "heldout" else "in distribution"
@@ -315,6 +320,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         from wmeval.ablations import run_ablations
 
         print("\n" + run_ablations(cfg, names, progress=not args.no_progress))
+    if parts:
+        from wmeval.study import format_study, run_study
+
+        print("\n" + format_study(run_study(cfg, parts, progress=not args.no_progress)))
     return 0
 
 
@@ -431,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
     tr.add_argument("--tasks", help="comma-separated tasks to train on (default: all in the store)")
     tr.add_argument("--exclude-policies", help="comma-separated policies or glob patterns to hold out")
+    tr.add_argument("--train-policies", help="only these policies' episodes train (globs; the validation "
+                    "episodes, hence calibration, stay those of every policy not held out)")
+    tr.add_argument("--train-episodes", type=int, help="at most N training episodes (nested subsets: a smaller N "
+                    "keeps a subset of a larger one's)")
     tr.add_argument("--value-scheme", default="linear", choices=["linear", "discounted", "outcome"])
     tr.add_argument("--success-head", action=argparse.BooleanOptionalAction, default=False,
                     help="add a head for 'the task is succeeded in this frame' (a property of the state, the same "
@@ -551,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="auto: gpu when CUDA is available, else cpu")
             pp.add_argument("--ablation", help="then run these ablations (comma-separated, or 'all') on the same "
                                                "data and print the ablation table; see wmeval/ablations.py")
+            pp.add_argument("--study", help="then run the data study's parts (size, kind, or all) on the same data "
+                                            "and write OUT/study.json and its figures; see wmeval/study.py")
         pp.add_argument("--episodes", type=int, help="episodes per policy in reality and in imagination")
         pp.add_argument("--workers", type=int, help="collection processes (default: all cores)")
         pp.add_argument("--device", default="auto")

@@ -10,6 +10,7 @@ Runs under torchrun (DDP over the dynamics); rank 0 writes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -54,6 +55,9 @@ class WMTrainConfig:
     codec_width: int | None = None  # the codec's channels at H/2; doubled at H/4 and H/8
     tasks: tuple[str, ...] | None = None
     exclude_policies: tuple[str, ...] = ()  # e.g. hold judged policies out of the training data
+    # the data study: which of the selected episodes train (validation, hence calibration, is unchanged)
+    train_policies: tuple[str, ...] = ()  # only these policies' episodes train (names or globs; () = all)
+    train_episodes: int | None = None  # at most this many training episodes, a nested subset (hash order)
     value_scheme: str = "linear"
     success_head: bool = False  # a head for "succeeded in this frame", read by evaluation instead of the value
     residual: bool = False  # dynamics predict each frame as the previous one plus a change
@@ -80,6 +84,8 @@ class WMTrainConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.train_episodes is not None and self.train_episodes < 1:
+            raise ValueError(f"train_episodes must be >= 1, got {self.train_episodes}")
         for name in ("steps", "batch_size", "eval_every", "save_every", "codec_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -154,7 +160,8 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     metas = select_episodes(store, cfg.tasks, cfg.exclude_policies)
     keys = [m.key for m in metas]
     val_keys = [k for k in keys if is_validation(k, cfg.val_fraction)]
-    train_keys = [k for k in keys if k not in set(val_keys)]
+    train_keys = training_subset([m for m in metas if m.key not in set(val_keys)], cfg.train_policies,
+                                 cfg.train_episodes, store.root)  # fmt: skip
     train_set = set(train_keys)
     require_window([m.length for m in metas if m.key in train_set], wm_cfg.window, f"{store.root} (training episodes)")
     if rank == 0:
@@ -174,6 +181,22 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     data = Data(keys, train_keys, val_keys, sorted({m.task for m in metas}), sorted({m.policy for m in metas}),
                 train, val, cache_meta["store_fingerprint"])  # fmt: skip
     return codec, data
+
+
+def training_subset(metas: list, policies: tuple[str, ...], n: int | None, where) -> list[str]:
+    """The training keys: episodes of `policies` (all when empty), at most `n` of them. The cap keeps the
+    episodes first in hash order, so a smaller subset is inside every larger one (a data-size curve adds
+    data, it never swaps it)."""
+    from wmeval.zoo import matches_any
+
+    keys = [m.key for m in metas if not policies or matches_any(m.policy, policies)]
+    if not keys:
+        raise ValueError(f"{where}: no training episode of policies {', '.join(policies)} (--train-policies)")
+    if n is not None and n < len(keys):
+        order = sorted(keys, key=lambda k: hashlib.sha256(f"train:{k}".encode()).hexdigest())
+        keep = set(order[:n])
+        keys = [k for k in keys if k in keep]
+    return keys
 
 
 def reuse_codec(src: Path, out: Path, codec_steps: int) -> None:
