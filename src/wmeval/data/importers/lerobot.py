@@ -183,8 +183,7 @@ class _Reader:
         def numeric(k: str) -> np.ndarray:
             if k not in rows.column_names:
                 raise SourceError(f"{path}: no column {k!r}")
-            a = np.asarray(rows.column(k).to_pylist(), np.float32)
-            return a.reshape(len(a), -1)
+            return _column(rows.column(k), rows.num_rows, path, k)
 
         state = np.concatenate([numeric(k) for k in self.keys], axis=1)
         actions = numeric(self.action_key)
@@ -216,6 +215,20 @@ class _Reader:
                               episode_index=ep)
             offset = 0.0
         return decode_at(path, offset + times, float(self.info["fps"]))
+
+
+def _column(col, n: int, path: Path, key: str) -> np.ndarray:
+    """A numeric parquet column as float32 [n, d]: scalars, fixed-size lists (LeRobot's vectors) or lists."""
+    import pyarrow as pa
+
+    col = col.combine_chunks() if hasattr(col, "combine_chunks") else col
+    try:
+        if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            values = col.flatten().to_numpy(zero_copy_only=False)
+            return np.asarray(values, np.float32).reshape(n, -1)
+        return np.asarray(col.to_numpy(zero_copy_only=False), np.float32).reshape(n, -1)
+    except (ValueError, TypeError, pa.ArrowInvalid) as e:
+        raise SourceError(f"{path}: column {key!r} is not numeric per step ({col.type}): {e}") from None
 
 
 def _images(rows, camera: str, steps: np.ndarray, path: Path) -> np.ndarray:
