@@ -81,3 +81,18 @@ def test_export_loads_in_lerobot_and_a_trained_act_judges_in_imagination(world, 
     jobs = [Job(spec, "reach", s) for spec in load_zoo(zoo).policies for s in starts]
     eps = imagine(model, FAKE_LAYOUT, jobs, batch_size=4, progress=False)
     assert [e.error for e in eps] == [None] * 4 and all(np.isfinite(e.values).all() for e in eps)
+    # ACT predicts chunks from the current frame: one shared object, asked for the whole batch at once, and
+    # the same episodes as one at a time
+    from wmeval.policies.external import LeRobotChunker, LeRobotPolicy
+
+    chunker = load_zoo(zoo).policy("act").build("reach", FAKE_LAYOUT)
+    assert isinstance(chunker, LeRobotChunker)
+    queued = LeRobotPolicy(str(tmp_path / "act"), "reach", FAKE_LAYOUT)  # LeRobot's own select_action
+    queued.reset(0)
+    from wmeval.types import Observation
+
+    o = Observation(starts[0].images, starts[0].state)
+    np.testing.assert_allclose(chunker.act(o), queued.act(o), atol=1e-5)
+    alone = imagine(model, FAKE_LAYOUT, jobs, batch_size=1, progress=False)
+    for a, b in zip(eps, alone, strict=True):
+        np.testing.assert_allclose(a.values, b.values, atol=1e-5)

@@ -95,9 +95,9 @@ class PolicySpec:
 
             policy = build_python(self.option("entry"), dict(self.option("kwargs", {})), task, layout)
         elif self.base == "lerobot":
-            from wmeval.policies.external import LeRobotPolicy
+            from wmeval.policies.external import build_lerobot
 
-            policy = LeRobotPolicy(self.option("path"), task, layout, dict(self.option("cameras", {})),
+            policy = build_lerobot(self.option("path"), task, layout, dict(self.option("cameras", {})),
                                    self.option("device", "cpu"))  # fmt: skip
         else:
             policy = MetaWorldExpert(task, chunk_len=layout.frame_skip)

@@ -165,12 +165,18 @@ class Passthrough:
         return self.inner.act(obs)
 
 
+def batchable(policy) -> bool:
+    """A policy object shared by every episode that can act for a whole batch at once (`act_batch(images,
+    states)`): the project's learned policies and chunk-predicting LeRobot policies."""
+    return hasattr(policy, "act_batch")
+
+
 class Prefetched:
-    """Stands in for a shared `LearnedPolicy` inside one episode's policy (under any degradation wrappers):
+    """Stands in for a shared batchable policy inside one episode's policy (under any degradation wrappers):
     `imagine` computes the chunks of all episodes of a batch in one forward pass per network and hands each
     its chunk here, so the wrappers above see an ordinary `act`."""
 
-    def __init__(self, net: LearnedPolicy) -> None:
+    def __init__(self, net: Policy) -> None:
         self.net, self.chunk = net, None
 
     def reset(self, seed: int) -> None:
@@ -182,29 +188,28 @@ class Prefetched:
 
 
 def _prefetch_slot(policy: Policy, device: torch.device) -> Prefetched | None:
-    """Replace the innermost `LearnedPolicy` under a chain of wrappers (`.inner`) by a `Prefetched` one, and
-    put its network on the world model's device."""
+    """Replace the innermost batchable policy under a chain of wrappers (`.inner`) by a `Prefetched` one, and
+    put a learned policy's network on the world model's device."""
     parent, node = None, policy
     while hasattr(node, "inner"):
         parent, node = node, node.inner
-    if parent is None or not isinstance(node, LearnedPolicy):
+    if parent is None or not batchable(node):
         return None
-    if node.device != device:
+    if isinstance(node, LearnedPolicy) and node.device != device:
         node.to(device)
     parent.inner = slot = Prefetched(node)
     return slot
 
 
 def _prefetch(slots: list[Prefetched | None], obs: list[Observation], need: list[int]) -> None:
-    """One batched forward per network for the episodes in `need` that run a learned policy."""
+    """One batched forward per network for the episodes in `need` that run a batchable policy."""
     groups: dict[int, list[int]] = {}
     for i in need:
         if slots[i] is not None:
             groups.setdefault(id(slots[i].net), []).append(i)
     for idx in groups.values():
         net = slots[idx[0]].net
-        states = np.stack([obs[i].state for i in idx]) if net.model_cfg.use_proprio else None
-        chunks = net.act_batch(np.stack([obs[i].images for i in idx]), states)
+        chunks = net.act_batch(np.stack([obs[i].images for i in idx]), np.stack([obs[i].state for i in idx]))
         for i, c in zip(idx, chunks, strict=True):
             slots[i].chunk = c
 
@@ -246,7 +251,7 @@ def imagine(
         for j in batch:
             try:
                 p = j.policy.build(j.task, L)
-                if isinstance(p, LearnedPolicy):
+                if batchable(p):
                     p = Passthrough(p)  # gives the shared network an episode-local wrapper to prefetch into
                 slots.append(_prefetch_slot(p, env.device))
                 p.reset(j.start.start.seed)

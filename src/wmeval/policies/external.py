@@ -132,20 +132,29 @@ def _load_lerobot(path: str, device: str):
     return policy, pre, post
 
 
-class LeRobotPolicy:
-    """A LeRobot policy (ACT, Diffusion, ...) acting through `select_action`. Each episode gets its own
-    shallow copy of the loaded policy (shared weights, its own action and observation queues after
-    `reset`). The policy acts at the store's frame rate: its action has `frame_skip * action_dim` values
-    (a chunk, as `wmeval export lerobot` writes it) or `action_dim` when `frame_skip` is 1."""
+def build_lerobot(path: str, task: str, layout: Layout, cameras: dict[str, str] | None = None, device: str = "cpu"):
+    """A LeRobot policy for one episode: the shared, batchable `LeRobotChunker` when the policy predicts
+    action chunks from the current observation alone (ACT without temporal ensembling, and any policy with
+    one observation step and no ensembling), else a per-episode `LeRobotPolicy` through `select_action`."""
+    policy, _, _ = _load_lerobot(str(path), device)
+    c = policy.config
+    stateless = (hasattr(policy, "predict_action_chunk") and getattr(c, "n_action_steps", None)
+                 and getattr(c, "n_obs_steps", 1) == 1
+                 and getattr(c, "temporal_ensemble_coeff", None) is None)  # fmt: skip
+    if stateless:
+        return _chunker(str(path), task, layout, tuple(sorted((cameras or {}).items())), device)
+    return LeRobotPolicy(path, task, layout, cameras, device)
 
-    def __init__(self, path: str, task: str, layout: Layout, cameras: dict[str, str] | None = None,
-                 device: str = "cpu") -> None:  # fmt: skip
+
+class _LeRobotBase:
+    """Loading, camera mapping and observation batches shared by both ways of running a LeRobot policy."""
+
+    def __init__(self, path: str, task: str, layout: Layout, cameras: dict[str, str] | None, device: str) -> None:
         import torch
 
         self.torch, self.layout, self.task, self.device = torch, layout, task, device
-        loaded, self.pre, self.post = _load_lerobot(str(path), device)
-        self.policy = copy.copy(loaded)
-        feats = self.policy.config.input_features
+        self.loaded, self.pre, self.post = _load_lerobot(str(path), device)
+        feats = self.loaded.config.input_features
         self.image_keys = [k for k in feats if k.startswith("observation.image")]
         self.views = self._map_cameras(path, cameras or {})
         self.shapes = {k: tuple(feats[k].shape) for k in self.image_keys}  # (C, H, W)
@@ -153,7 +162,7 @@ class LeRobotPolicy:
         if self.use_state and tuple(feats["observation.state"].shape) != (layout.state_dim,):
             raise ValueError(f"{path}: observation.state has shape {tuple(feats['observation.state'].shape)}, the "
                              f"layout's proprio {layout.state_dim} values")  # fmt: skip
-        out = int(np.prod(self.policy.config.output_features["action"].shape))
+        out = int(np.prod(self.loaded.config.output_features["action"].shape))
         if out not in (layout.frame_skip * layout.action_dim, layout.action_dim if layout.frame_skip == 1 else -1):
             raise ValueError(f"{path}: the policy's action has {out} values; this layout needs frame_skip x "
                              f"action_dim = {layout.frame_skip} x {layout.action_dim}")  # fmt: skip
@@ -171,22 +180,66 @@ class LeRobotPolicy:
             out[key] = views.index(view)
         return out
 
-    def reset(self, seed: int) -> None:
-        self.policy.reset()  # new queues on this episode's copy
-        self.torch.manual_seed(seed)  # diffusion policies sample noise from torch's global generator
-
-    def act(self, obs: Observation) -> np.ndarray:
+    def _batch(self, images_BVHWC: np.ndarray, states_BS: np.ndarray | None) -> dict[str, Any]:
         torch = self.torch
-        batch: dict[str, Any] = {"task": [self.task]}
+        images = torch.from_numpy(np.ascontiguousarray(images_BVHWC))
+        batch: dict[str, Any] = {"task": [self.task] * len(images)}
         for key, v in self.views.items():
-            img = torch.from_numpy(np.ascontiguousarray(obs.images[v])).permute(2, 0, 1)[None].float() / 255
+            img = images[:, v].permute(0, 3, 1, 2).float() / 255
             c, h, w = self.shapes[key]
             if img.shape[-2:] != (h, w):
                 img = torch.nn.functional.interpolate(img, size=(h, w), mode="bilinear", antialias=True)
             batch[key] = img.to(self.device)
         if self.use_state:
-            batch["observation.state"] = torch.from_numpy(np.asarray(obs.state, np.float32))[None].to(self.device)
+            batch["observation.state"] = torch.from_numpy(np.asarray(states_BS, np.float32)).to(self.device)
+        return self.pre(batch)
+
+
+@lru_cache(maxsize=16)
+def _chunker(path: str, task: str, layout: Layout, cameras: tuple, device: str) -> LeRobotChunker:
+    return LeRobotChunker(path, task, layout, dict(cameras), device)
+
+
+class LeRobotChunker(_LeRobotBase):
+    """A LeRobot policy that predicts a chunk of actions from the current observation (ACT): exactly what
+    its `select_action` does, without the queue. Each call returns the policy's next `n_action_steps`
+    frames of actions as one chunk (run open loop, as the queue would be), so the policy keeps no state and
+    one object serves every episode: imagination asks it for a whole batch at once (`act_batch`)."""
+
+    def reset(self, seed: int) -> None:
+        pass  # stateless
+
+    def act_batch(self, images_BVHWC: np.ndarray, states_BS: np.ndarray | None) -> np.ndarray:
+        torch, L = self.torch, self.layout
         with torch.no_grad():
-            action = self.post(self.policy.select_action(self.pre(batch)))
+            chunk = self.loaded.predict_action_chunk(self._batch(images_BVHWC, states_BS))
+            chunk = chunk[:, : self.loaded.config.n_action_steps]
+            steps = [self.post(chunk[:, i]) for i in range(chunk.shape[1])]  # unnormalised one step at a time
+        a = torch.stack(steps, 1).detach().float().cpu().numpy()  # (B, n, K * A)
+        return a.reshape(len(a), -1, L.action_dim).astype(np.float32)  # (B, n * K, A)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        return self.act_batch(obs.images[None], obs.state[None])[0]
+
+
+class LeRobotPolicy(_LeRobotBase):
+    """A LeRobot policy with state across calls (observation history, temporal ensembling: Diffusion, ...),
+    acting through `select_action`, one episode at a time. Each episode gets its own shallow copy of the
+    loaded policy (shared weights, its own queues after `reset`). The policy acts at the store's frame rate:
+    its action has `frame_skip * action_dim` values (a chunk, as `wmeval export lerobot` writes it) or
+    `action_dim` when `frame_skip` is 1."""
+
+    def __init__(self, path: str, task: str, layout: Layout, cameras: dict[str, str] | None = None,
+                 device: str = "cpu") -> None:  # fmt: skip
+        super().__init__(path, task, layout, cameras, device)
+        self.policy = copy.copy(self.loaded)
+
+    def reset(self, seed: int) -> None:
+        self.policy.reset()  # new queues on this episode's copy
+        self.torch.manual_seed(seed)  # diffusion policies sample noise from torch's global generator
+
+    def act(self, obs: Observation) -> np.ndarray:
+        with self.torch.no_grad():
+            action = self.post(self.policy.select_action(self._batch(obs.images[None], obs.state[None])))
         a = action.detach().float().cpu().numpy().reshape(-1)
         return a.reshape(self.layout.frame_skip, self.layout.action_dim).astype(np.float32)
