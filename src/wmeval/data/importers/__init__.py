@@ -23,6 +23,7 @@ import goes on with the others; the command fails at the end if any was bad.
 from __future__ import annotations
 
 import csv
+import errno
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -238,6 +239,8 @@ def import_episodes(src: Source, cfg: ImportConfig, cameras: tuple[str, ...], pr
             episode = to_episode(ref.load(), ref.index, label, key, task, policy, layout, src, cameras)
             store.append(episode)
         except (SourceError, StoreError, ValueError, OSError) as e:
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise  # a full disk fails every episode after it: stop (what is committed stays)
             report.errors.append(f"{ref.where}: {e}")
             tqdm.write(f"error: {ref.where}: {e}")
             continue
