@@ -364,3 +364,43 @@ def test_export_lerobot_round_trips_through_import(tmp_path, capsys):
         assert np.abs(x.frames.astype(int) - y.frames.astype(int)).mean() < 3
     assert main(["export", "lerobot", str(first), str(ds)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_lerobot_v2_layout_one_file_per_episode(tmp_path):
+    """codebase v2.x: data/chunk-000/episode_000000.parquet, videos/chunk-000/<camera>/episode_000000.mp4,
+    meta/episodes.jsonl; the video of an episode starts at 0."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    root, cam, fps = tmp_path / "ds", "observation.images.top", 10
+    features = {cam: {"dtype": "video", "shape": [64, 64, 3], "names": ["height", "width", "channels"]},
+                "observation.state": {"dtype": "float32", "shape": [2], "names": None},
+                "action": {"dtype": "float32", "shape": [2], "names": None},
+                "next.reward": {"dtype": "float32", "shape": [1], "names": None},
+                "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+                "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+                "episode_index": {"dtype": "int64", "shape": [1], "names": None}}  # fmt: skip
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "info.json").write_text(json.dumps({
+        "codebase_version": "v2.1", "fps": fps, "chunks_size": 1000, "features": features,
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"}))
+    lines = []
+    for e, n in enumerate((6, 8)):
+        i = np.arange(n)
+        (root / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"observation.state": [[float(x), 1.0] for x in i], "action": [[0.5, e] for _ in i],
+                                 "next.reward": [float(e == 1 and x == n - 1) for x in i], "timestamp": i / fps,
+                                 "frame_index": i, "episode_index": [e] * n}),
+                       root / "data" / "chunk-000" / f"episode_{e:06d}.parquet")  # fmt: skip
+        encode_mp4(root / "videos" / "chunk-000" / cam / f"episode_{e:06d}.mp4", np.stack([flat_frame(x) for x in i]),
+                   fps, codec="libx264")  # fmt: skip
+        lines.append(json.dumps({"episode_index": e, "tasks": ["Push the block"], "length": n}))
+    (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "store"
+    assert main(["import", "lerobot", str(root), "--out", str(out), "--frame-skip", "2", "--no-progress"]) == 0
+    store = EpisodeStore(out)
+    a, b = (store.load(k) for k in store)
+    assert a.meta.key == "push-the-block/demonstrations/000000" and (a.meta.outcome, b.meta.outcome) == (False, True)
+    np.testing.assert_array_equal(b.proprio[:, 0], [0, 2, 4, 6])
+    assert (b.actions[..., 1] == 1).all() and (a.actions[..., 1] == 0).all()
+    assert np.abs(b.frames[:, 0, 32, 32, 0].astype(int) - (np.arange(0, 8, 2) * 9 % 240 + 8)).max() <= 6
