@@ -166,3 +166,41 @@ def test_the_worked_example_zoo_loads_and_its_policies_act():
         policy.reset(0)
         chunk = policy.act(obs)
         assert chunk.shape == (4, 4) and chunk.dtype == np.float32 and (np.abs(chunk) <= 1).all()
+
+
+BATCHED_FILE = '''
+import numpy as np
+
+class Shared:
+    """Stateless: one object for every episode, asked for whole batches."""
+    def __init__(self):
+        self.batches = []
+    def reset(self, seed):
+        pass
+    def act_batch(self, images, states):
+        self.batches.append(len(images))
+        a = np.zeros((len(images), 2, 4), np.float32)
+        a[:, :, 0] = 1.0
+        return a
+    def act(self, obs):
+        return self.act_batch(obs.images[None], obs.state[None])[0]
+
+SHARED = Shared()
+
+def make():
+    return SHARED
+'''
+
+
+def test_a_shared_python_policy_with_act_batch_is_asked_per_batch(world, tmp_path):
+    (tmp_path / "batched.py").write_text(BATCHED_FILE)
+    zoo = tmp_path / "zoo.toml"
+    zoo.write_text('[zoo]\nname = "b"\nsuite = "metaworld"\n\n[[policy]]\nname = "shared"\nbase = "python"\n'
+                   'entry = "batched.py:make"\n')  # fmt: skip
+    spec = load_zoo(zoo).policy("shared")
+    shared = spec.build("reach", FAKE_LAYOUT)
+    model, _ = load_world_model(world["model"])
+    starts = recorded_starts(world["store"], "reach", [100, 101, 102])
+    eps = imagine(model, FAKE_LAYOUT, [Job(spec, "reach", s) for s in starts], 3, progress=False)
+    assert all(e.error is None for e in eps)
+    assert shared.batches == [3] * FAKE_LAYOUT.horizon  # one call per frame for the three episodes
