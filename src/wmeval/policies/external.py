@@ -9,7 +9,8 @@ callable `obs -> actions`. `obs` is a `wmeval.types.Observation` (`images` uint8
 view order, `state` float32[S]); the actions are float32[K, A], K a multiple of the layout's `frame_skip`
 (the chunk runs open loop), values in [-1, 1]. Batching: a stateless policy object that also has
 `act_batch(images uint8[B, V, H, W, 3], states float32[B, S]) -> float32[B, K, A]` and that the factory
-returns for every episode (cache it) is asked for a whole batch of imagined episodes at once. Example (`policies/reach.py`, zoo entry
+returns for every episode (cache it) is asked for a whole batch of imagined episodes at once.
+Example (`policies/reach.py`, zoo entry
 `{ name = "mine", base = "python", entry = "policies/reach.py:make", kwargs = { gain = 2.0 } }`):
 
     import numpy as np
