@@ -86,7 +86,7 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
 
 
 def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path):
-    from wmeval.study import format_study, parse_parts, points, run_study
+    from wmeval.study import STEPS_SCALE, format_study, parse_parts, points, run_study
 
     cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
     run_pipeline(cfg, progress=False)
@@ -95,17 +95,21 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path
         parse_parts("colour")
     res = run_study(cfg, ("kind",), progress=False)
     run = tmp_path / "run"
-    headline = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())["data"]
-    n = points(cfg, ("kind",))["kind-expert"][2].train["train_episodes"]
+    headline = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())
+    pts = points(cfg, ("kind",))
+    n = pts["kind-expert"][2].train["train_episodes"]
     for kind in ("expert", "scripted", "learned"):
-        data = json.loads((run / "study" / f"kind-{kind}" / "wm-s0" / "model" / "config.json").read_text())["data"]
-        assert data["val_keys"] == headline["val_keys"]  # calibration sees the same unseen episodes
-        assert data["train_episodes"] == n <= headline["train_episodes"]
+        model = json.loads((run / pts[f"kind-{kind}"][3] / "wm-s0" / "model" / "config.json").read_text())
+        assert model["data"]["val_keys"] == headline["data"]["val_keys"]  # calibration sees the same unseen episodes
+        assert model["data"]["train_episodes"] == n <= headline["data"]["train_episodes"]
+        assert model["train"]["steps"] == round(STEPS_SCALE * headline["train"]["steps"])
     expert = json.loads((run / "study" / "kind-expert" / "wm-s1" / "model" / "config.json").read_text())
     assert expert["train"]["train_policies"] == ["expert"]
     kinds = [p for p in res["points"] if p["axis"] == "kind"]
     assert [p["x"] for p in kinds] == ["expert", "scripted", "learned"] and all(p["train_episodes"] == n for p in kinds)
-    assert {p["name"] for p in res["points"] if p["axis"] == "size"} == {"headline"}
+    # the smallest size point trains what kind `learned` trains when their sizes agree, and runs once
+    assert {p["name"] for p in res["points"] if p["axis"] == "size"} <= {"size-12.5"}
+    assert not (run / "ablations" / "steps-half").exists()  # the 100% point belongs to the size part
     assert json.loads((run / "study.json").read_text())["points"] == json.loads(json.dumps(res["points"], default=float))
     assert res["figures"] == [str(run / "study-kind.png")] and (run / "study-kind.png").stat().st_size > 1000
     assert "kind-scripted" in format_study(res)
