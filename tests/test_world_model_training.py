@@ -1,5 +1,6 @@
 """`wmeval train` end to end at toy size: phases, save/load, exact resume, overfitting, inference, DDP."""
 
+import json
 import os
 import shutil
 from dataclasses import replace
@@ -79,6 +80,12 @@ def test_resume_matches_uninterrupted(tmp_path, store):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     with pytest.raises(ValueError, match=r"other settings .*'lr'"):
         train_world_model(cfg(store, tmp_path / "b", lr=1e-2), progress=False)
+    # a run saved before a setting existed resumes with it at its default, tuples included (JSON lists)
+    for saved in (tmp_path / "b" / "dynamics").glob("step_*/config.json"):
+        meta = json.loads(saved.read_text())
+        del meta["train"]["train_policies"]
+        saved.write_text(json.dumps(meta))
+    assert train_world_model(cfg(store, tmp_path / "b"), progress=False) == resumed
 
 
 def encoded(wm, store, keys, tmp_path):

@@ -159,7 +159,8 @@ def plot_study(rows: list[dict], out: Path) -> list[str]:
 
     written = []
     for axis in ("size", "compute", "kind"):
-        pts = sorted((r for r in rows if r["axis"] == axis), key=lambda r: KINDS.index(r["x"]) if axis == "kind" else r["x"])
+        pts = sorted((r for r in rows if r["axis"] == axis),
+                     key=lambda r: KINDS.index(r["x"]) if axis == "kind" else r["x"])  # fmt: skip
         if len(pts) < 2:
             continue
         fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.2), constrained_layout=True)

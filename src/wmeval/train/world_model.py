@@ -239,7 +239,8 @@ def resume(cfg: WMTrainConfig, model: WorldModel, opt, device) -> tuple[int, EMA
     free = ("device", "steps", "eval_every", "save_every", "bf16", "compile")
     now = cfg.to_json()
     # a setting added after the run was saved counts as saved at its default
-    then = {f.name: f.default for f in fields(WMTrainConfig) if f.default is not MISSING} | saved["train"]
+    defaults = json.loads(json.dumps({f.name: f.default for f in fields(WMTrainConfig) if f.default is not MISSING}))
+    then = defaults | saved["train"]
     diff = {k: (then.get(k), v) for k, v in now.items() if k not in free and then.get(k) != v}
     if diff:
         raise ValueError(f"{cfg.out} holds a run with other settings {diff} (saved vs now); use a new --out")
