@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from wmeval.data.store import EpisodeStore, atomic_write_text, episode_key
 from wmeval.reality import check_tasks, make_reality
-from wmeval.reality.metaworld import MetaWorldConfig
+from wmeval.reality.base import RealityConfig
 from wmeval.stats import RateRow, format_table, rows_to_json, success_table
 from wmeval.zoo import PolicySpec, Zoo
 
@@ -68,7 +68,7 @@ def plan(zoo: Zoo, tasks: tuple[str, ...], episodes: int, seed: int, seeds: tupl
 _WORKER: dict = {}
 
 
-def _init_worker(root: str, config: MetaWorldConfig, suite: str, child: bool = False) -> None:
+def _init_worker(root: str, config: RealityConfig, suite: str, child: bool = False) -> None:
     if child:  # Ctrl-C is the parent's to handle: it stops the pool; committed episodes stay
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     _close_realities()
@@ -109,7 +109,7 @@ def _locked(root: Path) -> Iterator[None]:
         yield
 
 
-def _results(jobs: list[Job], root: Path, config: MetaWorldConfig, suite: str, workers: int) -> Iterator[JobResult]:
+def _results(jobs: list[Job], root: Path, config: RealityConfig, suite: str, workers: int) -> Iterator[JobResult]:
     if workers <= 1:
         _init_worker(str(root), config, suite)
         try:
@@ -130,7 +130,7 @@ def collect(
     zoo: Zoo,
     tasks: tuple[str, ...],
     episodes: int,
-    config: MetaWorldConfig,
+    config: RealityConfig,
     seed: int = 0,
     workers: int = 1,
     progress: bool = True,

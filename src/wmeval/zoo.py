@@ -42,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from wmeval.policies.base import Policy
-from wmeval.policies.degrade import DEGRADATIONS, Degradation, parse_degradation
-from wmeval.policies.scripted import MetaWorldExpert
-from wmeval.reality import SUITES, Layout
+from wmeval.policies.degrade import DEGRADATIONS, ActionGroups, Degradation, parse_degradation
+from wmeval.reality import SUITES, Layout, action_groups, make_expert
 
 BASES = {
     "expert": "the suite's scripted expert (reads privileged simulator state; reality only)",
@@ -100,9 +99,10 @@ class PolicySpec:
             policy = build_lerobot(self.option("path"), task, layout, dict(self.option("cameras", {})),
                                    self.option("device", "cpu"))  # fmt: skip
         else:
-            policy = MetaWorldExpert(task, chunk_len=layout.frame_skip)
+            policy = make_expert(layout.suite, task, chunk_len=layout.frame_skip)
+        groups = ActionGroups(*action_groups(layout.suite, layout.action_dim))
         for i, d in enumerate(self.degrade):
-            policy = d.wrap(policy, salt=i + 1)
+            policy = d.wrap(policy, salt=i + 1, groups=groups)
         return policy
 
     def check(self, task: str, layout: Layout) -> None:

@@ -2,7 +2,9 @@
 
 Each wraps any `Policy` (scripted or learned) and is seeded by `reset(seed)`, so a degraded episode
 repeats exactly. Strengths are in the units a robot engineer would use: action units (actions lie in
-[-1, 1]) and control steps.
+[-1, 1]) and control steps. The suite says which action dims move the robot (`motion`: MetaWorld's hand
+xyz deltas, the humanoid's joint-target deltas; a zero motion action holds still) and which close a
+gripper (`grip`: > 0 closes), so every degradation works in any suite's action space.
 """
 
 from __future__ import annotations
@@ -16,14 +18,21 @@ import numpy as np
 from wmeval.policies.base import Policy
 from wmeval.types import Observation
 
-XYZ = slice(0, 3)  # end-effector translation dims; the last dim is the gripper
+
+@dataclass(frozen=True)
+class ActionGroups:
+    """Which action dims move the robot and which close its grippers (see `wmeval.reality.action_groups`)."""
+
+    motion: tuple[int, ...]
+    grip: tuple[int, ...] = ()
 
 
 class Degraded:
     """Base wrapper: subclasses transform each chunk the inner policy emits; `p` holds the parameters."""
 
-    def __init__(self, inner: Policy, salt: int, p: Degradation) -> None:
+    def __init__(self, inner: Policy, salt: int, p: Degradation, groups: ActionGroups) -> None:
         self.inner, self.salt, self.p = inner, salt, p
+        self.motion, self.grip = list(groups.motion), list(groups.grip)
         self.rng = np.random.default_rng(0)
         self.steps = 0  # control steps emitted so far in this episode
 
@@ -54,8 +63,12 @@ class Degradation:
     doc: ClassVar[str]
     wrapper: ClassVar[type[Degraded]]
 
-    def wrap(self, policy: Policy, salt: int) -> Policy:
-        return self.wrapper(policy, salt, self)
+    def wrap(self, policy: Policy, salt: int, groups: ActionGroups) -> Policy:
+        self.check(groups)
+        return self.wrapper(policy, salt, self, groups)
+
+    def check(self, groups: ActionGroups) -> None:
+        """Refuse a suite whose actions this degradation cannot act on."""
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, **{f.name: getattr(self, f.name) for f in fields(self)}}
@@ -92,8 +105,8 @@ class Latency(Degradation):
 
 
 class _LatencyPolicy(Degraded):
-    def __init__(self, inner: Policy, salt: int, p: Latency) -> None:
-        super().__init__(inner, salt, p)
+    def __init__(self, inner: Policy, salt: int, p: Latency, groups: ActionGroups) -> None:
+        super().__init__(inner, salt, p, groups)
         self.queue: deque[np.ndarray] = deque()
 
     def _reset(self) -> None:
@@ -110,21 +123,27 @@ class _LatencyPolicy(Degraded):
 class Bias(Degradation):
     offset: float | tuple[float, ...]
     kind = "bias"
-    doc = "a constant `offset` added to the translation dims (a number for all three, or [dx, dy, dz])"
+    doc = "a constant `offset` added to the motion dims (a number for all, or one per dim: [dx, dy, dz])"
 
     def __post_init__(self) -> None:
         if isinstance(self.offset, list | tuple):
-            _require(len(self.offset) == 3, f"bias.offset must be a number or 3 numbers, got {self.offset}")
+            _require(len(self.offset) >= 1, f"bias.offset must be a number or a list of numbers, got {self.offset}")
             object.__setattr__(self, "offset", tuple(float(x) for x in self.offset))
+
+    def check(self, groups: ActionGroups) -> None:
+        n = len(groups.motion)
+        _require(not isinstance(self.offset, tuple) or len(self.offset) in (1, n),
+                 f"bias.offset has {len(self.offset) if isinstance(self.offset, tuple) else 1} numbers; this "
+                 f"suite's actions have {n} motion dims: give one number or {n}")  # fmt: skip
 
 
 class _BiasPolicy(Degraded):
-    def __init__(self, inner: Policy, salt: int, p: Bias) -> None:
-        super().__init__(inner, salt, p)
-        self.offset = np.broadcast_to(np.asarray(p.offset, np.float32), (3,))
+    def __init__(self, inner: Policy, salt: int, p: Bias, groups: ActionGroups) -> None:
+        super().__init__(inner, salt, p, groups)
+        self.offset = np.broadcast_to(np.asarray(p.offset, np.float32), (len(self.motion),))
 
     def transform(self, chunk: np.ndarray) -> np.ndarray:
-        chunk[:, XYZ] += self.offset
+        chunk[:, self.motion] += self.offset
         return chunk
 
 
@@ -133,11 +152,14 @@ class EarlyRelease(Degradation):
     after: int = 8
     prob: float = 1.0
     kind = "early_release"
-    doc = "with probability `prob` per episode, opens the gripper for good once it has closed for `after` steps"
+    doc = "with probability `prob` per episode, opens the grippers for good once one has closed for `after` steps"
 
     def __post_init__(self) -> None:
         _require(self.after >= 1, f"early_release.after must be >= 1, got {self.after}")
         _require(0 <= self.prob <= 1, f"early_release.prob must be in [0, 1], got {self.prob}")
+
+    def check(self, groups: ActionGroups) -> None:
+        _require(bool(groups.grip), "early_release needs a gripper; this suite's actions have none")
 
 
 class _EarlyReleasePolicy(Degraded):
@@ -149,10 +171,10 @@ class _EarlyReleasePolicy(Degraded):
         if not self.armed:
             return chunk
         for action in chunk:
-            self.closed_for = self.closed_for + 1 if action[-1] > 0 else 0
+            self.closed_for = self.closed_for + 1 if (action[self.grip] > 0).any() else 0
             self.released |= self.closed_for > self.p.after
             if self.released:
-                action[-1] = -1.0
+                action[self.grip] = -1.0
         return chunk
 
 
@@ -160,7 +182,7 @@ class _EarlyReleasePolicy(Degraded):
 class Slowdown(Degradation):
     factor: float
     kind = "slowdown"
-    doc = "translation actions scaled by `factor` in (0, 1]: the arm moves slower"
+    doc = "motion actions scaled by `factor` in (0, 1]: the robot moves slower"
 
     def __post_init__(self) -> None:
         _require(0 < self.factor <= 1, f"slowdown.factor must be in (0, 1], got {self.factor}")
@@ -168,7 +190,7 @@ class Slowdown(Degradation):
 
 class _SlowdownPolicy(Degraded):
     def transform(self, chunk: np.ndarray) -> np.ndarray:
-        chunk[:, XYZ] *= self.p.factor
+        chunk[:, self.motion] *= self.p.factor
         return chunk
 
 
@@ -176,7 +198,7 @@ class _SlowdownPolicy(Degraded):
 class Freeze(Degradation):
     after: int
     kind = "freeze"
-    doc = "the arm stops after `after` control steps (translation zero, gripper command held)"
+    doc = "the robot stops after `after` control steps (motion zero, gripper commands held)"
 
     def __post_init__(self) -> None:
         _require(self.after >= 0, f"freeze.after must be >= 0, got {self.after}")
@@ -184,15 +206,15 @@ class Freeze(Degradation):
 
 class _FreezePolicy(Degraded):
     def _reset(self) -> None:
-        self.grip = -1.0
+        self.held = np.full(len(self.grip), -1.0, np.float32)
 
     def transform(self, chunk: np.ndarray) -> np.ndarray:
         for i, action in enumerate(chunk):
             if self.steps + i < self.p.after:
-                self.grip = float(action[-1])
+                self.held = action[self.grip].copy()
             else:
-                action[XYZ] = 0.0
-                action[-1] = self.grip
+                action[self.motion] = 0.0
+                action[self.grip] = self.held
         return chunk
 
 

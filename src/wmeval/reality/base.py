@@ -62,6 +62,12 @@ class Layout:
         )
 
 
+class RealityConfig(Protocol):
+    """How a suite's episodes are observed (views, image size, frame skip, length): its `layout()`."""
+
+    def layout(self) -> Layout: ...
+
+
 @runtime_checkable
 class Reality(Protocol):
     """A ground-truth environment for one task.

@@ -19,6 +19,7 @@ CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper"
 CONTROL_HZ = 80.0  # MetaWorld: timestep 2.5 ms x 5 physics substeps per control step
 ACTION_DIM = 4  # end-effector delta xyz + gripper effort, each in [-1, 1]
 STATE_DIM = 4  # hand xyz + gripper opening
+MOTION_DIMS, GRIP_DIMS = (0, 1, 2), (3,)
 
 # MuJoCo picks its GL backend when first imported (metaworld imports it), so headless EGL must be
 # chosen before any metaworld import. MUJOCO_GL=osmesa selects software rendering instead.
@@ -38,6 +39,11 @@ def check_task(task: str) -> str:
     if task not in available_tasks():
         raise ValueError(f"unknown MetaWorld task {task!r}; valid tasks: {', '.join(available_tasks())}")
     return task
+
+
+def action_groups() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(motion dims, gripper dims): the hand's xyz deltas and the gripper effort."""
+    return MOTION_DIMS, GRIP_DIMS
 
 
 @dataclass(frozen=True)
