@@ -68,3 +68,15 @@ def test_several_views_render_side_by_side():
     e.close()
     assert obs.images.shape == (2, 24, 24, 3)
     assert not np.array_equal(obs.images[0], obs.images[1])
+
+
+def test_suites_are_found_through_one_registry():
+    from wmeval.reality import SUITES, action_groups, default_tasks, default_zoo, make_config
+
+    assert {"metaworld", "humanoid"} <= set(SUITES)
+    assert make_config("metaworld", image_size=48, views=None).image_size == 48  # None keeps the default
+    assert default_zoo("metaworld") == "default" and "push" in default_tasks("metaworld")
+    assert action_groups("metaworld", 4) == ((0, 1, 2), (3,))
+    assert action_groups("my-robot", 3) == ((0, 1, 2), ())  # imported data: all motion, no known gripper
+    with pytest.raises(ValueError, match="unknown suite 'mars'; valid suites: metaworld"):
+        make_reality("mars", "push")

@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", help="comma-separated start seeds instead of --seed/--episodes (as `wmeval suggest` "
                    "prints them)")
     c.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
-    c.add_argument("--views", help="comma-separated cameras (default: corner)")
+    c.add_argument("--views", help="comma-separated cameras (default: the suite's, metaworld corner, humanoid head)")
     c.add_argument("--image-size", type=int, help="rendered frame size in px (default 64)")
     c.add_argument("--frame-skip", type=int, help="control steps per frame (default 4)")
     c.add_argument("--max-steps", type=int, help="control steps per episode (default 200)")

@@ -56,6 +56,7 @@ class PipelineConfig:
     device: str = "auto"
     eval_batch: int = 64
     videos: int = 6
+    suite: str = "metaworld"  # the reality (see `wmeval.reality`): its expert and scripted zoo give the data
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -160,6 +161,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     from wmeval.collect import collect
     from wmeval.eval.evaluate import evaluate
     from wmeval.policies.grid import GridConfig, train_grid
+    from wmeval.reality import default_zoo
     from wmeval.reality import make_config as reality_config
     from wmeval.train.world_model import train_world_model
     from wmeval.zoo import load_zoo, matches_any
@@ -173,9 +175,9 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     timer = Timer(out / "timings.json")
     store = str(out / "store")
     workers = cfg.workers or os.cpu_count() or 1
-    reality = reality_config("metaworld")
+    reality = reality_config(cfg.suite)
 
-    expert = load_zoo("default").select(["expert"])
+    expert = load_zoo(default_zoo(cfg.suite)).select(["expert"])
     timer.run("demos", collect, store, expert, cfg.tasks, cfg.demos, reality, seed=0, workers=workers,
               progress=progress, command="wmeval demo/bench: demonstrations")  # fmt: skip
     if cfg.scripted_zoo and cfg.scripted_episodes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from wmeval.data.store import atomic_write_text
+from wmeval.data.store import EpisodeStore, atomic_write_text
 from wmeval.policies.train_bc import BCTrainConfig, train_bc
 from wmeval.train.common import latest_step_dir
 
@@ -87,7 +87,7 @@ def train_grid(cfg: GridConfig, progress: bool = True) -> Path:
             progress=progress,
         )
     zoo = out / "zoo.toml"
-    atomic_write_text(zoo, grid_zoo(cfg))
+    atomic_write_text(zoo, grid_zoo(cfg, EpisodeStore(cfg.store).layout.suite))
     return zoo
 
 
@@ -100,14 +100,14 @@ def _gcd_steps(steps: tuple[int, ...]) -> int:
     return g
 
 
-def grid_zoo(cfg: GridConfig) -> str:
+def grid_zoo(cfg: GridConfig, suite: str) -> str:
     lines = [
         "# Learned policies written by `wmeval policy grid`: behaviour cloning from pixels, per task,",
         f"# data sizes {list(cfg.sizes)}, variants {list(cfg.variants)}, checkpoints at steps {list(cfg.checkpoints)}.",
         "# Checkpoint paths are relative to this file.",
         "[zoo]",
         f'name = "{Path(cfg.out).name}"',
-        'suite = "metaworld"',
+        f'suite = "{suite}"',
     ]
     for task in cfg.tasks:
         for size in cfg.sizes:

@@ -22,20 +22,21 @@ class SuiteEntry:
     config: str
     reality: str
     expert: str  # "module:Class"
+    zoo: str  # the built-in zoo of its expert and scripted degradations (`wmeval.zoo.BUILTIN_ZOOS`)
     doc: str
 
 
 REGISTRY = {
     "metaworld": SuiteEntry("wmeval.reality.metaworld", "MetaWorldConfig", "MetaWorldReality",
-                            "wmeval.policies.scripted:MetaWorldExpert",
+                            "wmeval.policies.scripted:MetaWorldExpert", "default",
                             "a Sawyer arm (MetaWorld), end-effector deltas + gripper, third-person cameras"),
     "humanoid": SuiteEntry("wmeval.reality.humanoid", "HumanoidConfig", "HumanoidReality",
-                           "wmeval.policies.humanoid_expert:HumanoidExpert",
+                           "wmeval.policies.humanoid_expert:HumanoidExpert", "humanoid",
                            "a mounted humanoid at a table, joint-position deltas + two grippers, head camera"),
 }  # fmt: skip
 SUITES = tuple(REGISTRY)
 
-__all__ = ["Layout", "Reality", "SUITES", "action_groups", "check_tasks", "default_tasks", "make_config",
+__all__ = ["Layout", "Reality", "SUITES", "action_groups", "check_tasks", "default_tasks", "default_zoo", "make_config",
            "make_expert", "make_reality"]  # fmt: skip
 
 
@@ -59,6 +60,12 @@ def make_expert(suite: str, task: str, chunk_len: int):
     _module(suite)
     module, name = REGISTRY[suite].expert.split(":")
     return getattr(importlib.import_module(module), name)(task, chunk_len)
+
+
+def default_zoo(suite: str) -> str:
+    """The name of the suite's built-in zoo (its expert and scripted degradations)."""
+    _module(suite)
+    return REGISTRY[suite].zoo
 
 
 def default_tasks(suite: str) -> tuple[str, ...]:
