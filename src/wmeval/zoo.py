@@ -248,8 +248,8 @@ def parse_zoo(data: Any, source: str, root: Path | None = None) -> Zoo:
         raise ValueError(f"{source}: unknown top-level key(s) {', '.join(unknown)}; allowed: zoo, policy")
     head = data.get("zoo", {})
     suite = head.get("suite", "metaworld")
-    if suite not in SUITES:
-        raise ValueError(f"{source}: [zoo] suite {suite!r} is unknown; valid suites: {', '.join(SUITES)}")
+    if not isinstance(suite, str) or not NAME_RE.match(suite):
+        raise ValueError(f"{source}: [zoo] suite must be a name like 'metaworld', got {suite!r}")
     policies = data.get("policy")
     if not isinstance(policies, list) or not policies:
         raise ValueError(f"{source}: no policies; add at least one [[policy]] table with 'name' and 'base'")
@@ -259,6 +259,9 @@ def parse_zoo(data: Any, source: str, root: Path | None = None) -> Zoo:
         if s.name in seen:
             raise ValueError(f"{source}: policy name {s.name!r} is used twice; names must be unique")
         seen.add(s.name)
+    if suite not in SUITES and any(s.base == "expert" for s in specs):  # e.g. a real robot's imported data
+        raise ValueError(f"{source}: [zoo] suite {suite!r} is unknown; valid suites: {', '.join(SUITES)} (a zoo of "
+                         "another robot may hold checkpoint, python or lerobot policies, but no 'expert')")  # fmt: skip
     return Zoo(name=str(head.get("name", Path(source).stem)), suite=suite, policies=specs, source=source)
 
 

@@ -1,0 +1,80 @@
+"""`wmeval demo` and `wmeval bench`: the whole loop in one resumable command, then ablations and the study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from wmeval.align.tables import format_per_task, format_summary
+    from wmeval.pipeline import make_config, run_pipeline
+
+    preset = args.cmd
+    if args.cmd == "bench":
+        import torch
+
+        preset = args.preset if args.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
+    out = args.out or ("runs/demo" if preset == "demo" else f"runs/bench-{preset}")
+    cfg = make_config(preset, out, episodes=args.episodes, workers=args.workers, device=args.device)
+    names, parts = None, None
+    if getattr(args, "ablation", None):
+        from wmeval.ablations import parse_names
+
+        names = parse_names(args.ablation)  # refused before hours of work, not after
+    if getattr(args, "study", None):
+        from wmeval.study import parse_parts
+
+        parts = parse_parts(args.study)
+    res = run_pipeline(cfg, progress=not args.no_progress)
+    for case, al in res["results"].items():
+        label = "held out by policy" if case == "heldout" else "in distribution"
+        print(f"\n## Alignment, world model {label} ({al['n_policies']} judged policies)\n")
+        print(format_per_task(al) + "\n")
+        print(format_summary(al))
+        print(f"\nreport: {res['out']}/report-{case}.html")
+    print(f"\nwall time per stage (s): {json.dumps(res['timings'])}")
+    if names:
+        from wmeval.ablations import run_ablations
+
+        print("\n" + run_ablations(cfg, names, progress=not args.no_progress))
+    if parts:
+        from wmeval.study import format_study, run_study
+
+        print("\n" + format_study(run_study(cfg, parts, progress=not args.no_progress)))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    for name, text in (
+        ("demo", "the whole loop at toy size on a CPU (about 10 minutes on 2 cores)"),
+        (
+            "bench",
+            "the whole held-out experiment: the headline alignment table of docs/RESULTS.md "
+            "(--preset cpu: 2 cores in under 2 hours; gpu: full size on one GPU)",
+        ),
+    ):
+        pp = sub.add_parser(name, help=text)
+        pp.add_argument("--out", help=f"run directory (default: runs/{name}[-PRESET]); re-run to resume")
+        if name == "bench":
+            pp.add_argument(
+                "--preset",
+                default="auto",
+                choices=["auto", "cpu", "gpu"],
+                help="auto: gpu when CUDA is available, else cpu",
+            )
+            pp.add_argument(
+                "--ablation",
+                help="then run these ablations (comma-separated, or 'all') on the same "
+                "data and print the ablation table; see wmeval/ablations.py",
+            )
+            pp.add_argument(
+                "--study",
+                help="then run the data study's parts (size, kind, or all) on the same data "
+                "and write OUT/study.json and its figures; see wmeval/study.py",
+            )
+        pp.add_argument("--episodes", type=int, help="episodes per policy in reality and in imagination")
+        pp.add_argument("--workers", type=int, help="collection processes (default: all cores)")
+        pp.add_argument("--device", default="auto")
+        pp.add_argument("--no-progress", action="store_true")
+        pp.set_defaults(func=cmd_pipeline)

@@ -1,0 +1,487 @@
+"""A mounted humanoid at a table (MuJoCo, built in code) as a ground-truth reality.
+
+The robot (about 1.6 m tall, facing +x, its left is +y) has its pelvis welded to the world: balance is
+out of scope, so the legs (hip pitch, knee, ankle pitch) are held at a standing pose by position servos
+that are not part of the action. Everything above the pelvis is commanded: a waist (yaw, pitch), a head
+(pan, tilt) carrying the egocentric `head` camera, and two 5-joint arms (shoulder pitch, roll, yaw,
+elbow, wrist) ending in parallel two-finger grippers. The robot's bodies are gravity-compensated, so a
+held joint target really holds. The scene is primitives only (capsules, boxes, cylinders, a plane).
+
+Action, float32[16] in [-1, 1] (`ACTION_NAMES`):
+  0-1   waist yaw, waist pitch (positive bends forward)
+  2-3   head pan, head tilt (positive looks down)
+  4-8   left arm: shoulder pitch (positive raises forward), shoulder roll (positive abducts), shoulder
+        yaw, elbow (positive flexes), wrist (positive flexes)
+  9-13  right arm, mirrored: the same action on both arms moves them symmetrically
+  14-15 left gripper, right gripper
+Dims 0-13 are deltas of the joint-position targets: target += a * MAX_DELTA (radians per control
+step), clipped to the joint's range, so a zero action holds the pose. Gripper dims are absolute like
+MetaWorld's last dim: > 0 closes, <= 0 opens. Fingers squeeze with a limited force (`GRIP_FORCE`).
+
+Proprio (`Observation.state`, float32[16], `STATE_NAMES`): the 14 commanded joint positions, then the
+opening of each gripper (distance between its fingers, metres).
+
+Privileged (`Observation.privileged`, float64, for scripted experts; see `unpack_privileged`):
+  qpos (model.nq) | qvel (model.nv) | joint targets (14) | gripper commands (2, 1 = closed)
+  | object position (3) | object quaternion (4, wxyz) | goal position (3)
+The object is the button cap (button-press) or the box; the goal is the button housing, the goal
+patch's centre (box-push) or the box's start position raised to the success height (box-lift).
+
+Tasks: `button-press` (press a button at the far side of the table with the right hand: out of the arm's
+reach from the upright pose, so the waist must bend), `box-push` (push a box into a goal patch with the
+right hand), `box-lift` (grip the two handles of a box, one per hand, and lift it; one hand's grip
+alone cannot hold its weight). Control runs at 50 Hz (4 ms physics step x 5 substeps).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from wmeval.reality.base import Layout
+from wmeval.types import Observation, Start, StepInfo
+
+# Headless rendering must be chosen before mujoco is first imported (see wmeval.reality.metaworld).
+os.environ.setdefault("MUJOCO_GL", "egl")
+if os.environ["MUJOCO_GL"] in ("egl", "osmesa"):
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
+SUITE = "humanoid"
+DEFAULT_TASKS = ("button-press", "box-push", "box-lift")
+CAMERAS = ("head", "front")
+TIMESTEP = 0.004  # seconds of physics per mj_step
+SUBSTEPS = 5  # physics steps per control step
+CONTROL_HZ = 1.0 / (TIMESTEP * SUBSTEPS)  # 50 Hz
+MAX_DELTA = 0.05  # radians of joint-target motion per control step at |action| = 1 (2.5 rad/s)
+
+JOINTS = (
+    "waist_yaw", "waist_pitch", "head_pan", "head_tilt",
+    *(f"{side}_{j}" for side in ("left", "right")
+      for j in ("shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist")),
+)  # fmt: skip
+ACTION_NAMES = (*JOINTS, "left_gripper", "right_gripper")
+STATE_NAMES = (*JOINTS, "left_grip_opening", "right_grip_opening")
+ACTION_DIM = len(ACTION_NAMES)  # 16
+STATE_DIM = len(STATE_NAMES)  # 16
+MOTION_DIMS = tuple(range(len(JOINTS)))  # joint-target deltas
+GRIP_DIMS = (len(JOINTS), len(JOINTS) + 1)  # > 0 closes
+
+# The pose every episode starts from: upright, forearms forward, hands pointing down above the table's near edge.
+READY = {"head_tilt": 0.0, "left_shoulder_pitch": 0.3, "left_shoulder_roll": 0.15, "left_elbow": 1.3,
+         "left_wrist": -1.6}  # fmt: skip
+READY.update({k.replace("left", "right"): v for k, v in READY.items() if k.startswith("left")})
+
+TABLE_TOP = 0.80  # height of the table's surface (m)
+TABLE_X = (0.20, 0.84)  # near and far edge of the table
+FINGER_OPEN = 0.045  # each finger's travel; a gripper opens to twice this
+GRIP_FORCE = 3.0  # newtons each finger squeezes with
+GRIP_TO_TIP = 0.025  # the hand site sits this far above the fingertips
+BUTTON_TRAVEL, BUTTON_PRESSED = 0.02, 0.012  # the cap travels 2 cm; pressed past 1.2 cm counts
+BUTTON_TOP = TABLE_TOP + 0.064  # the cap's top at rest
+PUSH_BOX_HALF = (0.045, 0.045, 0.04)
+GOAL_RADIUS = 0.05  # box-push succeeds with the box centre this close to the goal (the patch's radius)
+LIFT_BOX_HALF = (0.06, 0.13, 0.045)
+HANDLE_Y, HANDLE_RADIUS, HANDLE_HALF = 0.10, 0.014, 0.02  # capsule handles standing on the lift box's top
+LIFT_HEIGHT = 0.10  # box-lift succeeds with the box's bottom this far above the table
+
+ROBOT_RGBA, HAND_RGBA, TABLE_RGBA = ".78 .80 .84 1", ".15 .16 .20 1", ".55 .38 .22 1"
+PUSH_RGBA, GOAL_RGBA, LIFT_RGBA, HANDLE_RGBA = ".90 .15 .10 1", ".15 .80 .30 1", ".15 .35 .90 1", ".95 .80 .10 1"
+BUTTON_RGBA, HOUSING_RGBA = ".95 .10 .55 1", ".95 .80 .10 1"
+
+
+@cache
+def available_tasks() -> tuple[str, ...]:
+    return DEFAULT_TASKS
+
+
+def check_task(task: str) -> str:
+    if task not in available_tasks():
+        raise ValueError(f"unknown humanoid task {task!r}; valid tasks: {', '.join(available_tasks())}")
+    return task
+
+
+def action_groups() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(motion dims, gripper dims): which action dims move joints (zero holds still) and which close grippers."""
+    return MOTION_DIMS, GRIP_DIMS
+
+
+@dataclass(frozen=True)
+class HumanoidConfig:
+    """How humanoid episodes are observed. Defaults: the head camera at 64 px, a frame every 4 control steps
+    (12.5 fps), 200 control steps (4 s, 50 chunks) per episode; the expert needs at most about 3 s."""
+
+    views: tuple[str, ...] = ("head",)
+    image_size: int = 64
+    frame_skip: int = 4
+    max_steps: int = 200
+
+    def __post_init__(self) -> None:
+        if not self.views:
+            raise ValueError("views must name at least one camera")
+        for v in self.views:
+            if v not in CAMERAS:
+                raise ValueError(f"unknown camera {v!r}; valid cameras: {', '.join(CAMERAS)}")
+        if not 16 <= self.image_size <= 512:
+            raise ValueError(f"image_size must be in [16, 512], got {self.image_size}")
+        if self.frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {self.frame_skip}")
+        if self.max_steps < self.frame_skip or self.max_steps % self.frame_skip:
+            raise ValueError(
+                f"max_steps ({self.max_steps}) must be a positive multiple of frame_skip ({self.frame_skip})"
+            )
+
+    def layout(self) -> Layout:
+        return Layout(
+            suite=SUITE,
+            views=self.views,
+            image_size=self.image_size,
+            frame_skip=self.frame_skip,
+            horizon=self.max_steps // self.frame_skip,
+            action_dim=ACTION_DIM,
+            state_dim=STATE_DIM,
+            control_hz=CONTROL_HZ,
+        )
+
+
+# ---------------------------------------------------------------------------------------------- the scene
+
+
+def _vec(*xs: float) -> str:
+    return " ".join(f"{x:.4g}" for x in xs)
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray) -> str:
+    """A camera's `xyaxes` so that it looks from `eye` at `target` with +z up (MuJoCo cameras look along -z)."""
+    f = (target - eye) / np.linalg.norm(target - eye)
+    x = np.cross(f, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    return _vec(*x, *np.cross(x, f))
+
+
+def _leg(side: str, s: int) -> str:
+    """A leg that never collides (the pelvis is welded, so it only has to look like one)."""
+    return f"""
+      <body name="{side}_thigh" pos="0 {0.09 * s} -0.06">
+        <joint name="{side}_hip" axis="0 1 0" range="-0.6 0.6"/>
+        <geom type="capsule" fromto="0 0 0 0 0 -0.38" size="0.055" contype="0" conaffinity="0"/>
+        <body name="{side}_shin" pos="0 0 -0.38">
+          <joint name="{side}_knee" axis="0 1 0" range="0 1.5"/>
+          <geom type="capsule" fromto="0 0 0 0 0 -0.38" size="0.045" contype="0" conaffinity="0"/>
+          <body name="{side}_foot" pos="0 0 -0.38">
+            <joint name="{side}_ankle" axis="0 1 0" range="-0.6 0.6"/>
+            <geom type="box" pos="0.04 0 -0.03" size="0.1 0.045 0.025" contype="0" conaffinity="0"/>
+          </body>
+        </body>
+      </body>"""
+
+
+def _arm(side: str, s: int) -> str:
+    """A 5-joint arm with a two-finger gripper. Axes are mirrored (`s` = +1 left, -1 right) so that one
+    action moves both arms symmetrically. The `{side}_hand` site sits between the fingers, GRIP_TO_TIP
+    above their tips; the hand's local -z is the direction the fingers point."""
+    finger = 'type="box" size="0.012 0.006 0.035" rgba="{}" friction="1.5 0.01 0.001"'.format(HAND_RGBA)
+    return f"""
+        <body name="{side}_upper_arm" pos="0 {0.21 * s} 0.35">
+          <joint name="{side}_shoulder_pitch" axis="0 -1 0" range="-1.0 2.8" damping="4"/>
+          <joint name="{side}_shoulder_roll" axis="{s} 0 0" range="-0.3 1.5" damping="4"/>
+          <joint name="{side}_shoulder_yaw" axis="0 0 {s}" range="-1.5 1.5"/>
+          <geom type="sphere" size="0.055"/>
+          <geom type="capsule" fromto="0 0 0 0 0 -0.30" size="0.04"/>
+          <body name="{side}_forearm" pos="0 0 -0.30">
+            <joint name="{side}_elbow" axis="0 -1 0" range="0 2.5"/>
+            <geom type="capsule" fromto="0 0 0 0 0 -0.28" size="0.035"/>
+            <body name="{side}_hand" pos="0 0 -0.28">
+              <joint name="{side}_wrist" axis="0 -1 0" range="-2.2 1.0"/>
+              <geom type="box" pos="0 0 -0.035" size="0.025 0.045 0.025" rgba="{HAND_RGBA}"/>
+              <site name="{side}_hand" pos="0 0 -0.105" size="0.01"/>
+              <body name="{side}_finger_a" pos="0 0 -0.06">
+                <joint name="{side}_finger_a" type="slide" axis="0 1 0" range="0 {FINGER_OPEN}" damping="5"/>
+                <geom pos="0 0.006 -0.035" {finger}/>
+              </body>
+              <body name="{side}_finger_b" pos="0 0 -0.06">
+                <joint name="{side}_finger_b" type="slide" axis="0 -1 0" range="0 {FINGER_OPEN}" damping="5"/>
+                <geom pos="0 -0.006 -0.035" {finger}/>
+              </body>
+            </body>
+          </body>
+        </body>"""
+
+
+def _robot() -> str:
+    head_cam = _look_at(np.zeros(3), np.array([np.cos(0.87), 0.0, -np.sin(0.87)]))  # 50 degrees down
+    return f"""
+    <body name="pelvis" pos="0 0 0.90" childclass="robot">
+      <geom type="box" size="0.09 0.14 0.06"/>
+      {_leg("left", 1)}{_leg("right", -1)}
+      <body name="waist" pos="0 0 0.08">
+        <joint name="waist_yaw" axis="0 0 1" range="-0.8 0.8" damping="20"/>
+        <geom type="cylinder" size="0.08 0.03"/>
+        <body name="torso">
+          <joint name="waist_pitch" axis="0 1 0" range="-0.25 1.2" damping="20"/>
+          <geom type="capsule" fromto="0 0 0 0 0 0.18" size="0.09"/>
+          <geom type="box" pos="0 0 0.27" size="0.09 0.16 0.1"/>
+          <body name="neck" pos="0 0 0.42">
+            <joint name="head_pan" axis="0 0 1" range="-1.0 1.0"/>
+            <geom type="capsule" fromto="0 0 -0.05 0 0 0.03" size="0.04"/>
+            <body name="head">
+              <joint name="head_tilt" axis="0 1 0" range="-0.5 0.9"/>
+              <geom type="sphere" pos="0 0 0.11" size="0.1"/>
+              <geom type="box" pos="0.075 0 0.12" size="0.035 0.07 0.03" rgba="{HAND_RGBA}"/>
+              <camera name="head" pos="0.11 0 0.11" xyaxes="{head_cam}" fovy="72"/>
+            </body>
+          </body>
+          {_arm("left", 1)}{_arm("right", -1)}
+        </body>
+      </body>
+    </body>""".replace("<body ", '<body gravcomp="1" ')  # servos hold poses without fighting gravity
+
+
+def _actuators() -> str:
+    kp = {"waist": 600, "head": 30, "shoulder": 250, "elbow": 150, "wrist": 60}
+    rows = []
+    for j in JOINTS:
+        gain = next(v for k, v in kp.items() if k in j)
+        rows.append(f'<position name="{j}" joint="{j}" kp="{gain}" kv="{gain / 10:.4g}" inheritrange="1"/>')
+    for side in ("left", "right"):
+        for j in ("hip", "knee", "ankle"):
+            rows.append(f'<position name="{side}_{j}" joint="{side}_{j}" kp="500" kv="50" inheritrange="1"/>')
+    for side in ("left", "right"):
+        for f in ("a", "b"):
+            rows.append(f'<position name="{side}_finger_{f}" joint="{side}_finger_{f}" kp="300" kv="3" '
+                        f'inheritrange="1" forcerange="{-GRIP_FORCE} {GRIP_FORCE}"/>')  # fmt: skip
+    return "\n    ".join(rows)
+
+
+def _task_bodies(task: str) -> str:
+    """The task's objects at placeholder positions; `reset` moves them where the start says."""
+    if task == "button-press":
+        return f"""
+    <body name="button_base" pos="0.67 -0.15 {TABLE_TOP}">
+      <geom type="box" pos="0 0 0.02" size="0.05 0.05 0.02" rgba="{HOUSING_RGBA}"/>
+      <body name="button" pos="0 0 0.04">
+        <joint name="button" type="slide" axis="0 0 1" range="{-BUTTON_TRAVEL} 0" stiffness="300" damping="3"/>
+        <geom type="cylinder" pos="0 0 0.012" size="0.028 0.012" rgba="{BUTTON_RGBA}" mass="0.05"/>
+      </body>
+    </body>"""
+    if task == "box-push":
+        return f"""
+    <body name="goal" pos="0.55 -0.1 {TABLE_TOP}">
+      <geom type="cylinder" pos="0 0 0.001" size="{GOAL_RADIUS} 0.001" rgba="{GOAL_RGBA}" contype="0" conaffinity="0"/>
+    </body>
+    <body name="box" pos="0.4 -0.1 {TABLE_TOP + PUSH_BOX_HALF[2]}">
+      <freejoint name="box"/>
+      <geom type="box" size="{_vec(*PUSH_BOX_HALF)}" rgba="{PUSH_RGBA}" mass="0.3" friction="0.5 0.005 0.0001"/>
+    </body>"""
+    hx, hy, hz = LIFT_BOX_HALF
+    handle = f'type="capsule" size="{HANDLE_RADIUS} {HANDLE_HALF}" rgba="{HANDLE_RGBA}" mass="0.02"'
+    return f"""
+    <body name="box" pos="0.36 0 {TABLE_TOP + hz}">
+      <freejoint name="box"/>
+      <geom type="box" size="{_vec(hx, hy, hz)}" rgba="{LIFT_RGBA}" mass="0.9"/>
+      <geom pos="0 {HANDLE_Y} {hz + HANDLE_HALF + 0.01}" {handle}/>
+      <geom pos="0 {-HANDLE_Y} {hz + HANDLE_HALF + 0.01}" {handle}/>
+    </body>"""
+
+
+@cache
+def scene_xml(task: str) -> str:
+    """The MJCF of `task`'s scene. Robot geoms (contype 2) touch the world and objects (conaffinity 1 | 2)
+    but not each other, so the arms may pass close to the torso."""
+    check_task(task)
+    (x0, x1), h = TABLE_X, TABLE_TOP
+    cx, hx = (x0 + x1) / 2, (x1 - x0) / 2
+    leg = f'type="box" size="{_vec(0.025, 0.025, (h - 0.03) / 2)}" rgba="{TABLE_RGBA}" contype="0" conaffinity="0"'
+    legs = "".join(f'<geom pos="{_vec(cx + sx * (hx - 0.04), sy * 0.41, (h - 0.03) / 2)}" {leg}/>'
+                   for sx in (-1, 1) for sy in (-1, 1))  # fmt: skip
+    front = _look_at(np.array([1.75, -1.25, 1.75]), np.array([0.35, 0.0, 0.95]))
+    return f"""<mujoco model="humanoid-{task}">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{TIMESTEP}" integrator="implicitfast" cone="elliptic" impratio="5"/>
+  <visual>
+    <global offwidth="512" offheight="512"/>
+    <quality shadowsize="0" offsamples="0"/>
+    <headlight ambient=".45 .45 .45" diffuse=".45 .45 .45" specular="0 0 0"/>
+  </visual>
+  <default>
+    <geom contype="1" conaffinity="3" friction="1 0.005 0.0001"/>
+    <default class="robot">
+      <geom contype="2" conaffinity="1" rgba="{ROBOT_RGBA}" density="600"/>
+      <joint damping="3" armature="0.02"/>
+    </default>
+  </default>
+  <worldbody>
+    <light directional="true" pos="0 0 3" dir="0.3 0.2 -1" diffuse=".5 .5 .5" specular="0 0 0"/>
+    <geom name="floor" type="plane" size="8 8 0.1" rgba=".30 .32 .36 1"/>
+    <body name="table" pos="0 0 0">
+      <geom name="table_top" type="box" pos="{_vec(cx, 0, h - 0.015)}" size="{_vec(hx, 0.45, 0.015)}" rgba="{TABLE_RGBA}"/>
+      {legs}
+    </body>
+    <camera name="front" pos="1.75 -1.25 1.75" xyaxes="{front}" fovy="45"/>
+    {_robot()}
+    {_task_bodies(task)}
+  </worldbody>
+  <actuator>
+    {_actuators()}
+  </actuator>
+</mujoco>
+"""
+
+
+def build_model(task: str):
+    """A fresh MjModel of `task`'s scene (the expert keeps its own for kinematics)."""
+    import mujoco
+
+    return mujoco.MjModel.from_xml_string(scene_xml(task))
+
+
+# ---------------------------------------------------------------------------------------------- privileged state
+
+
+@dataclass(frozen=True)
+class Privileged:
+    """`Observation.privileged` split into its parts (see the module docstring)."""
+
+    qpos: np.ndarray
+    qvel: np.ndarray
+    targets: np.ndarray  # (14,) joint-position targets, in JOINTS order
+    grips: np.ndarray  # (2,) gripper commands, 1 = closed
+    object_pos: np.ndarray
+    object_quat: np.ndarray
+    goal: np.ndarray
+
+
+def unpack_privileged(model, vec: np.ndarray) -> Privileged:
+    """Split a privileged vector of `model`'s scene; refuses one of another length."""
+    sizes = (model.nq, model.nv, len(JOINTS), 2, 3, 4, 3)
+    if len(vec) != sum(sizes):
+        raise ValueError(f"privileged state has {len(vec)} numbers, this scene's has {sum(sizes)}")
+    return Privileged(*np.split(np.asarray(vec, np.float64), np.cumsum(sizes)[:-1]))
+
+
+# ---------------------------------------------------------------------------------------------- the reality
+
+
+def _draw_start(task: str, rng: np.random.Generator) -> dict[str, list[float]]:
+    """Object (and goal) placement for one episode, in world metres / radians."""
+    if task == "button-press":  # far side of the table: beyond the arm's reach unless the waist bends
+        return {"button": [rng.uniform(0.62, 0.72), rng.uniform(-0.30, -0.02)]}
+    if task == "box-push":  # push away or sideways, 12-18 cm, never towards the robot
+        box = [rng.uniform(0.32, 0.42), rng.uniform(-0.24, -0.02), rng.uniform(-0.5, 0.5)]
+        heading, dist = rng.uniform(-1.2, 1.2), rng.uniform(0.12, 0.18)
+        return {"box": box, "goal": [box[0] + dist * np.cos(heading), box[1] + dist * np.sin(heading)]}
+    return {"box": [rng.uniform(0.33, 0.40), rng.uniform(-0.06, 0.06), rng.uniform(-0.3, 0.3)]}
+
+
+def _yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+class HumanoidReality:
+    """One humanoid task as a `Reality`. Not thread-safe; make one per process."""
+
+    def __init__(self, task: str, config: HumanoidConfig | None = None) -> None:
+        import mujoco
+
+        from wmeval.reality.metaworld import _fast_renderer
+
+        self.task = check_task(task)
+        self.config = config or HumanoidConfig()
+        self.layout = self.config.layout()
+        self.model = build_model(task)
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self._qadr = np.array([m.joint(j).qposadr[0] for j in JOINTS])
+        self._fingers = np.array([[m.joint(f"{s}_finger_{f}").qposadr[0] for f in "ab"] for s in ("left", "right")])
+        self._lo, self._hi = m.jnt_range[[m.joint(j).id for j in JOINTS]].T
+        self._object = m.body("button" if task == "button-press" else "box").id
+        self._renderer = _fast_renderer(m, self.config.image_size)
+        self._targets = np.zeros(len(JOINTS))
+        self._grips = np.zeros(2)
+        self._goal = np.zeros(3)
+        self._steps = -1  # not reset yet
+
+    def start(self, seed: int) -> Start:
+        """The object (and goal) placement drawn for `seed`."""
+        return Start(SUITE, self.task, int(seed), _draw_start(self.task, np.random.default_rng(int(seed))))
+
+    def reset(self, start: Start) -> Observation:
+        import mujoco
+
+        if start.suite != SUITE or start.task != self.task:
+            raise ValueError(f"start is for {start.suite}/{start.task}, this reality is {SUITE}/{self.task}")
+        m, d, p = self.model, self.data, start.params
+        mujoco.mj_resetData(m, d)
+        self._targets = np.array([READY.get(j, 0.0) for j in JOINTS])
+        self._grips = np.zeros(2)
+        d.qpos[self._qadr] = self._targets
+        d.ctrl[:] = 0.0  # legs stand straight, fingers closed until the first step opens them
+        d.ctrl[: len(JOINTS)] = self._targets
+        if self.task == "button-press":
+            m.body("button_base").pos[:2] = p["button"]
+            self._goal = np.array([*p["button"], TABLE_TOP])
+        else:
+            x, y, yaw = p["box"]
+            half = PUSH_BOX_HALF if self.task == "box-push" else LIFT_BOX_HALF
+            adr = m.joint("box").qposadr[0]
+            d.qpos[adr : adr + 7] = [x, y, TABLE_TOP + half[2], *_yaw_quat(yaw)]
+            if self.task == "box-push":
+                m.body("goal").pos[:2] = p["goal"]
+                self._goal = np.array([*p["goal"], TABLE_TOP])
+            else:
+                self._goal = np.array([x, y, TABLE_TOP + LIFT_HEIGHT + half[2]])
+        d.qpos[self._fingers] = FINGER_OPEN / 2
+        mujoco.mj_forward(m, d)
+        self._steps = 0
+        return self._observe()
+
+    def step(self, chunk: np.ndarray) -> tuple[Observation, bool, StepInfo]:
+        import mujoco
+
+        if self._steps < 0:
+            raise RuntimeError("call reset(start) before step()")
+        expected = (self.layout.frame_skip, ACTION_DIM)
+        if chunk.shape != expected:
+            raise ValueError(f"action chunk must have shape {expected}, got {chunk.shape}")
+        if not np.all(np.isfinite(chunk)):
+            raise ValueError("action chunk contains NaN or inf")
+        m, d = self.model, self.data
+        success = False
+        for action in np.clip(np.asarray(chunk, np.float64), -1.0, 1.0):
+            self._targets = np.clip(self._targets + action[: len(JOINTS)] * MAX_DELTA, self._lo, self._hi)
+            self._grips = (action[len(JOINTS) :] > 0).astype(np.float64)
+            d.ctrl[: len(JOINTS)] = self._targets
+            d.ctrl[-4:] = np.repeat(np.where(self._grips > 0, 0.0, FINGER_OPEN), 2)
+            mujoco.mj_step(m, d, nstep=SUBSTEPS)
+            success |= self.success()
+        self._steps += len(chunk)
+        done = self._steps >= self.config.max_steps
+        return self._observe(), done, StepInfo(success=success)
+
+    def success(self) -> bool:
+        """The task's success, read from the simulator's state now."""
+        d = self.data
+        if self.task == "button-press":
+            return bool(d.qpos[self.model.joint("button").qposadr[0]] < -BUTTON_PRESSED)
+        pos = d.xpos[self._object]
+        if self.task == "box-push":
+            return bool(np.linalg.norm(pos[:2] - self._goal[:2]) < GOAL_RADIUS)
+        return bool(pos[2] - LIFT_BOX_HALF[2] > TABLE_TOP + LIFT_HEIGHT)
+
+    def _observe(self) -> Observation:
+        d, size = self.data, self.config.image_size
+        images = np.empty((len(self.config.views), size, size, 3), np.uint8)
+        for i, camera in enumerate(self.config.views):
+            self._renderer.update_scene(d, camera=camera)
+            images[i] = self._renderer.render()
+        openings = d.qpos[self._fingers].sum(axis=1)
+        state = np.concatenate([d.qpos[self._qadr], openings]).astype(np.float32)
+        privileged = np.concatenate(
+            [d.qpos, d.qvel, self._targets, self._grips, d.xpos[self._object], d.xquat[self._object], self._goal]
+        )
+        return Observation(images=images, state=state, privileged=privileged)
+
+    def close(self) -> None:
+        self._renderer.close()
