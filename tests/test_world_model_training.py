@@ -202,3 +202,31 @@ def test_a_diverging_loss_stops_before_anything_is_saved(tmp_path, store, monkey
     with pytest.raises(FloatingPointError, match=r"loss became non-finite within steps 4-\d+.*last good checkpoint"):
         train_world_model(cfg(store, run, steps=30), progress=False)
     assert sorted(p.name for p in (run / "dynamics").iterdir()) == before
+
+
+def test_a_grown_store_encodes_only_its_new_episodes(tmp_path, monkeypatch):
+    from conftest import ConstantPolicy, FakeReality
+
+    from wmeval.data.windows import EpisodeArrays
+    from wmeval.model.codec import FrameCodec
+    from wmeval.rollout import rollout
+
+    grown = make_fake_store(tmp_path / "s", 6)
+    train_world_model(cfg(grown, tmp_path / "a"), progress=False)
+    before, _ = EpisodeArrays.load(tmp_path / "a" / "latents.safetensors")
+    old = {k: before.episode(i) for i, k in enumerate(before.keys)}
+    del before
+    env = FakeReality()
+    for seed in (50, 51):  # rollouts collected later, beside a store the world model was trained on
+        grown.append(rollout(env, ConstantPolicy(speed=0.9), env.start(seed), "late", {"name": "late"}))
+    encoded = []
+    real_encode = FrameCodec.encode
+    monkeypatch.setattr(FrameCodec, "encode", lambda self, x: encoded.append(len(x)) or real_encode(self, x))
+    train_world_model(cfg(grown, tmp_path / "a", steps=9), progress=False)
+    after, meta = EpisodeArrays.load(tmp_path / "a" / "latents.safetensors")
+    stored = grown.keys()
+    assert sum(encoded) == sum(grown.meta(k).length for k in stored if "/late/" in k)  # the new ones only
+    assert set(after.keys) == set(stored) and meta["store_fingerprint"] == grown.fingerprint()
+    for i, k in enumerate(after.keys):
+        if k in old:  # copied over exactly
+            assert all(np.array_equal(v, old[k][n]) for n, v in after.episode(i).items())

@@ -85,9 +85,12 @@ class EpisodeArrays:
         with cache_writer(path, self.lens, self.latents.shape[1:], self.proprio.shape[1:], self.actions.shape[1:],
                           meta, keys) as put:  # fmt: skip
             for i in range(len(keys)):
-                f = torch.from_numpy(self.frames([i]))
-                put(i, {k: getattr(self, k)[f].numpy() for k in TENSORS if getattr(self, k) is not None},
-                    bool(self.outcome[i]))  # fmt: skip
+                put(i, self.episode(i), bool(self.outcome[i]))
+
+    def episode(self, i: int) -> dict[str, np.ndarray]:
+        """Episode i's per-frame tensors (copies), as `cache_writer`'s `put` takes them."""
+        f = torch.from_numpy(self.frames([i]))
+        return {k: getattr(self, k)[f].numpy() for k in TENSORS if getattr(self, k) is not None}
 
     @classmethod
     def load(cls, path: Path) -> tuple[EpisodeArrays, dict]:

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from wmeval.checkpoint import load_optimizer, load_weights, read_config, save_checkpoint
 from wmeval.data.safetensors_io import locate
 from wmeval.data.store import EpisodeStore
-from wmeval.data.windows import cache_writer
+from wmeval.data.windows import EpisodeArrays, cache_writer
 from wmeval.model.codec import CodecConfig, FrameCodec, psnr_from_mse
 from wmeval.model.value import value_labels
 from wmeval.train.common import Logger, latest_step_dir
@@ -90,14 +90,19 @@ def codec_psnr(codec: FrameCodec, sampler: FrameSampler, device, batches: int = 
 
 @torch.no_grad()
 def encode_episodes(codec: FrameCodec, store: EpisodeStore, keys: list[str], path: Path, meta: dict, device,
-                    value_scheme: str, progress: bool) -> None:  # fmt: skip
+                    value_scheme: str, progress: bool, reuse: EpisodeArrays | None = None) -> None:  # fmt: skip
     """Every frame of every episode through the frozen codec (raw, un-normalised latents), written to the
-    latent cache at `path` one episode at a time: memory holds one episode, whatever the store's size."""
+    latent cache at `path` one episode at a time: memory holds one episode, whatever the store's size.
+    The episodes of `reuse` (an older cache of the same codec) are copied in first, not encoded again."""
     L, c = store.layout, codec.cfg
-    lens = [store.meta(k).length for k in keys]
+    done = list(reuse.keys) if reuse is not None else []
+    lens = [int(n) for n in (reuse.lens if reuse is not None else [])] + [store.meta(k).length for k in keys]
     shapes = (len(L.views), c.latent_channels, c.grid, c.grid), (L.state_dim,), (L.frame_skip, L.action_dim)
-    with cache_writer(path, lens, *shapes, meta, list(keys)) as put:
-        for i, k in enumerate(tqdm(keys, desc="encode", unit="ep", disable=not progress, dynamic_ncols=True)):
+    with cache_writer(path, lens, *shapes, meta, done + list(keys)) as put:
+        for i in range(len(done)):
+            put(i, reuse.episode(i), bool(reuse.outcome[i]))
+        for i, k in enumerate(tqdm(keys, desc="encode", unit="ep", disable=not progress, dynamic_ncols=True),
+                              start=len(done)):  # fmt: skip
             ep = store.load(k, verify=False)
             frames = torch.from_numpy(np.array(ep.frames))
             z = torch.cat([codec.encode(frames[j : j + 64].to(device)).float().cpu()

@@ -114,17 +114,30 @@ def lr_at(step: int, cfg: WMTrainConfig) -> float:
 
 
 def latent_cache(cfg, codec, store, keys, device, progress) -> tuple[EpisodeArrays, dict]:
-    """Phase 2: encode every selected episode once (cached in OUT/latents.safetensors)."""
+    """Phase 2: encode every selected episode once (cached in OUT/latents.safetensors). The cache knows each
+    episode by its digest, so a store that grew, or a run that selects more of it, encodes only the episodes
+    the cache lacks; the result may hold more episodes than `keys` (callers pick theirs by key)."""
     path = Path(cfg.out) / "latents.safetensors"
     codec_step = read_config(latest_step_dir(Path(cfg.out) / "codec"))["step"]
-    want = {"store_fingerprint": store.fingerprint(), "codec_step": codec_step, "value_scheme": cfg.value_scheme}
+    want = {"codec_step": codec_step, "value_scheme": cfg.value_scheme}
+    digests = {k: store.meta(k).digest for k in keys}
+    old, have = None, {}
     if path.is_file():
-        arrays, meta = EpisodeArrays.load(path)
-        # caches written before success flags were stored are re-encoded
-        if {k: meta.get(k) for k in want} == want and arrays.keys == keys and arrays.success is not None:
-            return arrays, meta
-        del arrays  # unmap before the file is replaced
-    encode_episodes(codec, store, keys, path, want, device, cfg.value_scheme, progress)
+        old, meta = EpisodeArrays.load(path)
+        if {k: meta.get(k) for k in want} == want and old.success is not None:
+            # caches written before digests were kept name the whole store's fingerprint instead
+            have = meta.get("digests") or (
+                {k: store.meta(k).digest for k in old.keys} if meta.get("store_fingerprint") == store.fingerprint()
+                else {})  # fmt: skip
+        if all(have.get(k) == d for k, d in digests.items()):
+            return old, meta
+    kept = [k for k in (old.keys if old is not None else []) if k in have and store.has(k)
+            and store.meta(k).digest == have[k]]  # fmt: skip
+    new = [k for k in keys if k not in set(kept)]
+    meta = want | {"digests": {k: store.meta(k).digest for k in kept + new}, "store_fingerprint": store.fingerprint()}
+    encode_episodes(codec, store, new, path, meta, device, cfg.value_scheme, progress,
+                    reuse=(old.subset([old.keys.index(k) for k in kept]) if kept else None))  # fmt: skip
+    del old  # unmapped before the new cache is read
     return EpisodeArrays.load(path)
 
 
@@ -179,7 +192,7 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     check_long_enough(train, wm_cfg.window, f"{store.root} (training episodes)")
     val = arrays.subset([index[k] for k in val_keys]) if val_keys else None
     data = Data(keys, train_keys, val_keys, sorted({m.task for m in metas}), sorted({m.policy for m in metas}),
-                train, val, cache_meta["store_fingerprint"])  # fmt: skip
+                train, val, store.fingerprint())  # fmt: skip
     return codec, data
 
 
