@@ -55,6 +55,9 @@ class WMTrainConfig:
     codec_width: int | None = None  # the codec's channels at H/2; doubled at H/4 and H/8
     tasks: tuple[str, ...] | None = None
     exclude_policies: tuple[str, ...] = ()  # e.g. hold judged policies out of the training data
+    # with exclude_policies: hold out only their episodes on these start seeds (first, last: the evaluation's);
+    # their rollouts on other starts then always train (never validate): a few real rollouts of judged policies
+    exclude_seeds: tuple[int, int] | None = None
     # the data study: which of the selected episodes train (validation, hence calibration, is unchanged)
     train_policies: tuple[str, ...] = ()  # only these policies' episodes train (names or globs; () = all)
     train_episodes: int | None = None  # at most this many training episodes, a nested subset (hash order)
@@ -84,6 +87,9 @@ class WMTrainConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.exclude_seeds is not None and not (len(self.exclude_seeds) == 2
+                                                   and 0 <= self.exclude_seeds[0] <= self.exclude_seeds[1]):
+            raise ValueError(f"exclude_seeds must be (first, last) start seeds, got {self.exclude_seeds}")
         if self.train_episodes is not None and self.train_episodes < 1:
             raise ValueError(f"train_episodes must be >= 1, got {self.train_episodes}")
         for name in ("steps", "batch_size", "eval_every", "save_every", "codec_batch"):
@@ -129,7 +135,7 @@ def latent_cache(cfg, codec, store, keys, device, progress) -> tuple[EpisodeArra
             have = meta.get("digests") or (
                 {k: store.meta(k).digest for k in old.keys} if meta.get("store_fingerprint") == store.fingerprint()
                 else {})  # fmt: skip
-        if all(have.get(k) == d for k, d in digests.items()):
+        if "digests" in meta and all(have.get(k) == d for k, d in digests.items()):
             return old, meta
     kept = [k for k in (old.keys if old is not None else []) if k in have and store.has(k)
             and store.meta(k).digest == have[k]]  # fmt: skip
@@ -170,11 +176,11 @@ def setup_device(cfg: WMTrainConfig) -> tuple[int, int, torch.device]:
 
 def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[FrameCodec, Data]:
     """Phases 1 (codec) and 2 (latent cache) run on rank 0; the other ranks wait, then read the results."""
-    metas = select_episodes(store, cfg.tasks, cfg.exclude_policies)
+    metas, extra = training_pool(store, cfg)
     keys = [m.key for m in metas]
-    val_keys = [k for k in keys if is_validation(k, cfg.val_fraction)]
+    val_keys = [k for k in keys if k not in extra and is_validation(k, cfg.val_fraction)]
     train_keys = training_subset([m for m in metas if m.key not in set(val_keys)], cfg.train_policies,
-                                 cfg.train_episodes, store.root)  # fmt: skip
+                                 cfg.train_episodes, store.root, first=extra)  # fmt: skip
     train_set = set(train_keys)
     require_window([m.length for m in metas if m.key in train_set], wm_cfg.window, f"{store.root} (training episodes)")
     if rank == 0:
@@ -196,17 +202,31 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     return codec, data
 
 
-def training_subset(metas: list, policies: tuple[str, ...], n: int | None, where) -> list[str]:
+def training_pool(store: EpisodeStore, cfg: WMTrainConfig) -> tuple[list, set[str]]:
+    """The episodes a run may use (train or validate), and those of held-out policies among them (on starts
+    outside `exclude_seeds`), which only ever train."""
+    from wmeval.zoo import matches_any
+
+    if cfg.exclude_seeds is None:
+        return select_episodes(store, cfg.tasks, cfg.exclude_policies), set()
+    lo, hi = cfg.exclude_seeds
+    metas = [m for m in select_episodes(store, cfg.tasks)
+             if not (matches_any(m.policy, cfg.exclude_policies) and lo <= m.seed <= hi)]  # fmt: skip
+    return metas, {m.key for m in metas if matches_any(m.policy, cfg.exclude_policies)}
+
+
+def training_subset(metas: list, policies: tuple[str, ...], n: int | None, where, first: set[str] = frozenset()
+                    ) -> list[str]:  # fmt: skip
     """The training keys: episodes of `policies` (all when empty), at most `n` of them. The cap keeps the
-    episodes first in hash order, so a smaller subset is inside every larger one (a data-size curve adds
-    data, it never swaps it)."""
+    episodes `first` (e.g. a few rollouts of held-out policies), then the rest first in hash order, so a
+    smaller subset is inside every larger one (a data-size curve adds data, it never swaps it)."""
     from wmeval.zoo import matches_any
 
     keys = [m.key for m in metas if not policies or matches_any(m.policy, policies)]
     if not keys:
         raise ValueError(f"{where}: no training episode of policies {', '.join(policies)} (--train-policies)")
     if n is not None and n < len(keys):
-        order = sorted(keys, key=lambda k: hashlib.sha256(f"train:{k}".encode()).hexdigest())
+        order = sorted(keys, key=lambda k: (k not in first, hashlib.sha256(f"train:{k}".encode()).hexdigest()))
         keep = set(order[:n])
         keys = [k for k in keys if k in keep]
     return keys
@@ -242,6 +262,24 @@ def init_model(wm_cfg: WorldModelConfig, codec: FrameCodec, data: Data, device) 
     return model
 
 
+def settings_diff(cfg: WMTrainConfig, saved: dict) -> dict:
+    """The settings in which `cfg` differs from a saved checkpoint's (saved, now); a setting added after the
+    run was saved counts as saved at its default."""
+    free = ("device", "steps", "eval_every", "save_every", "bf16", "compile")
+    defaults = json.loads(json.dumps({f.name: f.default for f in fields(WMTrainConfig) if f.default is not MISSING}))
+    then = defaults | saved["train"]
+    return {k: (then.get(k), v) for k, v in cfg.to_json().items() if k not in free and then.get(k) != v}
+
+
+def finished(cfg: WMTrainConfig) -> Path | None:
+    """OUT/model when this run has already trained `cfg.steps` steps with these settings (nothing to do)."""
+    link = Path(cfg.out) / "model"
+    if not link.exists():
+        return None
+    saved = read_config(link)
+    return link if saved["step"] >= cfg.steps and not settings_diff(cfg, saved) else None
+
+
 def resume(cfg: WMTrainConfig, model: WorldModel, opt, device) -> tuple[int, EMA]:
     """Restore raw weights, optimiser and EMA from the newest dynamics checkpoint, if any."""
     last = latest_step_dir(Path(cfg.out) / "dynamics")
@@ -249,12 +287,7 @@ def resume(cfg: WMTrainConfig, model: WorldModel, opt, device) -> tuple[int, EMA
     if last is None:
         return 0, ema
     saved = read_config(last)
-    free = ("device", "steps", "eval_every", "save_every", "bf16", "compile")
-    now = cfg.to_json()
-    # a setting added after the run was saved counts as saved at its default
-    defaults = json.loads(json.dumps({f.name: f.default for f in fields(WMTrainConfig) if f.default is not MISSING}))
-    then = defaults | saved["train"]
-    diff = {k: (then.get(k), v) for k, v in now.items() if k not in free and then.get(k) != v}
+    diff = settings_diff(cfg, saved)
     if diff:
         raise ValueError(f"{cfg.out} holds a run with other settings {diff} (saved vs now); use a new --out")
     model.load_state_dict(load_weights(last, "train.safetensors"))
@@ -269,7 +302,8 @@ def run_meta(cfg, wm_cfg, store, data: Data, world: int) -> dict:
         "kind": KIND, "model": wm_cfg.to_json(), "layout": store.layout.to_json(), "train": cfg.to_json(),
         "data": {"store": str(store.root), "store_fingerprint": data.store_fingerprint, "episodes": len(data.keys),
                  "train_episodes": len(data.train_keys), "val_episodes": len(data.val_keys),
-                 "val_keys": data.val_keys, "tasks": data.tasks, "policies": data.policies},
+                 "val_keys": data.val_keys, "train_keys": data.train_keys, "tasks": data.tasks,
+                 "policies": data.policies},
         "world_size": world, "versions": {**software_versions(), "torch": torch.__version__}, "git_sha": git_sha(),
     }  # fmt: skip
 
@@ -291,6 +325,9 @@ def check_finite(w: Window, keys: list[str], step: int, out: Path) -> None:
 
 
 def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
+    done = finished(cfg)
+    if done is not None:  # its data is not read again: the store may have grown since
+        return done
     rank, world, device = setup_device(cfg)
     main = rank == 0
     progress = progress and main
