@@ -126,3 +126,16 @@ def test_training_subsets_are_nested():
     assert {k.split("/")[1] for k in training_subset(metas, ("expert", "noise-*"), None, "s")} == {"expert", "noise-1"}
     with pytest.raises(ValueError, match="no training episode of policies nothing"):
         training_subset(metas, ("nothing",), None, "s")
+
+
+def test_the_humanoid_suite_runs_the_whole_loop(tmp_path):
+    """collect (expert, scripted zoo), behaviour cloning from the head camera, world model, evaluate, align."""
+    micro = {**MICRO, "tasks": ("button-press",), "in_distribution": False, "seeds": 1, "scripted_episodes": 1}
+    cfg = make_config("humanoid", str(tmp_path / "run"), **micro)
+    al = run_pipeline(cfg, progress=False)["results"]["heldout"]
+    assert al["n_policies"] == 4 and al["n_episodes_per_policy"] == 3
+    model = json.loads((tmp_path / "run" / "wm-heldout" / "model" / "config.json").read_text())
+    assert model["layout"]["suite"] == "humanoid" and model["layout"]["views"] == ["head"]
+    assert model["layout"]["action_dim"] == 16 and "noise-1.0" in model["data"]["policies"]  # the humanoid zoo
+    zoo = (tmp_path / "run" / "policies" / "zoo.toml").read_text()
+    assert 'suite = "humanoid"' in zoo

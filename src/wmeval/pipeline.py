@@ -90,6 +90,15 @@ PRESETS = {
         episodes=50, train_episodes=30, wm_preset="tiny", codec_steps=2000, wm_steps=20000, seeds=3, val_fraction=0.15,
         latent_channels=8, codec_width=32, scripted_zoo="default", scripted_episodes=10,
     ),
+    # The humanoid headline on a 2-core CPU in about 1.5 hours: the cpu preset's recipe on the humanoid suite's
+    # three tasks (head camera, 16 joint-space action dims); 24 judged learned policies (30 starts each), the
+    # 18 others and the humanoid scripted zoo give the world models' data.
+    "humanoid": dict(
+        suite="humanoid", tasks=("button-press", "box-push", "box-lift"), demos=50, sizes=(10, 40),
+        variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(100, 300, 1000), judged=("bc-*-n40-*",),
+        episodes=30, train_episodes=20, wm_preset="tiny", codec_steps=2000, wm_steps=20000, seeds=3,
+        val_fraction=0.15, latent_channels=8, codec_width=32, scripted_zoo="humanoid", scripted_episodes=10,
+    ),
     # One GPU: the learned zoo of docs/RESULTS.md (60 policies on 3 tasks), the n=40 runs judged (33
     # policies), the default scripted zoo for failures, a `small` world model, and the in-distribution case.
     "gpu": dict(

@@ -56,7 +56,7 @@ BASES = {
 BASE_KEYS = {"checkpoint": ("checkpoint",), "python": ("entry", "kwargs"), "lerobot": ("path", "cameras", "device")}
 TABLE_KEYS = ("kwargs", "cameras")
 IMAGINABLE = ("checkpoint", "python", "lerobot")  # bases that read only images and proprio
-BUILTIN_ZOOS = {"default": "metaworld_default.toml", "tiny": "metaworld_tiny.toml"}
+BUILTIN_ZOOS = {"default": "metaworld_default.toml", "tiny": "metaworld_tiny.toml", "humanoid": "humanoid_default.toml"}
 
 
 def matches_any(name: str, patterns: list[str] | tuple[str, ...]) -> bool:

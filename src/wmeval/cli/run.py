@@ -51,7 +51,7 @@ def add_parsers(sub) -> None:
         (
             "bench",
             "the whole held-out experiment: the headline alignment table of docs/RESULTS.md "
-            "(--preset cpu: 2 cores in under 2 hours; gpu: full size on one GPU)",
+            "(--preset cpu: 2 cores in under 2 hours; gpu: full size on one GPU; humanoid: the humanoid suite)",
         ),
     ):
         pp = sub.add_parser(name, help=text)
@@ -60,8 +60,9 @@ def add_parsers(sub) -> None:
             pp.add_argument(
                 "--preset",
                 default="auto",
-                choices=["auto", "cpu", "gpu"],
-                help="auto: gpu when CUDA is available, else cpu",
+                choices=["auto", "cpu", "gpu", "humanoid"],
+                help="auto: gpu when CUDA is available, else cpu (both MetaWorld); humanoid: the humanoid suite "
+                "on a CPU",
             )
             pp.add_argument(
                 "--ablation",
