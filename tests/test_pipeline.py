@@ -98,15 +98,23 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path
     headline = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())
     pts = points(cfg, ("kind",))
     n = pts["kind-expert"][2].train["train_episodes"]
-    for kind in ("expert", "scripted", "learned"):
+    for kind in ("expert", "scripted", "learned", "judged"):
         model = json.loads((run / pts[f"kind-{kind}"][3] / "wm-s0" / "model" / "config.json").read_text())
         assert model["data"]["val_keys"] == headline["data"]["val_keys"]  # calibration sees the same unseen episodes
         assert model["data"]["train_episodes"] == n <= headline["data"]["train_episodes"]
         assert model["train"]["steps"] == round(STEPS_SCALE * headline["train"]["steps"])
+    # in distribution: the judged policies' own rollouts on other starts train, their evaluation episodes never
+    trained = json.loads((run / "study" / "kind-judged" / "wm-s1" / "model" / "config.json").read_text())["data"]
+    own = [k for k in trained["train_keys"] if "-cnn-proprio-" in k]  # the judged policies' (MICRO's pattern)
+    assert own and all(int(k.rsplit("/", 1)[1]) >= cfg.seed + 10_000 for k in own)
+    assert len(own) == min(n, 2 * 4)  # 2 rollouts x 4 judged policies, kept first under the cap
+    truth = json.loads((run / "study" / "kind-judged" / "alignment.json").read_text())
+    assert truth["n_episodes_per_policy"] == cfg.episodes  # the truth is still the evaluation starts only
     expert = json.loads((run / "study" / "kind-expert" / "wm-s1" / "model" / "config.json").read_text())
     assert expert["train"]["train_policies"] == ["expert"]
     kinds = [p for p in res["points"] if p["axis"] == "kind"]
-    assert [p["x"] for p in kinds] == ["expert", "scripted", "learned"] and all(p["train_episodes"] == n for p in kinds)
+    assert [p["x"] for p in kinds] == ["expert", "scripted", "learned", "judged"]
+    assert all(p["train_episodes"] == n for p in kinds)
     # the smallest size point trains what kind `learned` trains when their sizes agree, and runs once
     assert {p["name"] for p in res["points"] if p["axis"] == "size"} <= {"size-12.5"}
     assert not (run / "ablations" / "steps-half").exists()  # the 100% point belongs to the size part

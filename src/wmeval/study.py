@@ -10,8 +10,10 @@ by a rule fitted on the same unseen episodes.
 - kind, at the smallest size (12.5%, as many episodes as the expert's demonstrations or fewer), adding one
   kind of data at a time: expert demonstrations only; + the scripted degradations (others' failures);
   + rollouts of the learned policies that are not judged (the headline's data kind: the point *is* size
-  12.5%, run once); the in-distribution case (rollouts of the judged policies themselves) needs episodes
-  on starts other than the evaluation's and is not a point yet;
+  12.5%, run once); + a few real rollouts of the judged policies themselves (`JUDGED_EPISODES` per policy
+  and task, collected on starts far from the evaluation's, `OTHER_STARTS` on; they take their place in the
+  same number of episodes): the in-distribution case, 1X's on-policy data. Their evaluation episodes stay
+  held out (`WMTrainConfig.exclude_seeds`) and they never validate;
 - compute at the headline's data: the `steps-half` and `steps-double` ablations and the headline.
 
 Every size and kind point trains for half the headline's steps (`STEPS_SCALE`): measured on the CPU
@@ -30,6 +32,7 @@ dynamics and heads learn from, not the pixels-to-latents map.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from wmeval.ablations import Ablation, _brief, run_point
@@ -37,9 +40,12 @@ from wmeval.data.store import atomic_write_text
 from wmeval.pipeline import PipelineConfig
 
 SIZES = (0.125, 0.25, 0.5, 1.0)
-KINDS = ("expert", "scripted", "learned")
+KINDS = ("expert", "scripted", "learned", "judged")
+JUDGED_EPISODES = 2  # real rollouts per judged policy (and task) in the in-distribution kind
+OTHER_STARTS = 10_000  # their start seeds begin this far after the evaluation's first
 PARTS = ("size", "kind")
-KIND_LABELS = {"expert": "expert only", "scripted": "+ scripted\nfailures", "learned": "+ learned\n(not judged)"}
+KIND_LABELS = {"expert": "expert only", "scripted": "+ scripted\nfailures", "learned": "+ learned\n(not judged)",
+               "judged": "+ judged\npolicies' own"}
 STEPS_SCALE = 0.5  # of the headline's dynamics steps, for every size and kind point (as `steps-half`)
 
 
@@ -79,12 +85,18 @@ def points(cfg: PipelineConfig, parts: tuple[str, ...]) -> dict[str, tuple[str, 
                 train={"train_episodes": n, "steps_scale": STEPS_SCALE}), f"study/{_size_name(f)}")  # fmt: skip
     if "kind" in parts:
         n = min(counts["expert"], sizes[SIZES[0]])
-        policies = {"expert": ("expert",), "scripted": counts["scripted"], "learned": ()}
+        policies = {"expert": ("expert",), "scripted": counts["scripted"], "learned": (), "judged": ()}
         for kind in KINDS:
             ab = Ablation(
                 f"{n} training episodes of: {kind} ({', '.join(policies[kind][:4]) or 'every policy not judged'}"
                 f"{' ...' if len(policies[kind]) > 4 else ''}), {STEPS_SCALE:g}x the steps",
                 train={"train_policies": policies[kind], "train_episodes": n, "steps_scale": STEPS_SCALE})
+            if kind == "judged":
+                ab = Ablation(
+                    f"{n} training episodes: {JUDGED_EPISODES} real rollouts of each judged policy on other starts, "
+                    f"the rest as `learned`, {STEPS_SCALE:g}x the steps",
+                    train={"exclude_seeds": (cfg.seed, cfg.seed + cfg.episodes - 1), "train_episodes": n,
+                           "steps_scale": STEPS_SCALE})  # fmt: skip
             same = kind == "learned" and n == sizes[SIZES[0]]
             out[f"kind-{kind}"] = ("kind", kind, ab, f"study/{_size_name(SIZES[0])}" if same else f"study/kind-{kind}")
     return out
@@ -101,6 +113,8 @@ def parse_parts(text: str) -> tuple[str, ...]:
 def run_study(cfg: PipelineConfig, parts: tuple[str, ...], progress: bool = True) -> dict:
     """Run (or resume) every point of `parts`, then write OUT/study.json (and the figures)."""
     base = Path(cfg.out)
+    if "kind" in parts:
+        collect_judged_elsewhere(cfg, progress)
     done = set()
     for name, (_, _, ab, where) in points(cfg, parts).items():
         if where not in done:
@@ -108,6 +122,26 @@ def run_study(cfg: PipelineConfig, parts: tuple[str, ...], progress: bool = True
             print(f"\n== study point {name}: {ab.what}", flush=True)
             run_point(cfg, ab, base / where, progress)
     return write_study(cfg)
+
+
+def collect_judged_elsewhere(cfg: PipelineConfig, progress: bool = True) -> None:
+    """The judged policies' own rollouts for the in-distribution kind: `JUDGED_EPISODES` per policy and task,
+    on starts `cfg.seed + OTHER_STARTS` on (never the evaluation's), into the bench store (resumable)."""
+    from wmeval.ablations import finished_bench
+    from wmeval.collect import collect
+    from wmeval.data.store import EpisodeStore
+    from wmeval.reality import make_config
+    from wmeval.zoo import load_zoo, matches_any
+
+    zoo = load_zoo(finished_bench(cfg))
+    judged = [p.name for p in zoo.policies if matches_any(p.name, cfg.judged)]
+    store = Path(cfg.out) / "store"
+    L = EpisodeStore(store).layout
+    reality = make_config(cfg.suite, views=L.views, image_size=L.image_size, frame_skip=L.frame_skip,
+                          max_steps=L.horizon * L.frame_skip)  # fmt: skip
+    collect(store, zoo.select(judged), cfg.tasks, JUDGED_EPISODES, reality, seed=cfg.seed + OTHER_STARTS,
+            workers=cfg.workers or os.cpu_count() or 1, progress=progress,
+            command="wmeval bench --study kind: the judged policies' own rollouts on other starts")  # fmt: skip
 
 
 def _point(name: str, axis: str, x, what: str, al: dict, train_episodes: int | None) -> dict:
