@@ -242,15 +242,15 @@ def test_held_out_policies_can_train_on_other_starts_and_finished_runs_read_noth
     env = FakeReality()
     for seed in (100, 101, 102, 200, 201):  # judged: evaluation starts 100-102, two rollouts on other starts
         s.append(rollout(env, ConstantPolicy(speed=0.7), env.start(seed), "judged", {"name": "judged"}))
-    run = cfg(s, tmp_path / "a", exclude_policies=("judged",), exclude_seeds=(100, 102), train_episodes=5)
+    run = cfg(s, tmp_path / "a", exclude_policies=("judged",), train_seeds=(150, 250), train_episodes=5)
     model = train_world_model(run, progress=False)
     data = json.loads((model / "config.json").read_text())["data"]
     extra = {"reach/judged/000200", "reach/judged/000201"}
     assert extra <= set(data["train_keys"]) and len(data["train_keys"]) == 5  # kept first under the cap
     assert not any("/judged/" in k for k in data["val_keys"])  # calibration stays on the other policies
     assert not any(k.startswith("reach/judged/0001") for k in data["train_keys"] + data["val_keys"])
-    with pytest.raises(ValueError, match="exclude_seeds must be"):
-        cfg(s, tmp_path / "b", exclude_seeds=(5, 1))
+    with pytest.raises(ValueError, match="train_seeds must be"):
+        cfg(s, tmp_path / "b", train_seeds=(5, 1))
     monkeypatch.setattr(twm, "prepare_data", lambda *a: pytest.fail("a finished run must not read its data"))
     s.append(rollout(env, ConstantPolicy(speed=0.7), env.start(300), "judged", {"name": "judged"}))
     assert train_world_model(run, progress=False) == model

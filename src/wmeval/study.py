@@ -13,7 +13,7 @@ by a rule fitted on the same unseen episodes.
   12.5%, run once); + a few real rollouts of the judged policies themselves (`JUDGED_EPISODES` per policy
   and task, collected on starts far from the evaluation's, `OTHER_STARTS` on; they take their place in the
   same number of episodes): the in-distribution case, 1X's on-policy data. Their evaluation episodes stay
-  held out (`WMTrainConfig.exclude_seeds`) and they never validate;
+  held out (only `WMTrainConfig.train_seeds` train) and they never validate;
 - compute at the headline's data: the `steps-half` and `steps-double` ablations and the headline.
 
 Every size and kind point trains for half the headline's steps (`STEPS_SCALE`): measured on the CPU
@@ -95,8 +95,8 @@ def points(cfg: PipelineConfig, parts: tuple[str, ...]) -> dict[str, tuple[str, 
                 ab = Ablation(
                     f"{n} training episodes: {JUDGED_EPISODES} real rollouts of each judged policy on other starts, "
                     f"the rest as `learned`, {STEPS_SCALE:g}x the steps",
-                    train={"exclude_seeds": (cfg.seed, cfg.seed + cfg.episodes - 1), "train_episodes": n,
-                           "steps_scale": STEPS_SCALE})  # fmt: skip
+                    train={"train_seeds": (cfg.seed + OTHER_STARTS, cfg.seed + 2 * OTHER_STARTS - 1),
+                           "train_episodes": n, "steps_scale": STEPS_SCALE})  # fmt: skip
             same = kind == "learned" and n == sizes[SIZES[0]]
             out[f"kind-{kind}"] = ("kind", kind, ab, f"study/{_size_name(SIZES[0])}" if same else f"study/kind-{kind}")
     return out

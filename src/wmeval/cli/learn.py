@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = WMTrainConfig(
         store=args.store, out=args.out, preset=args.preset, window=args.window, codec_batch=args.codec_batch,
         tasks=csv_tuple(args.tasks), exclude_policies=csv_tuple(args.exclude_policies) or (),
-        exclude_seeds=tuple(int(x) for x in split_csv(args.exclude_seeds)) if args.exclude_seeds else None,
+        train_seeds=tuple(int(x) for x in split_csv(args.train_seeds)) if args.train_seeds else None,
         value_scheme=args.value_scheme,
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
@@ -124,8 +124,8 @@ def add_parsers(sub) -> None:
     tr.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
     tr.add_argument("--tasks", help="comma-separated tasks to train on (default: all in the store)")
     tr.add_argument("--exclude-policies", help="comma-separated policies or glob patterns to hold out")
-    tr.add_argument("--exclude-seeds", help="FIRST,LAST: hold those policies out on these start seeds only (the "
-                    "evaluation's); their rollouts on other starts train (never validate)")
+    tr.add_argument("--train-seeds", help="FIRST,LAST: the held-out policies' episodes on these start seeds train "
+                    "after all (never validate), e.g. a few real rollouts on starts other than the evaluation's")
     tr.add_argument(
         "--train-policies",
         help="only these policies' episodes train (globs; the validation "

@@ -55,9 +55,9 @@ class WMTrainConfig:
     codec_width: int | None = None  # the codec's channels at H/2; doubled at H/4 and H/8
     tasks: tuple[str, ...] | None = None
     exclude_policies: tuple[str, ...] = ()  # e.g. hold judged policies out of the training data
-    # with exclude_policies: hold out only their episodes on these start seeds (first, last: the evaluation's);
-    # their rollouts on other starts then always train (never validate): a few real rollouts of judged policies
-    exclude_seeds: tuple[int, int] | None = None
+    # with exclude_policies: their episodes on these start seeds (first, last) train after all, never validate
+    # (a few real rollouts of the judged policies on starts other than the evaluation's); the rest stay out
+    train_seeds: tuple[int, int] | None = None
     # the data study: which of the selected episodes train (validation, hence calibration, is unchanged)
     train_policies: tuple[str, ...] = ()  # only these policies' episodes train (names or globs; () = all)
     train_episodes: int | None = None  # at most this many training episodes, a nested subset (hash order)
@@ -87,9 +87,9 @@ class WMTrainConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.exclude_seeds is not None and not (len(self.exclude_seeds) == 2
-                                                   and 0 <= self.exclude_seeds[0] <= self.exclude_seeds[1]):
-            raise ValueError(f"exclude_seeds must be (first, last) start seeds, got {self.exclude_seeds}")
+        if self.train_seeds is not None and not (len(self.train_seeds) == 2
+                                                 and 0 <= self.train_seeds[0] <= self.train_seeds[1]):
+            raise ValueError(f"train_seeds must be (first, last) start seeds, got {self.train_seeds}")
         if self.train_episodes is not None and self.train_episodes < 1:
             raise ValueError(f"train_episodes must be >= 1, got {self.train_episodes}")
         for name in ("steps", "batch_size", "eval_every", "save_every", "codec_batch"):
@@ -204,14 +204,14 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
 
 def training_pool(store: EpisodeStore, cfg: WMTrainConfig) -> tuple[list, set[str]]:
     """The episodes a run may use (train or validate), and those of held-out policies among them (on starts
-    outside `exclude_seeds`), which only ever train."""
+    in `train_seeds`), which only ever train."""
     from wmeval.zoo import matches_any
 
-    if cfg.exclude_seeds is None:
+    if cfg.train_seeds is None:
         return select_episodes(store, cfg.tasks, cfg.exclude_policies), set()
-    lo, hi = cfg.exclude_seeds
+    lo, hi = cfg.train_seeds
     metas = [m for m in select_episodes(store, cfg.tasks)
-             if not (matches_any(m.policy, cfg.exclude_policies) and lo <= m.seed <= hi)]  # fmt: skip
+             if not matches_any(m.policy, cfg.exclude_policies) or lo <= m.seed <= hi]  # fmt: skip
     return metas, {m.key for m in metas if matches_any(m.policy, cfg.exclude_policies)}
 
 
