@@ -90,7 +90,7 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path
 
     cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
     run_pipeline(cfg, progress=False)
-    assert parse_parts("all") == ("size", "kind")
+    assert parse_parts("all") == ("size", "kind", "advice")
     with pytest.raises(ValueError, match="unknown study part"):
         parse_parts("colour")
     res = run_study(cfg, ("kind",), progress=False)
@@ -121,6 +121,15 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path
     assert json.loads((run / "study.json").read_text())["points"] == json.loads(json.dumps(res["points"], default=float))
     assert res["figures"] == [str(run / "study-kind.png")] and (run / "study-kind.png").stat().st_size > 1000
     assert "kind-scripted" in format_study(res)
+
+    res = run_study(cfg, ("advice",), progress=False)  # wmeval suggest against a random draw, same budget
+    plan = json.loads((run / "study" / "advice.json").read_text())
+    assert {arm: sum(a["episodes"] for a in alloc) for arm, alloc in plan.items()} == {"suggest": 48, "random": 48}
+    for arm, k in (("suggest", 2), ("random", 3)):
+        data = json.loads((run / "study" / f"advice-{arm}" / "wm-s0" / "model" / "config.json").read_text())["data"]
+        own = [int(key.rsplit("/", 1)[1]) for key in data["train_keys"] if "-cnn-proprio-" in key]
+        assert len(own) == 48 and all(cfg.seed + k * 10_000 <= sd < cfg.seed + (k + 1) * 10_000 for sd in own)
+    assert [p["x"] for p in res["points"] if p["axis"] == "advice"] == ["none", "suggest", "random"]
 
 
 def test_training_subsets_are_nested():

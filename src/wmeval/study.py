@@ -14,7 +14,11 @@ by a rule fitted on the same unseen episodes.
   and task, collected on starts far from the evaluation's, `OTHER_STARTS` on; they take their place in the
   same number of episodes): the in-distribution case, 1X's on-policy data. Their evaluation episodes stay
   held out (only `WMTrainConfig.train_seeds` train) and they never validate;
-- compute at the headline's data: the `steps-half` and `steps-double` ablations and the headline.
+- compute at the headline's data: the `steps-half` and `steps-double` ablations and the headline;
+- advice (`wmeval suggest` put to the test): a budget of `ADVICE_BUDGET` new real episodes of the judged
+  policies (fresh starts), spent where `wmeval suggest` says (on the headline's three world models) or on
+  judged policies drawn at random, added to all the training data; against `steps-half`, the same data
+  and compute without them. Each arm collects on its own starts, so the arms never share an episode.
 
 Every size and kind point trains for half the headline's steps (`STEPS_SCALE`): measured on the CPU
 headline, within-task Spearman reads 0.45 / 0.52 / 0.48 at 0.5x / 1x / 2x the steps, flat inside the seed
@@ -43,9 +47,15 @@ SIZES = (0.125, 0.25, 0.5, 1.0)
 KINDS = ("expert", "scripted", "learned", "judged")
 JUDGED_EPISODES = 2  # real rollouts per judged policy (and task) in the in-distribution kind
 OTHER_STARTS = 10_000  # their start seeds begin this far after the evaluation's first
-PARTS = ("size", "kind")
-KIND_LABELS = {"expert": "expert only", "scripted": "+ scripted\nfailures", "learned": "+ learned\n(not judged)",
-               "judged": "+ judged\npolicies' own"}
+PARTS = ("size", "kind", "advice")
+ADVICE_BUDGET = 48  # real episodes of the judged policies added in each arm of the advice experiment
+ADVICE_BLOCK = 4  # `wmeval suggest --min-episodes`
+ADVICE_ARMS = {"suggest": 2, "random": 3}  # arm -> its starts begin at cfg.seed + k * OTHER_STARTS
+CATEGORIES = {  # the categorical axes: value -> tick label, in plotting order
+    "kind": {"expert": "expert only", "scripted": "+ scripted\nfailures", "learned": "+ learned\n(not judged)",
+             "judged": "+ judged\npolicies' own"},
+    "advice": {"none": "no new\nepisodes", "random": "+ random\nepisodes", "suggest": "+ suggested\nepisodes"},
+}
 STEPS_SCALE = 0.5  # of the headline's dynamics steps, for every size and kind point (as `steps-half`)
 
 
@@ -99,6 +109,14 @@ def points(cfg: PipelineConfig, parts: tuple[str, ...]) -> dict[str, tuple[str, 
                            "train_episodes": n, "steps_scale": STEPS_SCALE})  # fmt: skip
             same = kind == "learned" and n == sizes[SIZES[0]]
             out[f"kind-{kind}"] = ("kind", kind, ab, f"study/{_size_name(SIZES[0])}" if same else f"study/kind-{kind}")
+    if "advice" in parts:
+        out["advice-none"] = ("advice", "none", ABLATIONS["steps-half"], "ablations/steps-half")
+        for arm, k in ADVICE_ARMS.items():
+            lo = cfg.seed + k * OTHER_STARTS
+            out[f"advice-{arm}"] = ("advice", arm, Ablation(
+                f"all the training episodes + {ADVICE_BUDGET} real episodes of the judged policies chosen by "
+                f"{'`wmeval suggest`' if arm == 'suggest' else 'a uniform draw'}, {STEPS_SCALE:g}x the steps",
+                train={"train_seeds": (lo, lo + OTHER_STARTS - 1), "steps_scale": STEPS_SCALE}), f"study/advice-{arm}")
     return out
 
 
@@ -115,6 +133,8 @@ def run_study(cfg: PipelineConfig, parts: tuple[str, ...], progress: bool = True
     base = Path(cfg.out)
     if "kind" in parts:
         collect_judged_elsewhere(cfg, progress)
+    if "advice" in parts:
+        collect_advice(cfg, progress)
     done = set()
     for name, (_, _, ab, where) in points(cfg, parts).items():
         if where not in done:
@@ -129,19 +149,65 @@ def collect_judged_elsewhere(cfg: PipelineConfig, progress: bool = True) -> None
     on starts `cfg.seed + OTHER_STARTS` on (never the evaluation's), into the bench store (resumable)."""
     from wmeval.ablations import finished_bench
     from wmeval.collect import collect
-    from wmeval.data.store import EpisodeStore
-    from wmeval.reality import make_config
     from wmeval.zoo import load_zoo, matches_any
 
     zoo = load_zoo(finished_bench(cfg))
     judged = [p.name for p in zoo.policies if matches_any(p.name, cfg.judged)]
     store = Path(cfg.out) / "store"
-    L = EpisodeStore(store).layout
-    reality = make_config(cfg.suite, views=L.views, image_size=L.image_size, frame_skip=L.frame_skip,
-                          max_steps=L.horizon * L.frame_skip)  # fmt: skip
-    collect(store, zoo.select(judged), cfg.tasks, JUDGED_EPISODES, reality, seed=cfg.seed + OTHER_STARTS,
+    collect(store, zoo.select(judged), cfg.tasks, JUDGED_EPISODES, _reality_config(cfg), seed=cfg.seed + OTHER_STARTS,
             workers=cfg.workers or os.cpu_count() or 1, progress=progress,
             command="wmeval bench --study kind: the judged policies' own rollouts on other starts")  # fmt: skip
+
+
+def advice_plan(cfg: PipelineConfig) -> dict:
+    """{arm: {(policy, task): episodes}}: `wmeval suggest` on the headline's world models, and a uniform
+    draw (seeded) of judged (policy, task) pairs, each spending `ADVICE_BUDGET` episodes."""
+    from collections import Counter
+
+    import numpy as np
+
+    from wmeval.align.align import load_evaluation
+    from wmeval.align.suggest import suggest
+
+    base = Path(cfg.out)
+    evals = [load_evaluation(base / ("eval-heldout" if k == 0 else f"eval-heldout-s{k}"))[0] for k in range(cfg.seeds)]
+    advice = suggest(evals, ADVICE_BUDGET, ADVICE_BLOCK)["policies"]
+    pairs = sorted((d["policy"], d["task"]) for d in advice)
+    draw = Counter(pairs[i] for i in np.random.default_rng(0).integers(len(pairs), size=ADVICE_BUDGET))
+    return {"suggest": {(d["policy"], d["task"]): d["episodes"] for d in advice if d["episodes"]},
+            "random": dict(draw)}  # fmt: skip
+
+
+def collect_advice(cfg: PipelineConfig, progress: bool = True) -> None:
+    """Each arm's real episodes on its own fresh starts (resumable); the plan goes to OUT/study/advice.json."""
+    from wmeval.ablations import finished_bench
+    from wmeval.collect import collect
+    from wmeval.zoo import load_zoo
+
+    plan = advice_plan(cfg)
+    base = Path(cfg.out)
+    (base / "study").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(base / "study" / "advice.json", json.dumps(
+        {arm: [{"policy": p, "task": t, "episodes": n} for (p, t), n in sorted(a.items())] for arm, a in plan.items()},
+        indent=1) + "\n")  # fmt: skip
+    zoo, reality = load_zoo(finished_bench(cfg)), _reality_config(cfg)
+    for arm, alloc in plan.items():
+        for (policy, task), n in sorted(alloc.items()):
+            collect(base / "store", zoo.select([policy]), (task,), n, reality,
+                    seed=cfg.seed + ADVICE_ARMS[arm] * OTHER_STARTS, workers=1, progress=False,
+                    command=f"wmeval bench --study advice: the {arm} arm")  # fmt: skip
+        if progress:
+            print(f"advice arm {arm}: {sum(alloc.values())} real episodes over {len(alloc)} judged policies")
+
+
+def _reality_config(cfg: PipelineConfig):
+    """How the bench store's episodes were observed, to collect more like them."""
+    from wmeval.data.store import EpisodeStore
+    from wmeval.reality import make_config
+
+    L = EpisodeStore(Path(cfg.out) / "store").layout
+    return make_config(cfg.suite, views=L.views, image_size=L.image_size, frame_skip=L.frame_skip,
+                       max_steps=L.horizon * L.frame_skip)  # fmt: skip
 
 
 def _point(name: str, axis: str, x, what: str, al: dict, train_episodes: int | None) -> dict:
@@ -180,7 +246,7 @@ METRICS = (("within_task_spearman", "within-task Spearman"), ("mmrv", "MMRV"),
 
 
 def plot_study(rows: list[dict], out: Path) -> list[str]:
-    """One PNG per axis (size, kind, compute): each metric's seed mean with the seeds' spread as a band
+    """One PNG per axis (size, kind, compute, advice): each metric's seed mean with the seeds' spread as a band
     (or error bars for kinds). Returns the paths written; none without matplotlib."""
     try:
         import matplotlib
@@ -192,26 +258,29 @@ def plot_study(rows: list[dict], out: Path) -> list[str]:
     import numpy as np
 
     written = []
-    for axis in ("size", "compute", "kind"):
+    for axis in ("size", "compute", "kind", "advice"):
         pts = sorted((r for r in rows if r["axis"] == axis),
-                     key=lambda r: KINDS.index(r["x"]) if axis == "kind" else r["x"])  # fmt: skip
+                     key=lambda r: list(CATEGORIES[axis]).index(r["x"]) if axis in CATEGORIES else r["x"])  # fmt: skip
         if len(pts) < 2:
             continue
         fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.2), constrained_layout=True)
         for ax, (key, label) in zip(axes, METRICS, strict=True):
             mean = np.array([(r["alignment"].get(key) or {}).get("value", np.nan) for r in pts], float)
             sd = np.array([(r["alignment"].get(key) or {}).get("seed_std") or 0.0 for r in pts], float)
-            xs = np.arange(len(pts)) if axis == "kind" else np.array([r["x"] for r in pts], float)
-            if axis == "kind":
+            xs = np.arange(len(pts)) if axis in CATEGORIES else np.array([r["x"] for r in pts], float)
+            ax.set_title(label)
+            if not np.isfinite(mean).any():  # e.g. a single task has no within-task ranking to score
+                ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+                continue
+            if axis in CATEGORIES:
                 ax.errorbar(xs, mean, yerr=sd, fmt="o", capsize=4)
-                ax.set_xticks(xs, [KIND_LABELS[r["x"]] for r in pts])
+                ax.set_xticks(xs, [CATEGORIES[axis][r["x"]] for r in pts])
             else:
                 ax.plot(xs, mean, "o-")
                 ax.fill_between(xs, mean - sd, mean + sd, alpha=0.25)
                 ax.set_xscale("log", base=2)
                 ax.set_xlabel(f"fraction of the training episodes ({STEPS_SCALE:g}x the steps)" if axis == "size"
                               else "training steps (x headline)")
-            ax.set_title(label)
             ax.grid(alpha=0.3)
         fig.suptitle(f"held-out alignment vs {axis} (mean over world-model seeds, band: +- 1 sd)")
         path = out / f"study-{axis}.png"
