@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -66,6 +66,42 @@ class RealityConfig(Protocol):
     """How a suite's episodes are observed (views, image size, frame skip, length): its `layout()`."""
 
     def layout(self) -> Layout: ...
+
+
+@dataclass(frozen=True)
+class ObservationConfig:
+    """How a simulated suite's episodes are observed: camera views, frame size in px, control steps per
+    frame, control steps per episode. A suite subclasses it with its default views and its constants."""
+
+    views: tuple[str, ...]
+    image_size: int = 64
+    frame_skip: int = 4
+    max_steps: int = 200
+    suite: ClassVar[str]
+    cameras: ClassVar[tuple[str, ...]]
+    action_dim: ClassVar[int]
+    state_dim: ClassVar[int]
+    control_hz: ClassVar[float]
+
+    def __post_init__(self) -> None:
+        if not self.views:
+            raise ValueError("views must name at least one camera")
+        for v in self.views:
+            if v not in self.cameras:
+                raise ValueError(f"unknown camera {v!r}; valid cameras: {', '.join(self.cameras)}")
+        if not 16 <= self.image_size <= 512:
+            raise ValueError(f"image_size must be in [16, 512], got {self.image_size}")
+        if self.frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {self.frame_skip}")
+        if self.max_steps < self.frame_skip or self.max_steps % self.frame_skip:
+            raise ValueError(
+                f"max_steps ({self.max_steps}) must be a positive multiple of frame_skip ({self.frame_skip})"
+            )
+
+    def layout(self) -> Layout:
+        return Layout(suite=self.suite, views=self.views, image_size=self.image_size, frame_skip=self.frame_skip,
+                      horizon=self.max_steps // self.frame_skip, action_dim=self.action_dim,
+                      state_dim=self.state_dim, control_hz=self.control_hz)  # fmt: skip
 
 
 @runtime_checkable

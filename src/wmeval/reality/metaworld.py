@@ -6,10 +6,11 @@ import os
 import warnings
 from dataclasses import dataclass
 from functools import cache
+from typing import ClassVar
 
 import numpy as np
 
-from wmeval.reality.base import Layout
+from wmeval.reality.base import ObservationConfig
 from wmeval.types import Observation, Start, StepInfo
 
 SUITE = "metaworld"
@@ -47,41 +48,16 @@ def action_groups() -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 @dataclass(frozen=True)
-class MetaWorldConfig:
+class MetaWorldConfig(ObservationConfig):
     """How MetaWorld episodes are observed. Defaults: one 64 px view, a frame every 4 control steps
     (20 fps), 200 control steps (2.5 s, 50 chunks) per episode."""
 
     views: tuple[str, ...] = ("corner",)
-    image_size: int = 64
-    frame_skip: int = 4
-    max_steps: int = 200
-
-    def __post_init__(self) -> None:
-        if not self.views:
-            raise ValueError("views must name at least one camera")
-        for v in self.views:
-            if v not in CAMERAS:
-                raise ValueError(f"unknown camera {v!r}; valid cameras: {', '.join(CAMERAS)}")
-        if not 16 <= self.image_size <= 512:
-            raise ValueError(f"image_size must be in [16, 512], got {self.image_size}")
-        if self.frame_skip < 1:
-            raise ValueError(f"frame_skip must be >= 1, got {self.frame_skip}")
-        if self.max_steps < self.frame_skip or self.max_steps % self.frame_skip:
-            raise ValueError(
-                f"max_steps ({self.max_steps}) must be a positive multiple of frame_skip ({self.frame_skip})"
-            )
-
-    def layout(self) -> Layout:
-        return Layout(
-            suite=SUITE,
-            views=self.views,
-            image_size=self.image_size,
-            frame_skip=self.frame_skip,
-            horizon=self.max_steps // self.frame_skip,
-            action_dim=ACTION_DIM,
-            state_dim=STATE_DIM,
-            control_hz=CONTROL_HZ,
-        )
+    suite: ClassVar[str] = SUITE
+    cameras: ClassVar[tuple[str, ...]] = CAMERAS
+    action_dim: ClassVar[int] = ACTION_DIM
+    state_dim: ClassVar[int] = STATE_DIM
+    control_hz: ClassVar[float] = CONTROL_HZ
 
 
 def _fast_renderer(model, size: int):
