@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from wmeval.policies.humanoid_expert import HumanoidExpert
+from wmeval.reality import action_groups
 from wmeval.reality import humanoid as H
 from wmeval.reality.humanoid import HumanoidConfig, HumanoidReality
 from wmeval.types import Observation, Start
@@ -44,7 +45,7 @@ def test_observation_matches_layout(env):
 def test_names_and_groups_have_the_declared_lengths():
     assert len(H.ACTION_NAMES) == H.ACTION_DIM == 16 and len(H.STATE_NAMES) == H.STATE_DIM == 16
     assert len(set(H.ACTION_NAMES)) == 16 and len(set(H.STATE_NAMES)) == 16
-    assert H.action_groups() == (tuple(range(14)), (14, 15)) == (H.MOTION_DIMS, H.GRIP_DIMS)
+    assert action_groups("humanoid", H.ACTION_DIM) == (tuple(range(14)), (14, 15)) == (H.MOTION_DIMS, H.GRIP_DIMS)
     assert H.available_tasks() == H.DEFAULT_TASKS == ("button-press", "box-push", "box-lift")
 
 

@@ -2,8 +2,8 @@
 
 Every suite is a module that defines a frozen config dataclass (how episodes are observed: views, image
 size, frame skip, length) with a `layout()`, a `Reality` class built from `(task, config)`, `DEFAULT_TASKS`,
-`check_task(task)`, `action_groups()` (which action dims move the robot and which close its grippers, for
-the degradations) and a scripted expert class `(task, chunk_len)` that reads privileged state. Modules are
+`check_task(task)`, `MOTION_DIMS` and `GRIP_DIMS` (which action dims move the robot and which close its
+grippers, for the degradations) and a scripted expert class `(task, chunk_len)` that reads privileged state. Modules are
 imported on first use, so a suite's simulator package is only needed when that suite runs.
 """
 
@@ -82,4 +82,5 @@ def action_groups(suite: str, action_dim: int) -> tuple[tuple[int, ...], tuple[i
     has no known gripper: every dim counts as motion."""
     if suite not in REGISTRY:
         return tuple(range(action_dim)), ()
-    return _module(suite).action_groups()
+    module = _module(suite)
+    return tuple(module.MOTION_DIMS), tuple(module.GRIP_DIMS)

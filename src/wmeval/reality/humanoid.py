@@ -42,7 +42,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from wmeval.reality.base import ObservationConfig
+from wmeval.reality.base import ObservationConfig, fast_renderer
 from wmeval.types import Observation, Start, StepInfo
 
 # Headless rendering must be chosen before mujoco is first imported (see wmeval.reality.metaworld).
@@ -103,11 +103,6 @@ def check_task(task: str) -> str:
     if task not in available_tasks():
         raise ValueError(f"unknown humanoid task {task!r}; valid tasks: {', '.join(available_tasks())}")
     return task
-
-
-def action_groups() -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(motion dims, gripper dims): which action dims move joints (zero holds still) and which close grippers."""
-    return MOTION_DIMS, GRIP_DIMS
 
 
 @dataclass(frozen=True)
@@ -365,7 +360,6 @@ class HumanoidReality:
     def __init__(self, task: str, config: HumanoidConfig | None = None) -> None:
         import mujoco
 
-        from wmeval.reality.metaworld import _fast_renderer
 
         self.task = check_task(task)
         self.config = config or HumanoidConfig()
@@ -378,7 +372,7 @@ class HumanoidReality:
         self._lo, self._hi = m.jnt_range[[m.joint(j).id for j in JOINTS]].T
         self._object = m.body("button" if task == "button-press" else "box").id
         self._button = m.joint("button").qposadr[0] if task == "button-press" else -1
-        self._renderer = _fast_renderer(m, self.config.image_size)
+        self._renderer = fast_renderer(m, self.config.image_size)
         self._targets = np.zeros(len(JOINTS))
         self._grips = np.zeros(2)
         self._goal = np.zeros(3)

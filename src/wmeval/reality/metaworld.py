@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from wmeval.reality.base import ObservationConfig
+from wmeval.reality.base import ObservationConfig, fast_renderer
 from wmeval.types import Observation, Start, StepInfo
 
 SUITE = "metaworld"
@@ -20,7 +20,7 @@ CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper"
 CONTROL_HZ = 80.0  # MetaWorld: timestep 2.5 ms x 5 physics substeps per control step
 ACTION_DIM = 4  # end-effector delta xyz + gripper effort, each in [-1, 1]
 STATE_DIM = 4  # hand xyz + gripper opening
-MOTION_DIMS, GRIP_DIMS = (0, 1, 2), (3,)
+MOTION_DIMS, GRIP_DIMS = (0, 1, 2), (3,)  # the hand's xyz deltas move it; the effort closes the gripper
 
 # MuJoCo picks its GL backend when first imported (metaworld imports it), so headless EGL must be
 # chosen before any metaworld import. MUJOCO_GL=osmesa selects software rendering instead.
@@ -42,11 +42,6 @@ def check_task(task: str) -> str:
     return task
 
 
-def action_groups() -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(motion dims, gripper dims): the hand's xyz deltas and the gripper effort."""
-    return MOTION_DIMS, GRIP_DIMS
-
-
 @dataclass(frozen=True)
 class MetaWorldConfig(ObservationConfig):
     """How MetaWorld episodes are observed. Defaults: one 64 px view, a frame every 4 control steps
@@ -60,20 +55,6 @@ class MetaWorldConfig(ObservationConfig):
     control_hz: ClassVar[float] = CONTROL_HZ
 
 
-def _fast_renderer(model, size: int):
-    """A MuJoCo renderer without shadows, reflections or multisampling (several times faster, and
-    the world model never needs them)."""
-    import mujoco
-
-    model.vis.quality.offsamples = 0  # read when the GL context is made, so set it first
-    model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
-    model.vis.global_.offheight = max(model.vis.global_.offheight, size)
-    renderer = mujoco.Renderer(model, size, size)
-    for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX):
-        renderer.scene.flags[flag] = 0
-    return renderer
-
-
 class MetaWorldReality:
     """One MetaWorld task as a `Reality`. Not thread-safe; make one per process."""
 
@@ -85,7 +66,7 @@ class MetaWorldReality:
         self.layout = self.config.layout()
         self._env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{task}-v3-goal-observable"]()
         self._env.max_path_length = 10**9  # the horizon is ours to enforce
-        self._renderer = _fast_renderer(self._env.model, self.config.image_size)
+        self._renderer = fast_renderer(self._env.model, self.config.image_size)
         self._obs: np.ndarray | None = None
         self._steps = 0
 
