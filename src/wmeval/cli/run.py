@@ -71,7 +71,7 @@ def add_parsers(sub) -> None:
             )
             pp.add_argument(
                 "--study",
-                help="then run the data study's parts (size, kind, or all) on the same data "
+                help="then run the data study's parts (size, kind, advice, comma-separated, or all) on the same data "
                 "and write OUT/study.json and its figures; see wmeval/study.py",
             )
         pp.add_argument("--episodes", type=int, help="episodes per policy in reality and in imagination")
