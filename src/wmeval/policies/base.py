@@ -26,3 +26,13 @@ class Policy(Protocol):
 
 class PolicyError(RuntimeError):
     """A policy misbehaved (bad shape, NaN/inf, exception); names the policy and episode."""
+
+
+def privileged(obs: Observation) -> np.ndarray:
+    """The simulator state a scripted expert reads; imagination has none, so experts cannot be judged there."""
+    if obs.privileged is None:
+        raise ValueError(
+            "the scripted expert needs the simulator's privileged state, which imagination does not "
+            "provide; judge learned policies (images + proprio) in imagination instead"
+        )
+    return obs.privileged

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wmeval.policies.base import privileged
 from wmeval.reality.humanoid import (
     BUTTON_TOP,
     GRIP_TO_TIP,
@@ -77,12 +78,7 @@ class HumanoidExpert:
         self._lift_from: np.ndarray | None = None
 
     def act(self, obs: Observation) -> np.ndarray:
-        if obs.privileged is None:
-            raise ValueError(
-                "the scripted expert needs the simulator's privileged state, which imagination does not "
-                "provide; judge learned policies (images + proprio) in imagination instead"
-            )
-        p = unpack_privileged(self._model, obs.privileged)
+        p = unpack_privileged(self._model, privileged(obs))
         hands = self._hands(p.qpos)[0]
         targets, grips, speed = getattr(self, "_" + self.task.replace("-", "_"))(p, hands)
         self._frames += 1

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from wmeval.policies.base import privileged
 from wmeval.reality.metaworld import check_task
 from wmeval.types import Observation
 
@@ -29,12 +30,8 @@ class MetaWorldExpert:
         pass  # deterministic
 
     def act(self, obs: Observation) -> np.ndarray:
-        if obs.privileged is None:
-            raise ValueError(
-                "the scripted expert needs the simulator's privileged state, which imagination does not "
-                "provide; judge learned policies (images + proprio) in imagination instead"
-            )
+        state = privileged(obs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # 'Constant(s) may be too high': the env clips anyway
-            action = np.clip(self._expert.get_action(obs.privileged), -1.0, 1.0).astype(np.float32)
+            action = np.clip(self._expert.get_action(state), -1.0, 1.0).astype(np.float32)
         return np.repeat(action[None], self.chunk_len, axis=0)  # (K, A)
