@@ -12,9 +12,12 @@ def write(tmp_path, text, name="zoo.toml"):
 
 
 def test_builtin_zoos_parse():
+    from wmeval.reality import SUITES, default_zoo
+
     for name in BUILTIN_ZOOS:
         zoo = load_zoo(name)
-        assert zoo.suite == "metaworld" and len(zoo.policies) >= 3
+        assert zoo.suite in SUITES and len(zoo.policies) >= 3
+    assert {s: load_zoo(default_zoo(s)).suite for s in SUITES} == {s: s for s in SUITES}
 
 
 def test_toml_and_json_agree(tmp_path):
