@@ -55,6 +55,7 @@ def train_codec(cfg, codec_cfg: CodecConfig, store: EpisodeStore, train_keys, va
         bar = tqdm(range(start, cfg.codec_steps), initial=start, total=cfg.codec_steps, desc="codec",
                    disable=not progress, dynamic_ncols=True)  # fmt: skip
         t0 = time.perf_counter()
+        save_every = min(cfg.save_every, max(100, cfg.codec_steps // 5))  # an interrupted codec loses little
         for step in bar:
             frames = sampler.batch(step, cfg.codec_batch).to(device)
             loss, m = codec.loss(frames)
@@ -67,7 +68,7 @@ def train_codec(cfg, codec_cfg: CodecConfig, store: EpisodeStore, train_keys, va
                 m["val_psnr"] = codec_psnr(codec, val, device)
                 m["step_s"] = (time.perf_counter() - t0) / (done - start)
                 log.scalars(done, m)
-            if done % cfg.save_every == 0 or done == cfg.codec_steps:
+            if done % save_every == 0 or done == cfg.codec_steps:
                 save_checkpoint(out / f"step_{done:06d}", {"kind": "codec", "codec": codec_cfg.to_json(), "step": done,
                                                            "val_psnr": m.get("val_psnr")}, codec, opt)  # fmt: skip
         bar.close()
