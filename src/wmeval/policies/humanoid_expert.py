@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from wmeval.policies.base import privileged
-from wmeval.reality.humanoid import (
+from wmeval.reality.humanoid import MAX_DELTA, Privileged, unpack_privileged
+from wmeval.reality.humanoid_scene import (
     BUTTON_TOP,
     GRIP_TO_TIP,
     HANDLE_HALF,
@@ -15,14 +16,11 @@ from wmeval.reality.humanoid import (
     HEAD_CAM_PITCH,
     JOINTS,
     LIFT_BOX_HALF,
-    MAX_DELTA,
     PUSH_BOX_HALF,
     READY,
     TABLE_TOP,
-    Privileged,
     build_model,
     check_task,
-    unpack_privileged,
 )
 from wmeval.types import Observation
 
