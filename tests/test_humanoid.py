@@ -8,6 +8,7 @@ import pytest
 from wmeval.policies.humanoid_expert import HumanoidExpert
 from wmeval.reality import action_groups
 from wmeval.reality import humanoid as H
+from wmeval.reality import humanoid_scene as S
 from wmeval.reality.humanoid import HumanoidConfig, HumanoidReality
 from wmeval.types import Observation, Start
 
@@ -140,7 +141,7 @@ def test_head_camera_sees_the_table_and_front_renders():
     e = HumanoidReality("box-lift", HumanoidConfig(views=("head", "front")))
     head, front = e.reset(e.start(0)).images
     e.close()
-    table = np.array([float(c) * 255 for c in H.TABLE_RGBA.split()[:3]])
+    table = np.array([float(c) * 255 for c in S.TABLE_RGBA.split()[:3]])
     near_table = np.abs(head.astype(float) - table).max(axis=-1) < 40
     assert near_table.mean() > 0.25  # the table fills much of the egocentric view
     assert head.std() > 20 and front.std() > 20 and not np.array_equal(head, front)
