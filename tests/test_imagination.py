@@ -249,7 +249,7 @@ def test_scripted_policies_cannot_be_judged_in_imagination(world, tmp_path):
 
 
 def test_calibration_uses_only_episodes_the_weights_never_saw(world):
-    from wmeval.eval.evaluate import calibration_episodes
+    from wmeval.eval.calibration import calibration_episodes
 
     _, meta = load_world_model(world["model"])
     index = world["store"].index()

@@ -135,7 +135,7 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path
 def test_training_subsets_are_nested():
     from types import SimpleNamespace
 
-    from wmeval.train.world_model import training_subset
+    from wmeval.train.data import training_subset
 
     metas = [SimpleNamespace(key=f"t/{p}/{i:06d}", policy=p) for p in ("expert", "noise-1", "bc-a") for i in range(20)]
     small, large = (set(training_subset(metas, (), n, "s")) for n in (10, 30))

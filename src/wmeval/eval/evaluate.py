@@ -23,15 +23,14 @@ import numpy as np
 from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
-from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts, start_frame
-from wmeval.eval.success import SuccessRule, bootstrap_mean, fit_rule, outcome_metrics, replay_values
+from wmeval.eval.calibration import CALIBRATIONS, calibrate, spread
+from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
+from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics, replay_values
 from wmeval.model.world_model import load_world_model
 from wmeval.policies.learned import LearnedPolicy
 from wmeval.reality.base import Layout
 from wmeval.train.common import resolve_device
 from wmeval.zoo import IMAGINABLE, PolicySpec, load_zoo
-
-CALIBRATIONS = ("replay", "closed-loop")
 
 
 @dataclass(frozen=True)
@@ -72,73 +71,6 @@ class EvalConfig:
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
-
-
-def _spread(items: list, n: int) -> list:
-    """n items evenly spaced over a list (all of them when n >= len)."""
-    if n >= len(items):
-        return list(items)
-    return [items[int(i * len(items) / n)] for i in range(n)]
-
-
-MIN_LEARNED = 48  # learned-policy calibration episodes (with >= MIN_LEARNED // 6 of each outcome) to use them alone
-
-
-def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str, ...], n: int) -> list[EpisodeMeta]:
-    """Episodes to fit the success rule on: the world model's validation episodes only (its weights never saw
-    them; training episodes would make the rule, and the calibration it reports, optimistic), of the
-    policies it was trained on (never the judged ones when they were held out). Learned policies' episodes
-    alone when there are enough, since they fail the way the judged (learned) policies do."""
-    val = set(meta["data"]["val_keys"])
-    trained = set(meta["data"]["policies"])
-    pool = sorted((m for m in index if m.task in tasks and m.policy in trained and m.key in val
-                   and m.outcome is not None), key=lambda m: m.key)  # fmt: skip
-    learned = [m for m in pool if m.policy_spec.get("base") == "checkpoint"]
-    wins = sum(m.outcome for m in learned)
-    if len(learned) >= MIN_LEARNED and min(wins, len(learned) - wins) >= MIN_LEARNED // 6:
-        pool = learned
-    chosen = _spread(pool, n)
-    if len({m.outcome for m in chosen}) < 2:
-        raise ValueError(
-            f"the world model's validation episodes on tasks {list(tasks)} hold {len(chosen)} episodes with "
-            f"{sum(m.outcome for m in chosen)} successes: calibration needs unseen episodes of both outcomes; "
-            "retrain with a larger --val-fraction, or evaluate with the store it was trained on (--store)"
-        )
-    return chosen
-
-
-def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
-              cfg: EvalConfig, progress: bool):  # fmt: skip
-    """Fit the success rule on `calibration_episodes`; report its agreement there.
-
-    `replay`: their logged actions replayed open loop. `closed-loop`: their policies (learned ones, named
-    in the zoo) act in imagination from the episode's recorded start, as the judged policies will, and
-    the real episode's outcome is the label: the rule is then fitted where it is applied, so drift that
-    only closed loop shows (a policy reacting to blurry imagined frames) is calibrated away."""
-    chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes)
-    if cfg.calibration == "closed-loop":
-        zoo = load_zoo(cfg.zoo)
-        names = {p.name for p in zoo.policies if p.base == "checkpoint"}
-        chosen = [m for m in chosen if m.policy in names]
-        if len({m.outcome for m in chosen}) < 2:
-            raise ValueError(
-                f"closed-loop calibration needs validation episodes of both outcomes from learned policies of "
-                f"{zoo.source} that the world model was trained on; found {len(chosen)}: add such policies' "
-                "rollouts to the training data, or use --calibration replay"
-            )
-        jobs = [Job(zoo.policy(m.policy), m.task, start_frame(store, m)) for m in chosen]
-        eps = imagine(model, store.layout, jobs, cfg.batch_size, cfg.noise_seed, progress=progress)
-        ok = [i for i, e in enumerate(eps) if e.error is None]
-        chosen, values = [chosen[i] for i in ok], np.stack([eps[i].values for i in ok])
-    else:
-        values = replay_values(model, store, chosen, cfg.batch_size, cfg.noise_seed, progress)
-    outcomes = np.array([m.outcome for m in chosen])
-    rule = fit_rule(values, outcomes, cfg.rule)
-    learned = sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)
-    return rule, {"method": cfg.calibration, "episodes": len(chosen), "validation_episodes": len(chosen),
-                  "training_episodes": 0,
-                  "learned_policy_episodes": learned,
-                  **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
 
 
 def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_layout: dict, model_name: str,
@@ -318,8 +250,11 @@ def _same_settings(saved: dict, want: dict) -> bool:
 
 def _tags(spec: PolicySpec) -> dict:
     if spec.checkpoint is None:  # a Python or LeRobot policy: what it is, not how it was trained
-        return {"base": spec.base, "run": str(spec.option("path") or spec.option("entry")),
-                "degraded": bool(spec.degrade)}
+        return {
+            "base": spec.base,
+            "run": str(spec.option("path") or spec.option("entry")),
+            "degraded": bool(spec.degrade),
+        }
     tags = dict(LearnedPolicy.read_tags(spec.checkpoint))
     tags["run"] = str(Path(spec.checkpoint).parent)
     tags["degraded"] = bool(spec.degrade)
@@ -359,7 +294,7 @@ def _video_picks(specs, runs, seeds, store: EpisodeStore, n: int) -> set[tuple[s
     """A few (policy, task, seed) to keep frames of: spread over policies, preferring recorded ones."""
     cands = [(s.name, t, seeds[i % len(seeds)]) for i, s in enumerate(specs) for t in runs[s.name]]
     recorded = [c for c in cands if store.has(episode_key(c[1], c[0], c[2]))]
-    return set(_spread(recorded or cands, n))
+    return set(spread(recorded or cands, n))
 
 
 def _write_video(folder: Path, e: ImaginedEpisode, store: EpisodeStore, fps: float) -> None:

@@ -1,0 +1,85 @@
+"""The success rule's calibration: which episodes it is fitted on (the world model's validation episodes,
+never its training ones) and how their values are obtained (open-loop replay or closed loop)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from wmeval.data.store import EpisodeMeta, EpisodeStore
+from wmeval.eval.imagination import Job, imagine, start_frame
+from wmeval.eval.success import fit_rule, outcome_metrics, replay_values
+from wmeval.zoo import load_zoo
+
+if TYPE_CHECKING:
+    from wmeval.eval.evaluate import EvalConfig
+
+CALIBRATIONS = ("replay", "closed-loop")
+
+
+def spread(items: list, n: int) -> list:
+    """n items evenly spaced over a list (all of them when n >= len)."""
+    if n >= len(items):
+        return list(items)
+    return [items[int(i * len(items) / n)] for i in range(n)]
+
+
+MIN_LEARNED = 48  # learned-policy calibration episodes (with >= MIN_LEARNED // 6 of each outcome) to use them alone
+
+
+def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str, ...], n: int) -> list[EpisodeMeta]:
+    """Episodes to fit the success rule on: the world model's validation episodes only (its weights never saw
+    them; training episodes would make the rule, and the calibration it reports, optimistic), of the
+    policies it was trained on (never the judged ones when they were held out). Learned policies' episodes
+    alone when there are enough, since they fail the way the judged (learned) policies do."""
+    val = set(meta["data"]["val_keys"])
+    trained = set(meta["data"]["policies"])
+    pool = sorted((m for m in index if m.task in tasks and m.policy in trained and m.key in val
+                   and m.outcome is not None), key=lambda m: m.key)  # fmt: skip
+    learned = [m for m in pool if m.policy_spec.get("base") == "checkpoint"]
+    wins = sum(m.outcome for m in learned)
+    if len(learned) >= MIN_LEARNED and min(wins, len(learned) - wins) >= MIN_LEARNED // 6:
+        pool = learned
+    chosen = spread(pool, n)
+    if len({m.outcome for m in chosen}) < 2:
+        raise ValueError(
+            f"the world model's validation episodes on tasks {list(tasks)} hold {len(chosen)} episodes with "
+            f"{sum(m.outcome for m in chosen)} successes: calibration needs unseen episodes of both outcomes; "
+            "retrain with a larger --val-fraction, or evaluate with the store it was trained on (--store)"
+        )
+    return chosen
+
+
+def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
+              cfg: EvalConfig, progress: bool):  # fmt: skip
+    """Fit the success rule on `calibration_episodes`; report its agreement there.
+
+    `replay`: their logged actions replayed open loop. `closed-loop`: their policies (learned ones, named
+    in the zoo) act in imagination from the episode's recorded start, as the judged policies will, and
+    the real episode's outcome is the label: the rule is then fitted where it is applied, so drift that
+    only closed loop shows (a policy reacting to blurry imagined frames) is calibrated away."""
+    chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes)
+    if cfg.calibration == "closed-loop":
+        zoo = load_zoo(cfg.zoo)
+        names = {p.name for p in zoo.policies if p.base == "checkpoint"}
+        chosen = [m for m in chosen if m.policy in names]
+        if len({m.outcome for m in chosen}) < 2:
+            raise ValueError(
+                f"closed-loop calibration needs validation episodes of both outcomes from learned policies of "
+                f"{zoo.source} that the world model was trained on; found {len(chosen)}: add such policies' "
+                "rollouts to the training data, or use --calibration replay"
+            )
+        jobs = [Job(zoo.policy(m.policy), m.task, start_frame(store, m)) for m in chosen]
+        eps = imagine(model, store.layout, jobs, cfg.batch_size, cfg.noise_seed, progress=progress)
+        ok = [i for i, e in enumerate(eps) if e.error is None]
+        chosen, values = [chosen[i] for i in ok], np.stack([eps[i].values for i in ok])
+    else:
+        values = replay_values(model, store, chosen, cfg.batch_size, cfg.noise_seed, progress)
+    outcomes = np.array([m.outcome for m in chosen])
+    rule = fit_rule(values, outcomes, cfg.rule)
+    learned = sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)
+    return rule, {"method": cfg.calibration, "episodes": len(chosen), "validation_episodes": len(chosen),
+                  "training_episodes": 0,
+                  "learned_policy_episodes": learned,
+                  **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
