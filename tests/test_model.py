@@ -217,3 +217,67 @@ def test_teacher_forced_window_equals_a_rollout_over_context_copies(cfg):
             model.step(**c, cache=cache, commit=True, prev=prev)
     for f in ("latent_velocity", "value_logit"):
         torch.testing.assert_close(getattr(read, f), getattr(plain, f), atol=1e-5, rtol=1e-4)
+
+
+def _guided_model(guidance: float, dropout: float = 0.1):
+    from wmeval.model.world_model import WorldModel, preset
+
+    cfg = preset("tiny", 16, 1, CFG.state_dim, CFG.action_dim, CFG.chunk_len)
+    torch.manual_seed(0)  # the same weights whatever the sampling settings
+    wm = WorldModel(replace(cfg, action_dropout=dropout, guidance=guidance))
+    randomised(wm.dynamics)
+    return wm.eval()
+
+
+def _next_frame(wm, action: torch.Tensor) -> torch.Tensor:
+    d = wm.cfg.dynamics
+    ctx = (torch.zeros(1, 2, 1, d.latent_channels, d.grid, d.grid), torch.zeros(1, 2, d.state_dim),
+           torch.zeros(1, 2, d.chunk_len, d.action_dim), torch.tensor([[False, True]]))  # fmt: skip
+    cache, _ = wm.start(*ctx)
+    z, p, _ = wm.next_frame(cache, action, torch.Generator().manual_seed(0))
+    return torch.cat([z.flatten(1), p], 1)
+
+
+def test_action_guidance_interpolates_between_the_action_free_and_the_conditional_prediction():
+    """Guidance 0 samples the action-free prediction (the action cannot matter), 1 the plain conditional one,
+    and the Euler steps' velocities extrapolate linearly in between and beyond."""
+    a, b = torch.randn(2, 1, CFG.chunk_len, CFG.action_dim, generator=torch.Generator().manual_seed(5))
+    free_a, free_b = _next_frame(_guided_model(0.0), a), _next_frame(_guided_model(0.0), b)
+    torch.testing.assert_close(free_a, free_b)  # same noise, different actions, no action in the prediction
+    plain = _next_frame(_guided_model(1.0), a)
+    assert not torch.allclose(plain, free_a, atol=1e-4)  # the randomised model does read its actions
+    plain_no_dropout = _next_frame(_guided_model(1.0, dropout=0.0), a)
+    torch.testing.assert_close(plain, plain_no_dropout)  # dropout is a training setting only
+    guided = _next_frame(_guided_model(2.0), a)
+    assert (guided - plain).abs().sum() > 0.1 * (plain - free_a).abs().sum()
+
+
+def test_guidance_needs_a_model_trained_with_action_dropout():
+    from wmeval.model.world_model import WorldModelConfig
+
+    with pytest.raises(ValueError, match="retrain with `wmeval train --action-dropout"):
+        WorldModelConfig(guidance=2.0)
+    with pytest.raises(ValueError, match="action_dropout must be in"):
+        WorldModelConfig(action_dropout=1.0)
+
+
+def test_action_dropout_hides_actions_from_the_training_loss():
+    """With (almost) every frame's actions dropped the loss does not depend on the actions; without dropout
+    it does; the same generator gives the same loss (dropout draws from it, so runs repeat)."""
+    from wmeval.model.world_model import Window
+
+    def loss(wm, actions, seed=0):
+        d, B, T = wm.cfg.dynamics, 2, 4
+        g = torch.Generator().manual_seed(9)
+        w = Window(latents=torch.randn(B, T, 1, d.latent_channels, d.grid, d.grid, generator=g),
+                   proprio=torch.randn(B, T, d.state_dim, generator=g), actions_in=actions,
+                   has_action=torch.ones(B, T, dtype=torch.bool), value=torch.rand(B, T, generator=g))  # fmt: skip
+        return wm.loss(w, torch.Generator().manual_seed(seed))[0].item()
+
+    g = torch.Generator().manual_seed(2)
+    a, b = (torch.randn(2, 4, CFG.chunk_len, CFG.action_dim, generator=g) for _ in range(2))
+    hidden = _guided_model(1.0, dropout=0.999)
+    assert loss(hidden, a) == pytest.approx(loss(hidden, b), abs=1e-6)
+    assert loss(hidden, a) == loss(hidden, a)
+    seen = _guided_model(1.0, dropout=0.0)
+    assert loss(seen, a) != pytest.approx(loss(seen, b), abs=1e-4)

@@ -78,8 +78,13 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     s0, s1 = (json.loads((c4 / f"wm-s{k}" / "model" / "config.json").read_text()) for k in (0, 1))
     assert s0["train"]["codec_from"] is None and s1["train"]["codec_from"].endswith("codec-c4/wm-s0")
     assert s1["model"]["codec"]["latent_channels"] == s1["model"]["dynamics"]["latent_channels"] == 4
+    run_ablation(cfg, "action-guidance-2", progress=False)  # trains action-dropout's models, judges them guided
+    dropped = tmp_path / "run" / "ablations" / "action-dropout" / "wm-s1" / "model" / "config.json"
+    assert json.loads(dropped.read_text())["model"]["action_dropout"] == 0.1
+    guided = json.loads((tmp_path / "run" / "ablations" / "action-guidance-2" / "eval-s1" / "evaluation.json").read_text())
+    assert guided["config"]["guidance"] == 2.0 and guided["model"] == str(dropped.parent)
     rows = ablation_rows(cfg)
-    assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half", "codec-c4"]
+    assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half", "codec-c4", "action-guidance-2"]
     assert json.loads((tmp_path / "run" / "ablations.json").read_text())[1]["name"] == "samples-3"
     with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
         parse_names("samples-3,bogus")

@@ -31,6 +31,7 @@ class Ablation:
     what: str
     train: dict = field(default_factory=dict)  # WMTrainConfig fields
     evaluate: dict = field(default_factory=dict)  # EvalConfig fields
+    models_from: str | None = None  # another ablation whose retrained world models this one re-judges
 
 
 ABLATIONS = {
@@ -66,6 +67,13 @@ ABLATIONS = {
     # widths 16-64, val PSNR 27 dB) the judged policies' true success ranks within tasks at Spearman 0.62 only
     "codec-c4": Ablation("the `tiny` preset's codec: 4 latent channels, widths 16/32/64 (8; 32/64/128)",
                          train={"latent_channels": 4, "codec_width": 16}),
+    # action guidance (classifier-free guidance on the actions): the same three models judged with and without
+    "action-dropout": Ablation("each frame's actions hidden with probability 0.1 in training (0)",
+                               train={"action_dropout": 0.1}),
+    "action-guidance-2": Ablation("action-dropout's models, sampled with action guidance 2 (1)",
+                                  evaluate={"guidance": 2.0}, models_from="action-dropout"),
+    "action-guidance-4": Ablation("action-dropout's models, sampled with action guidance 4 (1)",
+                                  evaluate={"guidance": 4.0}, models_from="action-dropout"),
     "codec-c16": Ablation("codec with 16 latent channels (8), widths 32/64/128",
                           train={"latent_channels": 16, "codec_width": 32}),
 }  # fmt: skip
@@ -118,10 +126,13 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
     evals = []
     for k in range(cfg.seeds):
         model = base / ("wm-heldout" if k == 0 else f"wm-heldout-s{k}") / "model"
-        if ab.train:
-            own_codec = any(f in ab.train for f in CODEC_FIELDS)
-            codec_from = (out / "wm-s0" if k else None) if own_codec else base / "wm-heldout"
-            wm = world_model_config(cfg, out / f"wm-s{k}", k, cfg.judged, codec_from, **_train_overrides(cfg, ab))
+        # an ablation may re-judge another one's world models (trained first if that one has not run yet)
+        trained, where = (ABLATIONS[ab.models_from], out.parent / ab.models_from) if ab.models_from else (ab, out)
+        if trained.train:
+            own_codec = any(f in trained.train for f in CODEC_FIELDS)
+            codec_from = (where / "wm-s0" if k else None) if own_codec else base / "wm-heldout"
+            wm = world_model_config(cfg, where / f"wm-s{k}", k, cfg.judged, codec_from,
+                                    **_train_overrides(cfg, trained))  # fmt: skip
             model = timer.run(f"world model (s{k})", train_world_model, wm, progress)
         evals.append(out / f"eval-s{k}")
         timer.run(f"evaluate (s{k})", evaluate, eval_config(cfg, model, evals[-1], zoo_path, judged, 0, **ab.evaluate),
@@ -163,8 +174,13 @@ def ablation_rows(cfg: PipelineConfig) -> list[dict]:
     for name, ab in ABLATIONS.items():
         path = base / "ablations" / name / "alignment.json"
         if path.is_file():
-            t = json.loads((base / "ablations" / name / "timings.json").read_text())
-            train = [v for k, v in t.items() if k.startswith("world model")] if ab.train else base_train
+            t: dict[str, float] = {}  # training time sits with whichever of the two ran it
+            for d in {name, ab.models_from or name}:
+                f = base / "ablations" / d / "timings.json"
+                for k, v in (json.loads(f.read_text()) if f.is_file() else {}).items():
+                    t[k] = max(t.get(k, 0.0), v)
+            own = ab.train or ab.models_from
+            train = [v for k, v in t.items() if k.startswith("world model")] if own else base_train
             rows.append(_row(name, ab.what, json.loads(path.read_text()), train))
     keep = [{k: r[k] for k in ("name", "what", "cells")} | {"alignment": _brief(r["alignment"])} for r in rows]
     atomic_write_text(base / "ablations.json", json.dumps(keep, indent=1, default=float) + "\n")

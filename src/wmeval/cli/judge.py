@@ -18,7 +18,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tasks=csv_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
         calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps,
-        context_tau=args.context_tau, context_frames=args.context_frames, device=args.device,
+        context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
     print(format_evaluation(res))
@@ -112,6 +112,12 @@ def add_parsers(sub) -> None:
         type=int,
         help="past frames a generated frame attends to (default: the "
         "training window - 1, the most a training window shows a frame)",
+    )
+    ev.add_argument(
+        "--guidance",
+        type=float,
+        help="action guidance: each Euler step extrapolates from the prediction without the action "
+        "through the one with it by this factor (default 1: none; > 1 needs `train --action-dropout`)",
     )
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")

@@ -54,6 +54,7 @@ class EvalConfig:
     euler_steps: int | None = None  # Euler steps per generated frame (None: the world model's own setting)
     context_tau: float | None = None  # signal level generated frames re-enter the context at (None: the model's)
     context_frames: int | None = None  # past frames a generated frame attends to (None: the model's)
+    guidance: float | None = None  # action guidance (None: the model's, 1); > 1 needs a model trained with dropout
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -130,6 +131,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         model.cfg = replace(model.cfg, context_tau=cfg.context_tau)
     if cfg.context_frames:
         model.cfg = replace(model.cfg, context_frames=cfg.context_frames)
+    if cfg.guidance is not None:
+        model.cfg = replace(model.cfg, guidance=cfg.guidance)
     store = EpisodeStore(cfg.store or meta["data"]["store"])
     layout = store.layout
     check_layout(meta["layout"], layout, cfg.model, f"the store {store.root}")

@@ -37,6 +37,12 @@ class WorldModelConfig:
     teacher_forcing: bool = False
     # past frames a generated frame attends to in a rollout (None: window - 1, the most a training window shows)
     context_frames: int | None = None
+    # training: each frame's action chunk is hidden with this probability (as at an episode's first frame), so
+    # the model also learns the prediction without the action, which `guidance` needs
+    action_dropout: float = 0.0
+    # sampling: velocity = v_without_action + guidance * (v_with_action - v_without_action) at every Euler step;
+    # 1 samples the plain conditional, > 1 follows the actions more strongly (needs action_dropout > 0)
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if self.value_scheme not in SCHEMES:
@@ -51,6 +57,15 @@ class WorldModelConfig:
             raise ValueError(f"context_frames must be >= 1, got {self.context_frames}")
         if not 0 <= self.prev_noise < 1:
             raise ValueError(f"prev_noise must be in [0, 1), got {self.prev_noise}")
+        if not 0 <= self.action_dropout < 1:
+            raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
+        if self.guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
+        if self.guidance != 1 and self.action_dropout == 0:
+            raise ValueError(
+                f"guidance {self.guidance} needs a world model that also learned to predict without the action; "
+                "this one was trained without: retrain with `wmeval train --action-dropout 0.1`, or use guidance 1"
+            )
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -165,15 +180,20 @@ class WorldModel(nn.Module):
         if prev is not None and self.cfg.prev_noise > 0:
             tau_p = (1 - self.cfg.prev_noise * torch.rand((B, T), generator=generator)).to(dev)
             prev = tuple(interpolate(x, torch.randn(x.shape, generator=generator).to(x.device), tau_p) for x in prev)
+        actions_in, has_action = w.actions_in, w.has_action
+        if self.cfg.action_dropout > 0:  # hidden as at an episode's first frame: no action, has_action False
+            keep = (torch.rand((B, T), generator=generator) >= self.cfg.action_dropout).to(dev)
+            has_action = has_action & keep
+            actions_in = actions_in * keep[:, :, None, None].to(actions_in.dtype)
         net = dynamics or self.dynamics
         if tf:  # the readout heads learn on the context copies, which is where a rollout reads them
             ct = self.cfg.context_tau
             tau_r = (ct + (1 - ct) * torch.rand((B, T), generator=generator)).to(dev)
             ctx = tuple(interpolate(x, torch.randn(x.shape, generator=generator).to(dev), tau_r)
                         for x in (w.latents, w.proprio))  # fmt: skip
-            out, read = net(z_tau, p_tau, w.actions_in, w.has_action, tau, prev=prev, context=(*ctx, tau_r))
+            out, read = net(z_tau, p_tau, actions_in, has_action, tau, prev=prev, context=(*ctx, tau_r))
         else:
-            out = net(z_tau, p_tau, w.actions_in, w.has_action, tau, prev=prev)
+            out = net(z_tau, p_tau, actions_in, has_action, tau, prev=prev)
             read, tau_r = out, tau
         noisy = (tau < 1).float()  # at tau = 1 the velocity target is pure noise: no signal to learn
         if self.cfg.dynamics.residual:  # the velocity form of an x-prediction (see flow.velocity_from_x)
@@ -243,12 +263,17 @@ class WorldModel(nn.Module):
         a = action_chunk[:, None]
         has = torch.ones(B, 1, dtype=torch.bool, device=dev)
         taus = euler_schedule(self.cfg.sample_steps)
-        prev = cache.last
+        prev, g = cache.last, self.cfg.guidance
         for t0, t1 in zip(taus[:-1], taus[1:], strict=True):
             tau = torch.full((B, 1), float(t0), device=dev)
             out = self.dynamics.step(z, p, a, has, tau, cache, commit=False, prev=prev)
-            z = z + (t1 - t0) * out.latent_velocity
-            p = p + (t1 - t0) * out.proprio_velocity
+            v_z, v_p = out.latent_velocity, out.proprio_velocity
+            if g != 1:  # guidance: extrapolate from the action-free prediction through the conditional one
+                free = self.dynamics.step(z, p, torch.zeros_like(a), ~has, tau, cache, commit=False, prev=prev)
+                v_z = free.latent_velocity + g * (v_z - free.latent_velocity)
+                v_p = free.proprio_velocity + g * (v_p - free.proprio_velocity)
+            z = z + (t1 - t0) * v_z
+            p = p + (t1 - t0) * v_p
         ct = self.cfg.context_tau
         z_ctx = interpolate(z, randn(shape_z, generator, dev), torch.full((B, 1), ct, device=dev))
         p_ctx = interpolate(p, randn(p.shape, generator, dev), torch.full((B, 1), ct, device=dev))

@@ -60,6 +60,7 @@ class WMTrainConfig:
     residual: bool = False  # dynamics predict each frame as the previous one plus a change
     prev_noise: float = 0.0  # residual: noise on the previous frame in training (WorldModelConfig.prev_noise)
     teacher_forcing: bool = False  # train every frame on context copies of the earlier ones, as rollouts sample
+    action_dropout: float = 0.0  # hide each frame's actions with this probability (enables evaluation's guidance)
     val_fraction: float = 0.1
     codec_steps: int = 1000
     codec_batch: int = 32
@@ -103,7 +104,8 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual)
     context = min(base.context, window - 1)
     return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn,
-                   prev_noise=cfg.prev_noise, teacher_forcing=cfg.teacher_forcing)  # fmt: skip
+                   prev_noise=cfg.prev_noise, teacher_forcing=cfg.teacher_forcing,
+                   action_dropout=cfg.action_dropout)  # fmt: skip
 
 
 def lr_at(step: int, cfg: WMTrainConfig) -> float:
