@@ -60,7 +60,7 @@ def test_a_run_written_before_a_setting_existed_resumes_with_its_default():
 
 
 def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
-    from wmeval.ablations import ablation_rows, parse_names, run_ablation
+    from wmeval.ablations import ROW_HEAD, ablation_rows, parse_names, run_ablation
 
     cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
     run_pipeline(cfg, progress=False)
@@ -83,8 +83,12 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     assert json.loads(dropped.read_text())["model"]["action_dropout"] == 0.1
     guided = json.loads((tmp_path / "run" / "ablations" / "action-guidance-2" / "eval-s1" / "evaluation.json").read_text())
     assert guided["config"]["guidance"] == 2.0 and guided["model"] == str(dropped.parent)
+    abl = tmp_path / "run" / "ablations"  # the training time stays with the models' owner
+    assert json.loads((abl / "action-dropout" / "timings.json").read_text())["world model (s1)"] > 0
+    assert "world model (s1)" not in json.loads((abl / "action-guidance-2" / "timings.json").read_text())
     rows = ablation_rows(cfg)
     assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half", "codec-c4", "action-guidance-2"]
+    assert rows[-1]["cells"][ROW_HEAD.index("train min / model")] != "n/a"
     assert json.loads((tmp_path / "run" / "ablations.json").read_text())[1]["name"] == "samples-3"
     with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
         parse_names("samples-3,bogus")
