@@ -206,6 +206,22 @@ def test_evaluate_align_report_end_to_end(world, tmp_path):
     assert len(colors) > 20
 
 
+def test_autoguidance_from_an_earlier_checkpoint_of_the_run(world, tmp_path):
+    """`evaluate --autoguide step_N` finds the checkpoint beside the model's, records it, and changes the
+    imagined episodes; a name that is no checkpoint is refused, naming where it looked."""
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(tmp_path / "plain"), policies=(JUDGED,),
+                     episodes=2, seed=100, batch_size=8, calibration_episodes=8, replay=False, videos=0,
+                     device="cpu")  # fmt: skip
+    plain = evaluate(cfg, progress=False)
+    guided = evaluate(replace(cfg, out=str(tmp_path / "guided"), autoguide="step_000004", autoguide_scale=3.0),
+                      progress=False)  # fmt: skip
+    assert guided["config"]["autoguide"] == "step_000004"
+    assert guided["config"]["autoguide_scale"] == 3.0 and plain["config"]["autoguide"] is None
+    assert (tmp_path / "guided" / "episodes.jsonl").read_text() != (tmp_path / "plain" / "episodes.jsonl").read_text()
+    with pytest.raises(ValueError, match="no checkpoint 'step_9' for autoguidance.*dynamics"):
+        evaluate(replace(cfg, out=str(tmp_path / "bad"), autoguide="step_9"), progress=False)
+
+
 def test_align_names_the_policies_reality_has_not_seen(world, tmp_path):
     store = world["store"]
     out = tmp_path / "eval"

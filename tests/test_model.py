@@ -261,6 +261,42 @@ def test_guidance_needs_a_model_trained_with_action_dropout():
         WorldModelConfig(action_dropout=1.0)
 
 
+def _frames(wm, action: torch.Tensor, n: int = 2) -> torch.Tensor:
+    """n generated frames (latents and proprio) from a fixed context, the same noise every call."""
+    d, g = wm.cfg.dynamics, torch.Generator().manual_seed(0)
+    cache, _ = wm.start(torch.zeros(1, 2, 1, d.latent_channels, d.grid, d.grid), torch.zeros(1, 2, d.state_dim),
+                        torch.zeros(1, 2, d.chunk_len, d.action_dim), torch.tensor([[False, True]]))  # fmt: skip
+    return torch.cat([torch.cat([z.flatten(1), p], 1) for z, p, _ in (wm.next_frame(cache, action, g)
+                                                                       for _ in range(n))], 1)  # fmt: skip
+
+
+def test_autoguidance_extrapolates_from_a_weaker_model_of_the_same_latent_space():
+    """Scale 0 samples the guide alone (over several frames: its own cache is kept), 1 the model alone, more
+    extrapolates; a guide with the model's own weights changes nothing; a guide of another codec is refused."""
+    a = torch.randn(1, CFG.chunk_len, CFG.action_dim, generator=torch.Generator().manual_seed(5))
+    model, guide = _guided_model(1.0, dropout=0.0), _guided_model(1.0, dropout=0.0)
+    with torch.no_grad():  # a different dynamics over the same codec and normalisation
+        for q in guide.dynamics.parameters():
+            q.add_(torch.randn(q.shape, generator=torch.Generator().manual_seed(3)) * 0.05)
+    plain, guide_alone = _frames(model, a), _frames(guide, a)
+    model.guide_with(guide, 0.0)
+    torch.testing.assert_close(_frames(model, a), guide_alone)
+    model.guide_with(guide, 1.0)
+    torch.testing.assert_close(_frames(model, a), plain)
+    model.guide_with(guide, 2.0)
+    assert (_frames(model, a) - plain).abs().sum() > 0.1 * (plain - guide_alone).abs().sum()
+    model.guide_with(_guided_model(1.0, dropout=0.0), 3.0)  # the model guiding itself
+    torch.testing.assert_close(_frames(model, a), plain)
+    model.guide_with(None)
+    torch.testing.assert_close(_frames(model, a), plain)
+    other = _guided_model(1.0, dropout=0.0)
+    other.latent_std.fill_(2.0)
+    with pytest.raises(ValueError, match="must share this model's codec and normalisation"):
+        model.guide_with(other)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        _guided_model(2.0).guide_with(_guided_model(2.0))
+
+
 def test_action_dropout_hides_actions_from_the_training_loss():
     """With (almost) every frame's actions dropped the loss does not depend on the actions; without dropout
     it does; the same generator gives the same loss (dropout draws from it, so runs repeat)."""

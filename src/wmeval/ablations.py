@@ -79,6 +79,9 @@ ABLATIONS = {
                                     train={"action_dropout": 0.05}),
     "action-dropout-0.05-guidance-2": Ablation("action-dropout-0.05's models, sampled with action guidance 2 (1)",
                                                evaluate={"guidance": 2.0}, models_from="action-dropout-0.05"),
+    # autoguidance: the headline's own models, guided by their own checkpoint at a fifth of the training
+    "autoguide-2": Ablation("sampled with autoguidance 2 from the same run's step-4000 checkpoint (none)",
+                            evaluate={"autoguide": "step_004000", "autoguide_scale": 2.0}),
     "codec-c16": Ablation("codec with 16 latent channels (8), widths 32/64/128",
                           train={"latent_channels": 16, "codec_width": 32}),
 }  # fmt: skip

@@ -18,7 +18,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tasks=csv_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
         calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps,
-        context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance, device=args.device,
+        context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance,
+        autoguide=args.autoguide, autoguide_scale=args.autoguide_scale, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
     print(format_evaluation(res))
@@ -119,6 +120,14 @@ def add_parsers(sub) -> None:
         help="action guidance: each Euler step extrapolates from the prediction without the action "
         "through the one with it by this factor (default 1: none; > 1 needs `train --action-dropout`)",
     )
+    ev.add_argument(
+        "--autoguide",
+        metavar="CHECKPOINT",
+        help="autoguidance: an earlier checkpoint of the model's own run (a path, or a name beside the model's "
+        "checkpoint such as step_004000) guides sampling: each Euler step extrapolates from its prediction "
+        "through the model's by --autoguide-scale; no retraining",
+    )
+    ev.add_argument("--autoguide-scale", type=float, default=2.0, help="with --autoguide (default 2; 1: none)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)

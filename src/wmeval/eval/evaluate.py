@@ -55,6 +55,10 @@ class EvalConfig:
     context_tau: float | None = None  # signal level generated frames re-enter the context at (None: the model's)
     context_frames: int | None = None  # past frames a generated frame attends to (None: the model's)
     guidance: float | None = None  # action guidance (None: the model's, 1); > 1 needs a model trained with dropout
+    # autoguidance: a weaker checkpoint of the same run guides sampling (WorldModel.guide_with), given as a path or
+    # as the name of a sibling checkpoint of `model` ("step_004000"); its scale
+    autoguide: str | None = None
+    autoguide_scale: float = 2.0
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -133,6 +137,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         model.cfg = replace(model.cfg, context_frames=cfg.context_frames)
     if cfg.guidance is not None:
         model.cfg = replace(model.cfg, guidance=cfg.guidance)
+    if cfg.autoguide:
+        model.guide_with(load_world_model(guide_path(cfg.model, cfg.autoguide), device)[0], cfg.autoguide_scale)
     store = EpisodeStore(cfg.store or meta["data"]["store"])
     layout = store.layout
     check_layout(meta["layout"], layout, cfg.model, f"the store {store.root}")
@@ -240,6 +246,15 @@ def _imagine_all(model, layout: Layout, store: EpisodeStore, jobs: list[Job], ke
             done.update({(e.policy, e.task, e.seed, k): json.loads(line) for e, line in zip(eps, lines, strict=True)})
     bar.close()
     return done, spent
+
+
+def guide_path(model: str, guide: str) -> Path:
+    """The guiding checkpoint: a path, or a checkpoint beside the model's own (its training run's `step_N`)."""
+    for path in (Path(guide), Path(model).resolve().parent / guide):
+        if (path / "config.json").is_file():
+            return path
+    raise ValueError(f"no checkpoint {guide!r} for autoguidance: neither a path nor a checkpoint in "
+                     f"{Path(model).resolve().parent}; pass an earlier checkpoint of the model's run")  # fmt: skip
 
 
 def _same_settings(saved: dict, want: dict) -> bool:

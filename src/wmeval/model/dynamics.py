@@ -86,6 +86,7 @@ class KVCache:
     v: list[torch.Tensor | None] = field(default_factory=list)
     frames: int = 0  # frames ever appended (the next frame's index)
     last: tuple[torch.Tensor, torch.Tensor] | None = None  # the newest frame's clean (latents, proprio), T = 1
+    guide: KVCache | None = None  # the guiding model's cache, with autoguidance (WorldModel.guide_with)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         while len(self.k) <= layer:

@@ -141,6 +141,28 @@ class WorldModel(nn.Module):
         self.register_buffer("latent_std", torch.ones(C))
         self.register_buffer("proprio_mean", torch.zeros(S))
         self.register_buffer("proprio_std", torch.ones(S))
+        self.autoguide: tuple[WorldModel, float] | None = None  # set by guide_with; a tuple, so not a submodule
+
+    def guide_with(self, guide: WorldModel | None, scale: float = 2.0) -> None:
+        """Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): sample
+        with the velocity v_guide + scale * (v - v_guide), where the guide is a weaker model of the same
+        latent space, e.g. an earlier checkpoint of the same run, so sampling moves further along what this
+        model learned beyond the guide. No retraining; one more dynamics pass per Euler step."""
+        if guide is not None:
+            def frame(m: WorldModel) -> dict[str, torch.Tensor]:  # what fixes the latent space
+                norm = ("latent_mean", "latent_std", "proprio_mean", "proprio_std")
+                return {**m.codec.state_dict(), **{n: getattr(m, n) for n in norm}}
+
+            mine, theirs = frame(self), frame(guide)
+            if guide.cfg.codec != self.cfg.codec or any(not torch.equal(v, theirs[k].to(v.device))
+                                                        for k, v in mine.items()):  # fmt: skip
+                raise ValueError("the guide must share this model's codec and normalisation (an earlier checkpoint "
+                                 "of the same training run)")  # fmt: skip
+            if self.cfg.guidance != 1:
+                raise ValueError("autoguidance and action guidance cannot be combined: use one of them")
+            if scale < 0:
+                raise ValueError(f"the autoguidance scale must be >= 0, got {scale}")
+        self.autoguide = None if guide is None else (guide.to(self.latent_mean.device).eval(), float(scale))
 
     # ---- normalisation ----
     def _bc(self, x: torch.Tensor) -> torch.Tensor:
@@ -245,6 +267,8 @@ class WorldModel(nn.Module):
             readouts.append(self.readout(out))
             prev = now
         cache.last = prev
+        if self.autoguide:
+            cache.guide = self.autoguide[0].start(latents, proprio, actions_in, has_action, keep)[0]
         return cache, torch.cat(readouts, dim=1)
 
     @torch.no_grad()
@@ -272,6 +296,11 @@ class WorldModel(nn.Module):
                 free = self.dynamics.step(z, p, torch.zeros_like(a), ~has, tau, cache, commit=False, prev=prev)
                 v_z = free.latent_velocity + g * (v_z - free.latent_velocity)
                 v_p = free.proprio_velocity + g * (v_p - free.proprio_velocity)
+            if self.autoguide:  # autoguidance: extrapolate from the weaker model's prediction through this one's
+                guide, w = self.autoguide
+                weak = guide.dynamics.step(z, p, a, has, tau, cache.guide, commit=False, prev=prev)
+                v_z = weak.latent_velocity + w * (v_z - weak.latent_velocity)
+                v_p = weak.proprio_velocity + w * (v_p - weak.proprio_velocity)
             z = z + (t1 - t0) * v_z
             p = p + (t1 - t0) * v_p
         ct = self.cfg.context_tau
@@ -279,6 +308,9 @@ class WorldModel(nn.Module):
         p_ctx = interpolate(p, randn(p.shape, generator, dev), torch.full((B, 1), ct, device=dev))
         out = self.dynamics.step(z_ctx, p_ctx, a, has, torch.full((B, 1), ct, device=dev), cache, commit=True,
                                  prev=prev)  # fmt: skip
+        if self.autoguide:
+            self.autoguide[0].dynamics.step(z_ctx, p_ctx, a, has, torch.full((B, 1), ct, device=dev), cache.guide,
+                                            commit=True, prev=prev)  # fmt: skip
         cache.last = (z, p)
         return z[:, 0], p[:, 0], self.readout(out)[:, 0]
 
