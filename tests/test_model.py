@@ -229,26 +229,26 @@ def _guided_model(guidance: float, dropout: float = 0.1):
     return wm.eval()
 
 
-def _next_frame(wm, action: torch.Tensor) -> torch.Tensor:
-    d = wm.cfg.dynamics
-    ctx = (torch.zeros(1, 2, 1, d.latent_channels, d.grid, d.grid), torch.zeros(1, 2, d.state_dim),
-           torch.zeros(1, 2, d.chunk_len, d.action_dim), torch.tensor([[False, True]]))  # fmt: skip
-    cache, _ = wm.start(*ctx)
-    z, p, _ = wm.next_frame(cache, action, torch.Generator().manual_seed(0))
-    return torch.cat([z.flatten(1), p], 1)
+def _frames(wm, action: torch.Tensor, n: int = 1) -> torch.Tensor:
+    """n generated frames (latents and proprio) from a fixed context, the same noise every call."""
+    d, g = wm.cfg.dynamics, torch.Generator().manual_seed(0)
+    cache, _ = wm.start(torch.zeros(1, 2, 1, d.latent_channels, d.grid, d.grid), torch.zeros(1, 2, d.state_dim),
+                        torch.zeros(1, 2, d.chunk_len, d.action_dim), torch.tensor([[False, True]]))  # fmt: skip
+    return torch.cat([torch.cat([z.flatten(1), p], 1) for z, p, _ in (wm.next_frame(cache, action, g)
+                                                                       for _ in range(n))], 1)  # fmt: skip
 
 
 def test_action_guidance_interpolates_between_the_action_free_and_the_conditional_prediction():
     """Guidance 0 samples the action-free prediction (the action cannot matter), 1 the plain conditional one,
     and the Euler steps' velocities extrapolate linearly in between and beyond."""
     a, b = torch.randn(2, 1, CFG.chunk_len, CFG.action_dim, generator=torch.Generator().manual_seed(5))
-    free_a, free_b = _next_frame(_guided_model(0.0), a), _next_frame(_guided_model(0.0), b)
+    free_a, free_b = _frames(_guided_model(0.0), a), _frames(_guided_model(0.0), b)
     torch.testing.assert_close(free_a, free_b)  # same noise, different actions, no action in the prediction
-    plain = _next_frame(_guided_model(1.0), a)
+    plain = _frames(_guided_model(1.0), a)
     assert not torch.allclose(plain, free_a, atol=1e-4)  # the randomised model does read its actions
-    plain_no_dropout = _next_frame(_guided_model(1.0, dropout=0.0), a)
+    plain_no_dropout = _frames(_guided_model(1.0, dropout=0.0), a)
     torch.testing.assert_close(plain, plain_no_dropout)  # dropout is a training setting only
-    guided = _next_frame(_guided_model(2.0), a)
+    guided = _frames(_guided_model(2.0), a)
     assert (guided - plain).abs().sum() > 0.1 * (plain - free_a).abs().sum()
 
 
@@ -261,15 +261,6 @@ def test_guidance_needs_a_model_trained_with_action_dropout():
         WorldModelConfig(action_dropout=1.0)
 
 
-def _frames(wm, action: torch.Tensor, n: int = 2) -> torch.Tensor:
-    """n generated frames (latents and proprio) from a fixed context, the same noise every call."""
-    d, g = wm.cfg.dynamics, torch.Generator().manual_seed(0)
-    cache, _ = wm.start(torch.zeros(1, 2, 1, d.latent_channels, d.grid, d.grid), torch.zeros(1, 2, d.state_dim),
-                        torch.zeros(1, 2, d.chunk_len, d.action_dim), torch.tensor([[False, True]]))  # fmt: skip
-    return torch.cat([torch.cat([z.flatten(1), p], 1) for z, p, _ in (wm.next_frame(cache, action, g)
-                                                                       for _ in range(n))], 1)  # fmt: skip
-
-
 def test_autoguidance_extrapolates_from_a_weaker_model_of_the_same_latent_space():
     """Scale 0 samples the guide alone (over several frames: its own cache is kept), 1 the model alone, more
     extrapolates; a guide with the model's own weights changes nothing; a guide of another codec is refused."""
@@ -278,17 +269,17 @@ def test_autoguidance_extrapolates_from_a_weaker_model_of_the_same_latent_space(
     with torch.no_grad():  # a different dynamics over the same codec and normalisation
         for q in guide.dynamics.parameters():
             q.add_(torch.randn(q.shape, generator=torch.Generator().manual_seed(3)) * 0.05)
-    plain, guide_alone = _frames(model, a), _frames(guide, a)
+    plain, guide_alone = _frames(model, a, 3), _frames(guide, a, 3)
     model.guide_with(guide, 0.0)
-    torch.testing.assert_close(_frames(model, a), guide_alone)
+    torch.testing.assert_close(_frames(model, a, 3), guide_alone)
     model.guide_with(guide, 1.0)
-    torch.testing.assert_close(_frames(model, a), plain)
+    torch.testing.assert_close(_frames(model, a, 3), plain)
     model.guide_with(guide, 2.0)
-    assert (_frames(model, a) - plain).abs().sum() > 0.1 * (plain - guide_alone).abs().sum()
+    assert (_frames(model, a, 3) - plain).abs().sum() > 0.1 * (plain - guide_alone).abs().sum()
     model.guide_with(_guided_model(1.0, dropout=0.0), 3.0)  # the model guiding itself
-    torch.testing.assert_close(_frames(model, a), plain)
+    torch.testing.assert_close(_frames(model, a, 3), plain)
     model.guide_with(None)
-    torch.testing.assert_close(_frames(model, a), plain)
+    torch.testing.assert_close(_frames(model, a, 3), plain)
     other = _guided_model(1.0, dropout=0.0)
     other.latent_std.fill_(2.0)
     with pytest.raises(ValueError, match="must share this model's codec and normalisation"):
