@@ -222,6 +222,32 @@ def test_autoguidance_from_an_earlier_checkpoint_of_the_run(world, tmp_path):
         evaluate(replace(cfg, out=str(tmp_path / "bad"), autoguide="step_9"), progress=False)
 
 
+def test_a_judge_trains_on_the_world_models_episodes_and_judges_its_evaluation(world, tmp_path):
+    """`wmeval train-judge` learns from the world model's own training episodes (never its validation ones or
+    a held-out policy's), resumes, and `evaluate --judge` reads the imagined episodes with it."""
+    from wmeval.checkpoint import read_config
+    from wmeval.train.judge import JudgeTrainConfig, judge_episodes, train_judge
+
+    train, val, meta = judge_episodes(world["model"])
+    assert not set(train.keys) & set(meta["data"]["val_keys"]) and set(val.keys) == set(meta["data"]["val_keys"])
+    index = {m.key: m for m in world["store"].index()}
+    assert {index[k].policy for k in train.keys} <= set(meta["data"]["policies"])
+    assert not any(index[k].policy.startswith("bc-reach-cnn-proprio") for k in train.keys)  # the held-out policies
+    cfg = JudgeTrainConfig(model=str(world["model"]), out=str(tmp_path / "judge"), steps=6, batch_size=8,
+                           eval_every=3, frames=3, device="cpu")  # fmt: skip
+    path = train_judge(cfg, progress=False)
+    saved = read_config(path)
+    assert saved["kind"] == "judge" and saved["step"] == 6 and 0 <= saved["metrics"]["val_auroc"] <= 1
+    assert train_judge(replace(cfg, steps=8), progress=False) and read_config(tmp_path / "judge" / "model")["step"] == 8
+    with pytest.raises(ValueError, match="other settings"):
+        train_judge(replace(cfg, frames=2), progress=False)
+    ev = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(tmp_path / "eval"), policies=(JUDGED,),
+                    episodes=2, seed=100, batch_size=8, calibration_episodes=8, replay=False, videos=0,
+                    judge=str(path), device="cpu")  # fmt: skip
+    res = evaluate(ev, progress=False)
+    assert res["config"]["judge"] == str(path) and len(res["policies"]) == 4
+
+
 def test_align_names_the_policies_reality_has_not_seen(world, tmp_path):
     store = world["store"]
     out = tmp_path / "eval"

@@ -288,6 +288,38 @@ def test_autoguidance_extrapolates_from_a_weaker_model_of_the_same_latent_space(
         _guided_model(2.0).guide_with(_guided_model(2.0))
 
 
+def test_a_judge_reads_the_generated_frames_alone():
+    """With a judge, the readout of every context and generated frame is the judge's probability on the newest
+    `frames` frames (latents and proprio, no actions), computed here independently."""
+    from wmeval.model.judge import Judge, JudgeConfig
+
+    model = _guided_model(1.0, dropout=0.0)
+    d = model.cfg.dynamics
+    torch.manual_seed(4)
+    judge = Judge(JudgeConfig(d.latent_channels, d.grid, d.views, d.patch, d.state_dim, d_model=16, heads=2,
+                              frames=3)).eval()  # fmt: skip
+    model.judge_with(judge)
+    g = torch.Generator().manual_seed(0)
+    ctx = (torch.randn(2, 2, 1, d.latent_channels, d.grid, d.grid, generator=g), torch.randn(2, 2, d.state_dim,
+           generator=g), torch.zeros(2, 2, d.chunk_len, d.action_dim), torch.tensor([[False, True]] * 2))  # fmt: skip
+    cache, readout = model.start(*ctx)
+    z_all, p_all = [ctx[0]], [ctx[1]]
+    values = []
+    for _ in range(3):
+        z, p, v = model.next_frame(cache, torch.randn(2, d.chunk_len, d.action_dim, generator=g), g)
+        z_all.append(z[:, None]), p_all.append(p[:, None]), values.append(v)
+    z_all, p_all = torch.cat(z_all, 1), torch.cat(p_all, 1)
+    with torch.no_grad():
+        want = [torch.sigmoid(judge(z_all[:, max(0, t - 2) : t + 1], p_all[:, max(0, t - 2) : t + 1])) for t in range(5)]
+    torch.testing.assert_close(readout, torch.stack(want[:2], 1))
+    torch.testing.assert_close(torch.stack(values, 1), torch.stack(want[2:], 1))
+    model.judge_with(None)
+    assert not torch.allclose(model.start(*ctx)[1], readout)  # back to the value head
+    wrong = Judge(JudgeConfig(d.latent_channels + 1, d.grid, d.views, d.patch, d.state_dim))
+    with pytest.raises(ValueError, match="train a judge for it"):
+        model.judge_with(wrong)
+
+
 def test_action_dropout_hides_actions_from_the_training_loss():
     """With (almost) every frame's actions dropped the loss does not depend on the actions; without dropout
     it does; the same generator gives the same loss (dropout draws from it, so runs repeat)."""

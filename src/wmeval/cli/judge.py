@@ -19,7 +19,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps,
         context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance,
-        autoguide=args.autoguide, autoguide_scale=args.autoguide_scale, device=args.device,
+        autoguide=args.autoguide, autoguide_scale=args.autoguide_scale, judge=args.judge, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
     print(format_evaluation(res))
@@ -128,6 +128,11 @@ def add_parsers(sub) -> None:
         "through the model's by --autoguide-scale; no retraining",
     )
     ev.add_argument("--autoguide-scale", type=float, default=2.0, help="with --autoguide (default 2; 1: none)")
+    ev.add_argument(
+        "--judge",
+        help="judge imagined episodes with this judge (`wmeval train-judge`: the value of the rendered frames "
+        "and proprio alone, never the actions) instead of the dynamics' value head",
+    )
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)

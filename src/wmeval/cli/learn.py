@@ -56,6 +56,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_judge(args: argparse.Namespace) -> int:
+    from wmeval.train.judge import JudgeTrainConfig, train_judge
+
+    cfg = JudgeTrainConfig(
+        model=args.model, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        frames=args.frames, d_model=args.d_model, depth=args.depth, heads=args.heads, noise=args.noise,
+        eval_every=args.eval_every, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    path = train_judge(cfg, progress=not args.no_progress)
+    print(f"judge: {path}  (use it with `wmeval evaluate --model {args.model} --judge {path}`)")
+    return 0
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     from wmeval.eval.quality import evaluate_quality
 
@@ -193,6 +206,28 @@ def add_parsers(sub) -> None:
     tr.add_argument("--device", default="auto")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)
+
+    tj = sub.add_parser(
+        "train-judge",
+        help="train a judge for a world model: the value of an imagined episode read from the rendered frames and "
+        "proprio alone, never the actions (see wmeval/model/judge.py); for `evaluate --judge`",
+    )
+    tj.add_argument("--model", required=True, help="the world model (RUN/model); the judge trains on its latent cache")
+    tj.add_argument("--out", required=True)
+    tj.add_argument("--steps", type=int, default=3000)
+    tj.add_argument("--batch-size", type=int, default=64)
+    tj.add_argument("--lr", type=float, default=1e-3)
+    tj.add_argument("--frames", type=int, default=4, help="the newest frames the judge reads")
+    tj.add_argument("--d-model", type=int, default=64)
+    tj.add_argument("--depth", type=int, default=2)
+    tj.add_argument("--heads", type=int, default=2)
+    tj.add_argument("--noise", type=float, default=0.1,
+                    help="training frames at a signal level in [1 - noise, 1], as imperfect as imagined ones")
+    tj.add_argument("--eval-every", type=int, default=500)
+    tj.add_argument("--seed", type=int, default=0)
+    tj.add_argument("--device", default="auto")
+    tj.add_argument("--no-progress", action="store_true")
+    tj.set_defaults(func=cmd_train_judge)
 
     q = sub.add_parser("quality", help="open-loop prediction quality of a world model on held-out episodes")
     q.add_argument("--model", required=True, help="world-model checkpoint (RUN/model)")

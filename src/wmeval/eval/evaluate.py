@@ -26,6 +26,7 @@ from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, epis
 from wmeval.eval.calibration import CALIBRATIONS, calibrate, spread
 from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics, replay_values
+from wmeval.model.judge import load_judge
 from wmeval.model.world_model import load_world_model
 from wmeval.policies.learned import LearnedPolicy
 from wmeval.reality.base import Layout
@@ -59,6 +60,7 @@ class EvalConfig:
     # as the name of a sibling checkpoint of `model` ("step_004000"); its scale
     autoguide: str | None = None
     autoguide_scale: float = 2.0
+    judge: str | None = None  # a judge (`wmeval train-judge`) reads the imagined episodes instead of the value head
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -139,6 +141,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         model.cfg = replace(model.cfg, guidance=cfg.guidance)
     if cfg.autoguide:
         model.guide_with(load_world_model(guide_path(cfg.model, cfg.autoguide), device)[0], cfg.autoguide_scale)
+    if cfg.judge:
+        model.judge_with(load_judge(cfg.judge, device)[0])
     store = EpisodeStore(cfg.store or meta["data"]["store"])
     layout = store.layout
     check_layout(meta["layout"], layout, cfg.model, f"the store {store.root}")

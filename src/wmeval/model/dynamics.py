@@ -87,6 +87,7 @@ class KVCache:
     frames: int = 0  # frames ever appended (the next frame's index)
     last: tuple[torch.Tensor, torch.Tensor] | None = None  # the newest frame's clean (latents, proprio), T = 1
     guide: KVCache | None = None  # the guiding model's cache, with autoguidance (WorldModel.guide_with)
+    recent: tuple[torch.Tensor, torch.Tensor] | None = None  # the newest frames (latents, proprio) a judge reads
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         while len(self.k) <= layer:

@@ -13,6 +13,7 @@ from torch import nn
 from wmeval.model.codec import CodecConfig, FrameCodec, to_uint8
 from wmeval.model.dynamics import Dynamics, DynamicsConfig, DynamicsOutput, KVCache
 from wmeval.model.flow import euler_schedule, interpolate, sample_tau, velocity_from_x, velocity_target
+from wmeval.model.judge import Judge
 from wmeval.model.value import SCHEMES
 
 
@@ -142,6 +143,29 @@ class WorldModel(nn.Module):
         self.register_buffer("proprio_mean", torch.zeros(S))
         self.register_buffer("proprio_std", torch.ones(S))
         self.autoguide: tuple[WorldModel, float] | None = None  # set by guide_with; a tuple, so not a submodule
+        self.judge: tuple[Judge] | None = None  # set by judge_with
+
+    def judge_with(self, judge: Judge | None) -> None:
+        """Judge imagined episodes by `judge` (wmeval.model.judge: the value of the rendered state alone) instead
+        of the dynamics' own readout; `readout` values then come from it. None: back to the dynamics' head."""
+        if judge is not None:
+            d, j = self.cfg.dynamics, judge.cfg
+            mine, theirs = ((c.latent_channels, c.grid, c.views, c.patch, c.state_dim) for c in (d, j))
+            if theirs != mine:
+                raise ValueError(f"the judge reads latents (channels, grid, views, patch, state) {theirs}, this "
+                                 f"world model makes {mine}: train a judge for it (`wmeval train-judge --model`)")
+        self.judge = None if judge is None else (judge.to(self.latent_mean.device).eval(),)
+
+    def _judged(self, cache: KVCache, z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Append frames (B, T, ...) to the judge's recent frames; the judge's probability after each (B, T)."""
+        (judge,) = self.judge
+        probs = []
+        for t in range(z.shape[1]):
+            new = (z[:, t : t + 1], p[:, t : t + 1])
+            cache.recent = new if cache.recent is None else tuple(
+                torch.cat([old, x], 1)[:, -judge.cfg.frames :] for old, x in zip(cache.recent, new, strict=True))
+            probs.append(torch.sigmoid(judge(*cache.recent)))
+        return torch.stack(probs, 1)
 
     def guide_with(self, guide: WorldModel | None, scale: float = 2.0) -> None:
         """Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): sample
@@ -269,6 +293,8 @@ class WorldModel(nn.Module):
         cache.last = prev
         if self.autoguide:
             cache.guide = self.autoguide[0].start(latents, proprio, actions_in, has_action, keep)[0]
+        if self.judge:
+            return cache, self._judged(cache, latents, proprio)
         return cache, torch.cat(readouts, dim=1)
 
     @torch.no_grad()
@@ -312,7 +338,8 @@ class WorldModel(nn.Module):
             self.autoguide[0].dynamics.step(z_ctx, p_ctx, a, has, torch.full((B, 1), ct, device=dev), cache.guide,
                                             commit=True, prev=prev)  # fmt: skip
         cache.last = (z, p)
-        return z[:, 0], p[:, 0], self.readout(out)[:, 0]
+        value = self._judged(cache, z, p) if self.judge else self.readout(out)
+        return z[:, 0], p[:, 0], value[:, 0]
 
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
