@@ -86,9 +86,12 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     abl = tmp_path / "run" / "ablations"  # the training time stays with the models' owner
     assert json.loads((abl / "action-dropout" / "timings.json").read_text())["world model (s1)"] > 0
     assert "world model (s1)" not in json.loads((abl / "action-guidance-2" / "timings.json").read_text())
+    run_ablation(cfg, "judge", progress=False)  # a judge per seed, trained for the headline's models
+    judged = json.loads((abl / "judge" / "eval-s1" / "evaluation.json").read_text())["config"]["judge"]
+    assert judged == str(abl / "judge" / "judge-s1" / "model")
     rows = ablation_rows(cfg)
-    assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half", "codec-c4", "action-guidance-2"]
-    assert rows[-1]["cells"][ROW_HEAD.index("train min / model")] != "n/a"
+    assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half", "codec-c4", "action-guidance-2", "judge"]
+    assert rows[-2]["cells"][ROW_HEAD.index("train min / model")] != "n/a"
     assert json.loads((tmp_path / "run" / "ablations.json").read_text())[1]["name"] == "samples-3"
     with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
         parse_names("samples-3,bogus")

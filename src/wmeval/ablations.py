@@ -32,6 +32,7 @@ class Ablation:
     train: dict = field(default_factory=dict)  # WMTrainConfig fields
     evaluate: dict = field(default_factory=dict)  # EvalConfig fields
     models_from: str | None = None  # another ablation whose retrained world models this one re-judges
+    judge: dict | None = None  # JudgeTrainConfig fields: a judge trained for each seed's model judges its episodes
 
 
 ABLATIONS = {
@@ -82,10 +83,15 @@ ABLATIONS = {
     # autoguidance: the headline's own models, guided by their own checkpoint at a fifth of the training
     "autoguide-2": Ablation("sampled with autoguidance 2 from the same run's step-4000 checkpoint (none)",
                             evaluate={"autoguide": "step_004000", "autoguide_scale": 2.0}),
+    # the value head reads tokens conditioned on the actions; this judge reads the rendered state alone
+    "judge": Ablation("imagined episodes judged by a judge of the rendered state alone (`wmeval train-judge`: "
+                      "latents and proprio of the newest 4 frames, no actions) instead of the value head",
+                      judge={}),
     "codec-c16": Ablation("codec with 16 latent channels (8), widths 32/64/128",
                           train={"latent_channels": 16, "codec_width": 32}),
 }  # fmt: skip
 CODEC_FIELDS = ("latent_channels", "codec_width", "codec_steps")
+JUDGE_STEPS = 0.15  # a judge's training steps, as a share of the dynamics' (the cpu preset: 3000)
 
 
 def _train_overrides(cfg: PipelineConfig, ab: Ablation) -> dict:
@@ -124,6 +130,7 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
     seed, in `out` (resumable)."""
     from wmeval.align.align import run_align
     from wmeval.eval.evaluate import evaluate
+    from wmeval.train.judge import JudgeTrainConfig, train_judge
     from wmeval.train.world_model import train_world_model
     from wmeval.zoo import load_zoo, matches_any
 
@@ -145,8 +152,14 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
             wm = world_model_config(cfg, where / f"wm-s{k}", k, cfg.judged, codec_from,
                                     **_train_overrides(cfg, trained))  # fmt: skip
             model = train_timer.run(f"world model (s{k})", train_world_model, wm, progress)
+        overrides = dict(ab.evaluate)
+        if ab.judge is not None:
+            steps = max(1, round(JUDGE_STEPS * cfg.wm_steps))
+            jcfg = JudgeTrainConfig(**{"model": str(model), "out": str(out / f"judge-s{k}"), "seed": k, "steps": steps,
+                                       "device": cfg.device, **ab.judge})  # fmt: skip
+            overrides["judge"] = str(timer.run(f"judge (s{k})", train_judge, jcfg, progress))
         evals.append(out / f"eval-s{k}")
-        timer.run(f"evaluate (s{k})", evaluate, eval_config(cfg, model, evals[-1], zoo_path, judged, 0, **ab.evaluate),
+        timer.run(f"evaluate (s{k})", evaluate, eval_config(cfg, model, evals[-1], zoo_path, judged, 0, **overrides),
                   progress)  # fmt: skip
     return run_align(evals, out=out / "alignment.json")
 
