@@ -1,14 +1,14 @@
 """The judge: an imagined episode's value read from the rendered state alone, never from the actions.
 
 The dynamics' value head reads a token conditioned on the action chunk that led into its frame, and
-attends to earlier frames conditioned the same way, so it can judge *the actor* (what a good policy's
-actions look like) instead of the consequences the world model renders. Measured
-(`scripts/horizon_ranking.py`): the headline's verdicts rank the judged policies as well after one generated
-frame as after fifty, so the rest of the imagined episode adds nothing to them. The judge sees only what a
-camera and the robot's joints would: the normalised latents and proprio of the last `frames` frames, and
-predicts the same value target as the value head (will this episode succeed?). Trained post hoc on a world
-model's latent cache (`wmeval train-judge`), it reads the model's imagined frames at evaluation
-(`wmeval evaluate --judge`).
+attends to earlier frames conditioned the same way, so it could judge *the actor* (what a good policy's
+actions look like) instead of the consequences the world model renders. The judge cannot: it sees only
+what a camera and the robot's joints would, the normalised latents and proprio of the last `frames`
+frames, and predicts the same value target as the value head (will this episode succeed?). Trained post
+hoc on a world model's latent cache (`wmeval train-judge`), it reads the model's imagined frames at
+evaluation (`wmeval evaluate --judge`), so a verdict depends on nothing but the rendered frames. Measured
+on the CPU headline (docs/RESULTS.md): it ranks like the value head, so what limits ranking there is what
+the world model renders, not who reads it.
 """
 
 from __future__ import annotations
