@@ -234,6 +234,7 @@ def write_study(cfg: PipelineConfig) -> dict:
         path = base / where / "alignment.json"
         if path.is_file():
             n = ab.train.get("train_episodes", counts["train"])
+            n += ADVICE_BUDGET if axis == "advice" and x != "none" else 0  # the arm's real episodes come on top
             rows.append(_point(name, axis, x, ab.what, json.loads(path.read_text()), n))
     res = {"kind": "wmeval-data-study", "bench": str(base), "seeds": cfg.seeds, "steps_scale": STEPS_SCALE,
            "points": rows, "figures": plot_study(rows, base)}  # fmt: skip
