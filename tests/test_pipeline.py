@@ -142,6 +142,8 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path
         own = [int(key.rsplit("/", 1)[1]) for key in data["train_keys"] if "-cnn-proprio-" in key]
         assert len(own) == 48 and all(cfg.seed + k * 10_000 <= sd < cfg.seed + (k + 1) * 10_000 for sd in own)
     assert [p["x"] for p in res["points"] if p["axis"] == "advice"] == ["none", "suggest", "random"]
+    n = {p["x"]: p["train_episodes"] for p in res["points"] if p["axis"] == "advice"}
+    assert n["suggest"] == n["random"] == n["none"] + 48  # the arm's real episodes on top of all the data
 
 
 def test_training_subsets_are_nested():
