@@ -177,7 +177,8 @@ def test_world_model_trains_on_an_imported_store_with_unknown_outcomes(tmp_path)
     loss skips (a NaN would otherwise stop training at its finiteness check)."""
     import torch
 
-    from wmeval.model.world_model import _masked_bce, load_world_model
+    from wmeval.model.value import masked_bce
+    from wmeval.model.world_model import load_world_model
     from wmeval.train.world_model import WMTrainConfig, train_world_model
 
     src = write_robomimic(tmp_path / "demo.hdf5", lengths=(14, 13, 12, 15, 14, 13))
@@ -195,7 +196,7 @@ def test_world_model_trains_on_an_imported_store_with_unknown_outcomes(tmp_path)
     assert meta["step"] == 4
     logits, labels_t = torch.zeros(2, 3), torch.tensor([[1.0, 0.0, float("nan")], [float("nan")] * 3])
     w = torch.ones(2, 3)
-    loss = _masked_bce(logits, labels_t, w)
+    loss = masked_bce(logits, labels_t, w)
     assert torch.isclose(loss, torch.log(torch.tensor(2.0)))  # the mean over the two known labels only
 
 

@@ -16,6 +16,8 @@ Schemes (value in [0, 1] at each frame t of an episode of T frames):
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 SCHEMES = ("linear", "discounted", "outcome")
 
@@ -39,3 +41,11 @@ def value_labels(success_T: np.ndarray, scheme: str = "linear", start: float = 0
         return np.where(t < ts, gamma ** (ts - t), 1.0).astype(np.float32)
     ramp = start + (1 - start) * t / max(ts, 1)
     return np.where(t < ts, ramp, 1.0).astype(np.float32)
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy weighted per frame; labels that are NaN (outcome unknown) weigh nothing."""
+    known = torch.isfinite(labels)
+    bce = F.binary_cross_entropy_with_logits(logits, torch.where(known, labels, 0.0), reduction="none")
+    weight = weight * known
+    return (bce * weight).sum() / weight.sum().clamp_min(1e-6)

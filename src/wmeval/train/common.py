@@ -17,6 +17,15 @@ def latest_step_dir(out: Path) -> Path | None:
     return steps[-1].parent if steps else None
 
 
+def link_latest(link: Path, steps_dir: Path) -> Path:
+    """Point `link` (a run's `model`) at the newest complete checkpoint in `steps_dir`, relative to the link's
+    folder so the run directory can move; returns the link."""
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(latest_step_dir(steps_dir).relative_to(link.parent))
+    return link
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

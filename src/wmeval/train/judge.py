@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from wmeval.checkpoint import load_optimizer, load_weights, read_config, save_checkpoint
@@ -21,7 +20,8 @@ from wmeval.data.windows import EpisodeArrays, Normalisation, WindowSampler
 from wmeval.metrics import auroc
 from wmeval.model.flow import interpolate
 from wmeval.model.judge import Judge, JudgeConfig
-from wmeval.train.common import latest_step_dir, resolve_device
+from wmeval.model.value import masked_bce
+from wmeval.train.common import latest_step_dir, link_latest, resolve_device
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,6 @@ def _inputs(w, frames: int, noise: float, g: torch.Generator) -> tuple[torch.Ten
     return z, p, w.value[:, -1]
 
 
-def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    known = torch.isfinite(target)
-    return F.binary_cross_entropy_with_logits(logits[known], target[known]) if known.any() else logits.sum() * 0
-
-
 @torch.no_grad()
 def validate(judge: Judge, sampler: WindowSampler, cfg: JudgeTrainConfig, device, batches: int = 8) -> dict:
     """Validation BCE on the value targets, and the AUROC of the newest frame's value against the episode's
@@ -93,7 +88,7 @@ def validate(judge: Judge, sampler: WindowSampler, cfg: JudgeTrainConfig, device
         w = sampler.batch(b, cfg.batch_size)
         z, p, target = _inputs(w, cfg.frames, 0.0, torch.Generator().manual_seed(b))
         logits = judge(z.to(device), p.to(device)).cpu()
-        losses.append(float(_bce(logits, target)))
+        losses.append(float(masked_bce(logits, target, torch.ones_like(target))))
         known = torch.isfinite(target) & (target != 0.5)
         scores += logits[known].tolist()
         labels += (target[known] > 0.5).tolist()
@@ -131,14 +126,14 @@ def train_judge(cfg: JudgeTrainConfig, progress: bool = True) -> Path:
             "world_model_step": wm_meta.get("step"), "episodes": {"train": len(train.keys),
             "val": 0 if val is None else len(val.keys)}}  # fmt: skip
     bar = tqdm(total=cfg.steps, initial=done, desc="judge", disable=not progress, dynamic_ncols=True)
-    metrics: dict = {}
     for step in range(done, cfg.steps):
         lr = cfg.lr * 0.5 * (1 + np.cos(np.pi * step / cfg.steps))  # cosine to 0
         for group in opt.param_groups:
             group["lr"] = lr
         z, p, target = _inputs(sampler.batch(step, cfg.batch_size), cfg.frames, cfg.noise,
                                torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))  # fmt: skip
-        loss = _bce(judge(z.to(device), p.to(device)), target.to(device))
+        target = target.to(device)
+        loss = masked_bce(judge(z.to(device), p.to(device)), target, torch.ones_like(target))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -149,8 +144,4 @@ def train_judge(cfg: JudgeTrainConfig, progress: bool = True) -> Path:
             metrics = {"loss": loss.item()} | (validate(judge, val_sampler, cfg, device) if val_sampler else {})
             save_checkpoint(out / f"step_{n:06d}", {**meta, "step": n, "metrics": metrics}, judge, opt)
     bar.close()
-    link = out / "model"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(latest_step_dir(out).relative_to(out))
-    return link
+    return link_latest(out / "model", out)

@@ -29,7 +29,7 @@ from wmeval.data.windows import (
 )
 from wmeval.model.codec import FrameCodec
 from wmeval.model.world_model import Window, WorldModel, WorldModelConfig, preset, sized
-from wmeval.train.common import EMA, Logger, dist_info, latest_step_dir, resolve_device
+from wmeval.train.common import EMA, Logger, dist_info, latest_step_dir, link_latest, resolve_device
 from wmeval.train.data import Data, prepare_data
 
 KIND = "world-model"
@@ -279,10 +279,7 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     if world > 1:
         torch.distributed.barrier()
     if main:
-        link = out / "model"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(latest_step_dir(dyn_dir).relative_to(out))
+        link_latest(out / "model", dyn_dir)
     return out / "model"
 
 
