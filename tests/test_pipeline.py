@@ -64,6 +64,12 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
 
     cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
     run_pipeline(cfg, progress=False)
+    model = tmp_path / "run" / "wm-heldout" / "model"
+    model.rename(model.with_name("model.aside"))  # as while the headline's world models still train:
+    with pytest.raises(ValueError, match="no finished bench run"):
+        run_ablation(cfg, "samples-3", progress=False)  # re-judging needs them,
+    run_ablation(cfg, "steps-half", progress=False)  # retraining only the headline's codec
+    model.with_name("model.aside").rename(model)
     al = run_ablation(cfg, "samples-3", progress=False)  # re-judges with the headline's own world models
     ev = json.loads((tmp_path / "run" / "ablations" / "samples-3" / "eval-s0" / "evaluation.json").read_text())
     assert ev["config"]["samples"] == 3 and ev["timing"]["imagined_episodes"] == 3 * 4 * 3  # samples x policies x starts

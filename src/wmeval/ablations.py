@@ -116,11 +116,13 @@ def run_ablation(cfg: PipelineConfig, name: str, progress: bool = True) -> dict:
     return run_point(cfg, ABLATIONS[name], Path(cfg.out) / "ablations" / name, progress)
 
 
-def finished_bench(cfg: PipelineConfig) -> Path:
-    """The bench run's policy zoo, checked: ablations and the data study reuse its data and headline."""
+def finished_bench(cfg: PipelineConfig, models: bool = True) -> Path:
+    """The bench run's policy zoo, checked: ablations and the data study reuse its data and headline. Points
+    that retrain (`models=False`) need only its data and its seed-0 codec (checked when they reuse it), so they
+    can run beside the headline's own world models; the others re-judge those models."""
     base = Path(cfg.out)
     zoo_path = base / "policies" / "zoo.toml"
-    if not (base / "wm-heldout" / "model").exists() or not zoo_path.is_file():
+    if not zoo_path.is_file() or (models and not (base / "wm-heldout" / "model").exists()):
         raise ValueError(f"{base} has no finished bench run to ablate; run `wmeval bench --out {base}` first")
     return zoo_path
 
@@ -134,13 +136,13 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
     from wmeval.train.world_model import train_world_model
     from wmeval.zoo import load_zoo, matches_any
 
-    base, zoo_path = Path(cfg.out), finished_bench(cfg)
-    judged = [p.name for p in load_zoo(zoo_path).policies if matches_any(p.name, cfg.judged)]
-    out.mkdir(parents=True, exist_ok=True)
-    timer = Timer(out / "timings.json")
     # an ablation may re-judge another one's world models (trained first if that one has not run yet); their
     # training time is recorded with the ablation that owns them, whichever of the two ran it
     trained, where = (ABLATIONS[ab.models_from], out.parent / ab.models_from) if ab.models_from else (ab, out)
+    base, zoo_path = Path(cfg.out), finished_bench(cfg, models=not trained.train)
+    judged = [p.name for p in load_zoo(zoo_path).policies if matches_any(p.name, cfg.judged)]
+    out.mkdir(parents=True, exist_ok=True)
+    timer = Timer(out / "timings.json")
     where.mkdir(parents=True, exist_ok=True)
     train_timer = Timer(where / "timings.json") if where != out else timer
     evals = []

@@ -65,10 +65,9 @@ def headline_counts(cfg: PipelineConfig) -> dict:
     from wmeval.data.windows import is_validation, select_episodes
     from wmeval.zoo import load_zoo
 
-    meta = json.loads((Path(cfg.out) / "wm-heldout" / "model" / "config.json").read_text())
     store = EpisodeStore(Path(cfg.out) / "store")
     train = [m for m in select_episodes(store, cfg.tasks, tuple(cfg.judged))
-             if not is_validation(m.key, meta["train"]["val_fraction"])]  # fmt: skip
+             if not is_validation(m.key, cfg.val_fraction)]  # fmt: skip
     scripted = tuple(p.name for p in load_zoo(cfg.scripted_zoo).policies) if cfg.scripted_zoo else ("expert",)
     return {"train": len(train), "expert": sum(m.policy == "expert" for m in train), "scripted": scripted}
 
@@ -151,7 +150,7 @@ def collect_judged_elsewhere(cfg: PipelineConfig, progress: bool = True) -> None
     from wmeval.collect import collect
     from wmeval.zoo import load_zoo, matches_any
 
-    zoo = load_zoo(finished_bench(cfg))
+    zoo = load_zoo(finished_bench(cfg, models=False))
     judged = [p.name for p in zoo.policies if matches_any(p.name, cfg.judged)]
     store = Path(cfg.out) / "store"
     collect(store, zoo.select(judged), cfg.tasks, JUDGED_EPISODES, _reality_config(cfg), seed=cfg.seed + OTHER_STARTS,
