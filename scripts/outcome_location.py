@@ -7,12 +7,14 @@ arm in the last frame, the actions over the episode, the last frame's pixels (16
 pixels together. An input that ranks well alone is one whose imagined version the verdict can lean on; an
 outcome that only the pixels carry must be rendered.
 
-    python scripts/outcome_location.py runs/bench-cpu [--preset cpu]
+    python scripts/outcome_location.py runs/bench-cpu [--preset cpu] [--out docs/results/outcome_location.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from wmeval.align.metrics import spearman
-from wmeval.data.store import EpisodeStore
+from wmeval.data.store import EpisodeStore, atomic_write_text
+from wmeval.metrics import auroc
 from wmeval.pipeline import make_config
 from wmeval.zoo import matches_any
 
@@ -63,17 +66,11 @@ def fit_predict(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, l2: float = 1e-2) 
         return torch.sigmoid(Xts @ w + b).numpy()
 
 
-def auroc(y: np.ndarray, p: np.ndarray) -> float:
-    pos, neg = p[y == 1], p[y == 0]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a `wmeval bench` run directory (its store and judged patterns)")
     ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--out", type=Path, help="also write the table as JSON")
     args = ap.parse_args()
     cfg = make_config(args.preset, str(args.run))
     store = EpisodeStore(args.run / "store")
@@ -92,7 +89,7 @@ def main() -> None:
             Xt = np.stack([feats[m.key][name] for m in judged])
             p = fit_predict(X, y, Xt)
             pred = np.array([p[[m.policy == q for m in judged]].mean() for q in policies])
-            rows[name][task] = (spearman(true, pred), auroc(yt, p))
+            rows[name][task] = (spearman(true, pred), auroc(p, yt))
         n = len(judged) // len(policies)
         print(f"{task}: {len(train)} training episodes, {len(policies)} judged policies x {n} real episodes; "
               f"true success {true.min():.2f}-{true.max():.2f}", flush=True)
@@ -101,6 +98,10 @@ def main() -> None:
     for name, per in rows.items():
         cells = [f"{per[t][0]:.2f} (AUROC {per[t][1]:.2f})" for t in cfg.tasks]
         print(f"| {name} | " + " | ".join(cells) + f" | {np.nanmean([per[t][0] for t in cfg.tasks]):.2f} |")
+    if args.out:
+        inputs = {name: {t: {"spearman": s, "auroc": a} for t, (s, a) in per.items()} for name, per in rows.items()}
+        res = {"command": "python scripts/outcome_location.py " + " ".join(sys.argv[1:]), "inputs": inputs}
+        atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
 
 
 if __name__ == "__main__":
