@@ -142,6 +142,25 @@ def test_wrong_layout_or_task_is_refused_naming_both(tmp_path, store):
         pol.check("push", FAKE_LAYOUT)
 
 
+def test_a_policy_reads_its_own_camera_among_more_rendered_views(tmp_path, store):
+    from dataclasses import replace
+
+    from wmeval.policies.learned import for_layout
+
+    last = train_bc(config(tmp_path, store, steps=2, save_every=2), progress=False)
+    two = replace(FAKE_LAYOUT, views=("top", "cam"))  # e.g. a second camera for the world model
+    pol = for_layout(str(last), "reach", two)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (3, 2, 16, 16, 3), dtype=np.uint8)
+    states = rng.normal(size=(3, 4)).astype(np.float32)
+    alone = LearnedPolicy(last).act_batch(images[:, 1:], states)
+    np.testing.assert_array_equal(pol.act_batch(images, states), alone)
+    np.testing.assert_allclose(pol.act(Observation(images=images[0], state=states[0])), alone[0], atol=1e-5)
+    assert for_layout(str(last), "reach", FAKE_LAYOUT).views is None  # as trained: no selection
+    with pytest.raises(CheckpointError, match=r"views: \['cam'\] vs \['top', 'side'\]"):
+        for_layout(str(last), "reach", replace(FAKE_LAYOUT, views=("top", "side")))
+
+
 def test_too_few_demos_says_how_to_get_more(tmp_path, store):
     with pytest.raises(ValueError, match=r"has 8 successful 'expert' episodes .* needs 40 \+ 5.*wmeval collect"):
         train_bc(config(tmp_path, store, episodes=40, val_episodes=5), progress=False)

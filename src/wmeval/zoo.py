@@ -84,11 +84,9 @@ class PolicySpec:
     def build(self, task: str, layout: Layout) -> Policy:
         policy: Policy
         if self.base == "checkpoint":
-            from wmeval.policies.learned import load_cached
+            from wmeval.policies.learned import for_layout
 
-            learned = load_cached(self.checkpoint)
-            learned.check(task, layout)
-            policy = learned
+            policy = for_layout(self.checkpoint, task, layout)
         elif self.base == "python":
             from wmeval.policies.external import build_python
 

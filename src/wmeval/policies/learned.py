@@ -19,9 +19,20 @@ LAYOUT_KEYS = ("suite", "views", "image_size", "frame_skip", "action_dim", "stat
 
 
 def layout_mismatch(trained: dict[str, Any], layout: Layout) -> str | None:
+    """What differs between a checkpoint's layout and `layout`; a policy runs where the cameras it was trained
+    on are among those rendered (a world model may see more views than the policies it judges)."""
     here = layout.to_json()
-    diffs = [f"{k}: {trained.get(k)!r} vs {here[k]!r}" for k in LAYOUT_KEYS if trained.get(k) != here[k]]
+    diffs = [f"{k}: {trained.get(k)!r} vs {here[k]!r}" for k in LAYOUT_KEYS if trained.get(k) != here[k]
+             and not (k == "views" and view_indices(trained.get(k) or [], here[k]) is not None)]  # fmt: skip
     return ", ".join(diffs) or None
+
+
+def view_indices(trained: list[str] | tuple[str, ...], rendered: list[str] | tuple[str, ...]) -> tuple[int, ...] | None:
+    """Where the cameras a policy was trained on sit among the rendered ones, in the policy's order; None when
+    one of them is not rendered."""
+    if not trained or not set(trained) <= set(rendered):
+        return None
+    return tuple(list(rendered).index(v) for v in trained)
 
 
 def check_fits(cfg: dict[str, Any], path: str | Path, task: str, layout: Layout) -> None:
@@ -33,16 +44,26 @@ def check_fits(cfg: dict[str, Any], path: str | Path, task: str, layout: Layout)
 
 
 @lru_cache(maxsize=16)
-def load_cached(path: str) -> LearnedPolicy:
+def load_cached(path: str, views: tuple[int, ...] | None = None) -> LearnedPolicy:
     """A collect worker runs the same checkpoint for many episodes; load it once (the policy is stateless)."""
-    return LearnedPolicy(path)
+    return LearnedPolicy(path, views=views)
+
+
+def for_layout(path: str, task: str, layout: Layout) -> LearnedPolicy:
+    """The checkpoint at `path`, checked against `task` and `layout`, reading its own cameras among the
+    layout's."""
+    LearnedPolicy.check_config(path, task, layout)
+    idx = view_indices(LearnedPolicy.read_layout(path)["views"], layout.views)
+    return load_cached(str(path), None if idx == tuple(range(len(layout.views))) else idx)
 
 
 class LearnedPolicy:
-    """Reads `obs.images` (and `obs.state` if the variant uses proprio) and returns a K-action chunk."""
+    """Reads `obs.images` (and `obs.state` if the variant uses proprio) and returns a K-action chunk. `views`:
+    which of the rendered views are its cameras, in its order (None: all of them, as trained)."""
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", views: tuple[int, ...] | None = None) -> None:
         self.path = Path(path)
+        self.views = views
         cfg = read_config(self.path)
         if cfg.get("kind") != KIND:
             raise CheckpointError(f"{self.path} holds a {cfg.get('kind')!r} checkpoint, not a {KIND!r}")
@@ -97,7 +118,8 @@ class LearnedPolicy:
 
     @torch.inference_mode()
     def act_batch(self, images_BVHWC: np.ndarray, states_BS: np.ndarray | None) -> np.ndarray:
-        images = torch.as_tensor(np.asarray(images_BVHWC), device=self.device)
+        images = np.asarray(images_BVHWC)
+        images = torch.as_tensor(images if self.views is None else images[:, list(self.views)], device=self.device)
         proprio = None
         if self.model_cfg.use_proprio:  # the proprio-free variant never touches the state
             state = torch.as_tensor(np.asarray(states_BS, dtype=np.float32), device=self.device)
