@@ -5,9 +5,12 @@ its within-task Spearman between the judged policies' mean readout and their tru
 the ranking that input carries when it is exactly right. Inputs: the arm (proprio) over the episode, the
 arm in the last frame, the actions over the episode, the last frame's pixels (16 x 16), the arm and the
 pixels together. An input that ranks well alone is one whose imagined version the verdict can lean on; an
-outcome that only the pixels carry must be rendered.
+outcome that only the pixels carry must be rendered. On a store rendered from more cameras (`--store`, e.g.
+`wmeval collect --views corner,topview` of the same policies), each view's pixels apart and all together:
+which camera shows the outcome.
 
     python scripts/outcome_location.py runs/bench-cpu [--preset cpu] [--out docs/results/outcome_location.json]
+    python scripts/outcome_location.py runs/bench-cpu --store runs/views --tasks button-press-topdown,window-open
 """
 
 from __future__ import annotations
@@ -36,14 +39,21 @@ def features(store: EpisodeStore, key: str) -> dict[str, np.ndarray]:
     T = len(ep.proprio)
     idx = np.linspace(0, T - 1, max(2, T // EVERY)).round().astype(int)
     last = torch.from_numpy(ep.frames[-1].astype(np.float32) / 255).permute(0, 3, 1, 2)  # V, 3, H, W
-    pixels = F.adaptive_avg_pool2d(last, 16).flatten().numpy()
-    return {
-        "arm over the episode": ep.proprio[idx].ravel(),
+    pixels = F.adaptive_avg_pool2d(last, 16).flatten(1).numpy()  # V, 768
+    arm = ep.proprio[idx].ravel()
+    out = {
+        "arm over the episode": arm,
         "arm, last frame": ep.proprio[-1],
         "actions over the episode": ep.actions[idx].reshape(len(idx), -1).ravel(),
-        "pixels, last frame": pixels,
-        "arm + pixels, last frame": np.concatenate([ep.proprio[idx].ravel(), pixels]),
     }
+    views = store.layout.views
+    for v, name in enumerate(views):
+        at = "" if len(views) == 1 else f" ({name})"
+        out[f"pixels, last frame{at}"] = pixels[v]
+        out[f"arm + pixels, last frame{at}"] = np.concatenate([arm, pixels[v]])
+    if len(views) > 1:
+        out["arm + pixels, last frame (all views)"] = np.concatenate([arm, pixels.ravel()])
+    return out
 
 
 def fit_predict(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, l2: float = 1e-2) -> np.ndarray:
@@ -70,13 +80,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a `wmeval bench` run directory (its store and judged patterns)")
     ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--store", type=Path, help="another store of the same policies (e.g. with more cameras)")
+    ap.add_argument("--tasks", help="comma-separated; default: the preset's")
     ap.add_argument("--out", type=Path, help="also write the table as JSON")
     args = ap.parse_args()
     cfg = make_config(args.preset, str(args.run))
-    store = EpisodeStore(args.run / "store")
+    store = EpisodeStore(args.store or args.run / "store")
+    tasks = tuple(args.tasks.split(",")) if args.tasks else cfg.tasks
     last_eval_seed = cfg.seed + cfg.episodes - 1
     rows = defaultdict(dict)
-    for task in cfg.tasks:
+    for task in tasks:
         metas = [m for m in store.index() if m.task == task and m.outcome is not None]
         train = [m for m in metas if not matches_any(m.policy, cfg.judged)]
         judged = [m for m in metas if matches_any(m.policy, cfg.judged) and cfg.seed <= m.seed <= last_eval_seed]
@@ -93,11 +106,11 @@ def main() -> None:
         n = len(judged) // len(policies)
         print(f"{task}: {len(train)} training episodes, {len(policies)} judged policies x {n} real episodes; "
               f"true success {true.min():.2f}-{true.max():.2f}", flush=True)
-    print("\n| input (readout fitted on the training policies) | " + " | ".join(cfg.tasks) + " | mean Spearman |")
-    print("|---|" + "---|" * (len(cfg.tasks) + 1))
+    print("\n| input (readout fitted on the training policies) | " + " | ".join(tasks) + " | mean Spearman |")
+    print("|---|" + "---|" * (len(tasks) + 1))
     for name, per in rows.items():
-        cells = [f"{per[t][0]:.2f} (AUROC {per[t][1]:.2f})" for t in cfg.tasks]
-        print(f"| {name} | " + " | ".join(cells) + f" | {np.nanmean([per[t][0] for t in cfg.tasks]):.2f} |")
+        cells = [f"{per[t][0]:.2f} (AUROC {per[t][1]:.2f})" for t in tasks]
+        print(f"| {name} | " + " | ".join(cells) + f" | {np.nanmean([per[t][0] for t in tasks]):.2f} |")
     if args.out:
         inputs = {name: {t: {"spearman": s, "auroc": a} for t, (s, a) in per.items()} for name, per in rows.items()}
         res = {"command": "python scripts/outcome_location.py " + " ".join(sys.argv[1:]), "inputs": inputs}
