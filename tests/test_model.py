@@ -340,3 +340,40 @@ def test_action_dropout_hides_actions_from_the_training_loss():
     assert loss(hidden, a) == loss(hidden, a)
     seen = _guided_model(1.0, dropout=0.0)
     assert loss(seen, a) != pytest.approx(loss(seen, b), abs=1e-4)
+
+
+def test_motion_weights_favour_the_cells_that_move_and_average_one():
+    """One cell moves by 1 per frame in a 2x2 grid, the others are still: with a = 3, m / mean m is 4 there and
+    0 elsewhere, so the weights are (1 + 12) / 4 and 1 / 4 (mean 1); a window's first frame takes its
+    successor's motion. When nothing moves, every weight is 1."""
+    from wmeval.model.config import WorldModelConfig
+    from wmeval.model.world_model import motion_weights
+
+    z = torch.zeros(1, 3, 1, 2, 2, 2)  # B, T, V, C, h, w
+    z[0, :, 0, :, 0, 1] = torch.arange(3.0)[:, None]  # cell (0, 1) moves, both channels
+    w = motion_weights(z, 3.0)
+    assert w.shape == (1, 3, 1, 2, 2)
+    expected = torch.full((2, 2), 0.25)
+    expected[0, 1] = 13 / 4
+    for t in range(3):
+        torch.testing.assert_close(w[0, t, 0], expected)
+    assert w.mean().item() == pytest.approx(1.0)
+    torch.testing.assert_close(motion_weights(torch.ones(1, 3, 1, 2, 2, 2), 3.0), torch.ones(1, 3, 1, 2, 2))
+    with pytest.raises(ValueError, match="motion_weight must be >= 0"):
+        WorldModelConfig(motion_weight=-1.0)
+
+
+def test_a_motion_weighted_loss_trains_on_the_same_windows():
+    from wmeval.model.world_model import Window
+
+    wm = _guided_model(1.0, dropout=0.0)
+    d, B, T = wm.cfg.dynamics, 2, 4
+    g = torch.Generator().manual_seed(3)
+    w = Window(latents=torch.randn(B, T, 1, d.latent_channels, d.grid, d.grid, generator=g),
+               proprio=torch.randn(B, T, d.state_dim, generator=g),
+               actions_in=torch.randn(B, T, d.chunk_len, d.action_dim, generator=g),
+               has_action=torch.ones(B, T, dtype=torch.bool), value=torch.rand(B, T, generator=g))  # fmt: skip
+    plain = wm.loss(w, torch.Generator().manual_seed(0))[1]["latent"].item()
+    wm.cfg = replace(wm.cfg, motion_weight=4.0)
+    weighted = wm.loss(w, torch.Generator().manual_seed(0))[1]["latent"].item()
+    assert np.isfinite(weighted) and weighted != pytest.approx(plain, rel=1e-3)

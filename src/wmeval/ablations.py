@@ -87,6 +87,10 @@ ABLATIONS = {
     "judge": Ablation("imagined episodes judged by a judge of the rendered state alone (`wmeval train-judge`: "
                       "latents and proprio of the newest 4 frames, no actions) instead of the value head",
                       judge={}),
+    # measured (scripts/outcome_location.py): window-open's outcome is plain in reality's last frame (0.96 from
+    # a 16 x 16 thumbnail) yet imagination ranks it at 0.36-0.40; the window is a small share of the loss
+    "motion-weight-4": Ablation("latent loss weighted by each cell's motion, 1 + 4 m / mean m (uniform)",
+                                train={"motion_weight": 4.0}),
     "codec-c16": Ablation("codec with 16 latent channels (8), widths 32/64/128",
                           train={"latent_channels": 16, "codec_width": 32}),
 }  # fmt: skip

@@ -48,8 +48,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads,
         latent_channels=args.latent_channels, codec_width=args.codec_width, success_head=args.success_head,
         residual=args.residual, prev_noise=args.prev_noise, teacher_forcing=args.teacher_forcing,
-        action_dropout=args.action_dropout, train_policies=csv_tuple(args.train_policies) or (),
-        train_episodes=args.train_episodes,
+        action_dropout=args.action_dropout, motion_weight=args.motion_weight,
+        train_policies=csv_tuple(args.train_policies) or (), train_episodes=args.train_episodes,
     )  # fmt: skip
     path = train_world_model(cfg, progress=not args.no_progress)
     print(f"world model: {path}")
@@ -184,6 +184,13 @@ def add_parsers(sub) -> None:
         default=0.0,
         help="hide each frame's actions with this probability in training, so the model also "
         "predicts without them: what `evaluate --guidance` needs",
+    )
+    tr.add_argument(
+        "--motion-weight",
+        type=float,
+        default=0.0,
+        help="weight each latent cell's loss by how much it moves between frames (1 + A * motion / mean "
+        "motion, normalised): the arm and the objects it moves weigh more than the static scene",
     )
     tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
     tr.add_argument("--window", type=int, help="frames per training window (default: the preset's)")

@@ -37,6 +37,10 @@ class WorldModelConfig:
     # sampling: velocity = v_without_action + guidance * (v_with_action - v_without_action) at every Euler step;
     # 1 samples the plain conditional, > 1 follows the actions more strongly (needs action_dropout > 0)
     guidance: float = 1.0
+    # training: each latent cell's flow loss weighted by how much it moves between frames, w = (1 + a * m / mean m)
+    # / (1 + a) with m = |z_t - z_(t-1)| over channels: the arm and the objects it moves, a small share of the
+    # pixels, weigh more than the static scene (0: every cell alike)
+    motion_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.value_scheme not in SCHEMES:
@@ -53,6 +57,8 @@ class WorldModelConfig:
             raise ValueError(f"prev_noise must be in [0, 1), got {self.prev_noise}")
         if not 0 <= self.action_dropout < 1:
             raise ValueError(f"action_dropout must be in [0, 1), got {self.action_dropout}")
+        if self.motion_weight < 0:
+            raise ValueError(f"motion_weight must be >= 0, got {self.motion_weight}")
         if self.guidance < 0:
             raise ValueError(f"guidance must be >= 0, got {self.guidance}")
         if self.guidance != 1 and self.action_dropout == 0:

@@ -34,6 +34,16 @@ class Window:
         return Window(**{k: None if v is None else v.to(device, non_blocking=True) for k, v in vars(self).items()})
 
 
+def motion_weights(latents: torch.Tensor, a: float) -> torch.Tensor:
+    """Per latent cell (B, T, V, h, w): (1 + a * m / mean m) / (1 + a), m = |z_t - z_(t-1)| averaged over the
+    channels (a window's first frame takes its successor's motion), so the weights average 1 over a batch
+    (all 1 when nothing moves)."""
+    d = (latents[:, 1:] - latents[:, :-1]).abs().mean(3)  # (B, T-1, V, h, w)
+    m = torch.cat([d[:, :1], d], dim=1)
+    mean = m.mean()
+    return (1 + a * m / mean.clamp_min(1e-8)) / (1 + a * (mean > 0).to(m.dtype))
+
+
 class WorldModel(nn.Module):
     """Frames are encoded by the (frozen) codec, normalised per latent channel; proprio is normalised with
     the training set's statistics. Both normalisations are buffers, so they travel with the weights."""
@@ -152,7 +162,10 @@ class WorldModel(nn.Module):
             v_z, v_p = velocity_from_x(w.latents, z_tau, tau), velocity_from_x(w.proprio, p_tau, tau)
         else:
             v_z, v_p = velocity_target(w.latents, eps_z), velocity_target(w.proprio, eps_p)
-        z_err = (out.latent_velocity - v_z).pow(2).flatten(2).mean(-1)
+        z_err = (out.latent_velocity - v_z).pow(2)
+        if self.cfg.motion_weight > 0:
+            z_err = z_err * motion_weights(w.latents, self.cfg.motion_weight)[:, :, :, None]
+        z_err = z_err.flatten(2).mean(-1)
         p_err = (out.proprio_velocity - v_p).pow(2).mean(-1)
         denom = noisy.sum().clamp_min(1)
         z_loss, p_loss = (z_err * noisy).sum() / denom, (p_err * noisy).sum() / denom

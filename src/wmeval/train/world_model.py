@@ -61,6 +61,7 @@ class WMTrainConfig:
     prev_noise: float = 0.0  # residual: noise on the previous frame in training (WorldModelConfig.prev_noise)
     teacher_forcing: bool = False  # train every frame on context copies of the earlier ones, as rollouts sample
     action_dropout: float = 0.0  # hide each frame's actions with this probability (enables evaluation's guidance)
+    motion_weight: float = 0.0  # weight the latent loss by each cell's motion (WorldModelConfig.motion_weight)
     val_fraction: float = 0.1
     codec_steps: int = 1000
     codec_batch: int = 32
@@ -105,7 +106,7 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     context = min(base.context, window - 1)
     return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn,
                    prev_noise=cfg.prev_noise, teacher_forcing=cfg.teacher_forcing,
-                   action_dropout=cfg.action_dropout)  # fmt: skip
+                   action_dropout=cfg.action_dropout, motion_weight=cfg.motion_weight)  # fmt: skip
 
 
 def lr_at(step: int, cfg: WMTrainConfig) -> float:
