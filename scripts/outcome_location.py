@@ -34,13 +34,19 @@ from wmeval.zoo import matches_any
 EVERY = 5  # frames between the samples of a trajectory input
 
 
-def features(store: EpisodeStore, key: str) -> dict[str, np.ndarray]:
+def features(store: EpisodeStore, key: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-episode inputs (name -> vector), and per-frame ones (name -> (T, D), plus "success": (T,))."""
     ep = store.load(key, verify=False)
     T = len(ep.proprio)
     idx = np.linspace(0, T - 1, max(2, T // EVERY)).round().astype(int)
-    last = torch.from_numpy(ep.frames[-1].astype(np.float32) / 255).permute(0, 3, 1, 2)  # V, 3, H, W
-    pixels = F.adaptive_avg_pool2d(last, 16).flatten(1).numpy()  # V, 768
+    frames = torch.from_numpy(ep.frames.astype(np.float32) / 255).permute(0, 1, 4, 2, 3)  # T, V, 3, H, W
+    every = F.adaptive_avg_pool2d(frames.flatten(0, 1), 16).reshape(T, len(store.layout.views), -1).numpy()  # T, V, 768
+    pixels = every[-1]  # V, 768
     arm = ep.proprio[idx].ravel()
+    per_frame = {"success": np.asarray(ep.success, float)}
+    for v, name in enumerate(store.layout.views):
+        at = "" if len(store.layout.views) == 1 else f" ({name})"
+        per_frame[f"arm + pixels, every frame{at}"] = np.concatenate([ep.proprio, every[:, v]], axis=1)
     out = {
         "arm over the episode": arm,
         "arm, last frame": ep.proprio[-1],
@@ -53,7 +59,7 @@ def features(store: EpisodeStore, key: str) -> dict[str, np.ndarray]:
         out[f"arm + pixels, last frame{at}"] = np.concatenate([arm, pixels[v]])
     if len(views) > 1:
         out["arm + pixels, last frame (all views)"] = np.concatenate([arm, pixels.ravel()])
-    return out
+    return out, per_frame
 
 
 def fit_predict(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, l2: float = 1e-2) -> np.ndarray:
@@ -76,6 +82,14 @@ def fit_predict(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, l2: float = 1e-2) 
         return torch.sigmoid(Xts @ w + b).numpy()
 
 
+def ranking(judged: list, p: np.ndarray) -> tuple[float, float]:
+    """(within-task Spearman of the policies' mean score against their true success, per-episode AUROC)."""
+    y = np.array([m.outcome for m in judged], float)
+    policies = sorted({m.policy for m in judged})
+    of = [np.array([m.policy == q for m in judged]) for q in policies]
+    return spearman(np.array([y[i].mean() for i in of]), np.array([p[i].mean() for i in of])), auroc(p, y)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a `wmeval bench` run directory (its store and judged patterns)")
@@ -93,16 +107,22 @@ def main() -> None:
         metas = [m for m in store.index() if m.task == task and m.outcome is not None]
         train = [m for m in metas if not matches_any(m.policy, cfg.judged)]
         judged = [m for m in metas if matches_any(m.policy, cfg.judged) and cfg.seed <= m.seed <= last_eval_seed]
-        feats = {m.key: features(store, m.key) for m in train + judged}
-        y, yt = np.array([m.outcome for m in train], float), np.array([m.outcome for m in judged], float)
-        policies = sorted({m.policy for m in judged})
-        true = np.array([yt[[m.policy == p for m in judged]].mean() for p in policies])
+        both = {m.key: features(store, m.key) for m in train + judged}
+        feats, frames = {k: f for k, (f, _) in both.items()}, {k: f for k, (_, f) in both.items()}
+        y = np.array([m.outcome for m in train], float)
         for name in next(iter(feats.values())):
             X = np.stack([feats[m.key][name] for m in train])
-            Xt = np.stack([feats[m.key][name] for m in judged])
-            p = fit_predict(X, y, Xt)
-            pred = np.array([p[[m.policy == q for m in judged]].mean() for q in policies])
-            rows[name][task] = (spearman(true, pred), auroc(p, yt))
+            rows[name][task] = ranking(judged, fit_predict(X, y, np.stack([feats[m.key][name] for m in judged])))
+        # is the task succeeded in this frame? (per-frame labels); an episode scores its most certain frame
+        for name in (n for n in next(iter(frames.values())) if n != "success"):
+            X = np.concatenate([frames[m.key][name] for m in train])
+            fy = np.concatenate([frames[m.key]["success"] for m in train])
+            lens = [len(frames[m.key][name]) for m in judged]
+            p = fit_predict(X, fy, np.concatenate([frames[m.key][name] for m in judged]))
+            best = np.array([c.max() for c in np.split(p, np.cumsum(lens)[:-1])])
+            rows[f"{name}: succeeded now?, max over the episode"][task] = ranking(judged, best)
+        policies = sorted({m.policy for m in judged})
+        true = np.array([np.mean([m.outcome for m in judged if m.policy == q]) for q in policies])
         n = len(judged) // len(policies)
         print(f"{task}: {len(train)} training episodes, {len(policies)} judged policies x {n} real episodes; "
               f"true success {true.min():.2f}-{true.max():.2f}", flush=True)
