@@ -51,10 +51,11 @@ def load_cached(path: str, views: tuple[int, ...] | None = None) -> LearnedPolic
 
 def for_layout(path: str, task: str, layout: Layout) -> LearnedPolicy:
     """The checkpoint at `path`, checked against `task` and `layout`, reading its own cameras among the
-    layout's."""
-    LearnedPolicy.check_config(path, task, layout)
-    idx = view_indices(LearnedPolicy.read_layout(path)["views"], layout.views)
-    return load_cached(str(path), None if idx == tuple(range(len(layout.views))) else idx)
+    layout's. Called for every episode: the checkpoint is read once per process."""
+    learned = load_cached(str(path))
+    learned.check(task, layout)
+    idx = view_indices(learned.config["layout"]["views"], layout.views)
+    return learned if idx == tuple(range(len(layout.views))) else load_cached(str(path), idx)
 
 
 class LearnedPolicy:
