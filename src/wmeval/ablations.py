@@ -131,9 +131,11 @@ def finished_bench(cfg: PipelineConfig, models: bool = True) -> Path:
     return zoo_path
 
 
-def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = True) -> dict:
+def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = True,
+              seeds: tuple[int, ...] | None = None) -> dict | None:  # fmt: skip
     """Train (if `ab` changes training), evaluate and align one variant of the headline, one world model per
-    seed, in `out` (resumable)."""
+    seed, in `out` (resumable). `seeds` runs only those seeds (e.g. one per process, side by side) and aligns
+    only if every seed's evaluation is then finished (else returns None)."""
     from wmeval.align.align import run_align
     from wmeval.eval.evaluate import evaluate
     from wmeval.train.judge import JudgeTrainConfig, train_judge
@@ -149,8 +151,7 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
     timer = Timer(out / "timings.json")
     where.mkdir(parents=True, exist_ok=True)
     train_timer = Timer(where / "timings.json") if where != out else timer
-    evals = []
-    for k in range(cfg.seeds):
+    for k in range(cfg.seeds) if seeds is None else seeds:
         model = base / ("wm-heldout" if k == 0 else f"wm-heldout-s{k}") / "model"
         if trained.train:
             own_codec = any(f in trained.train for f in CODEC_FIELDS)
@@ -164,9 +165,11 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
             jcfg = JudgeTrainConfig(**{"model": str(model), "out": str(out / f"judge-s{k}"), "seed": k, "steps": steps,
                                        "device": cfg.device, **ab.judge})  # fmt: skip
             overrides["judge"] = str(timer.run(f"judge (s{k})", train_judge, jcfg, progress))
-        evals.append(out / f"eval-s{k}")
-        timer.run(f"evaluate (s{k})", evaluate, eval_config(cfg, model, evals[-1], zoo_path, judged, 0, **overrides),
-                  progress)  # fmt: skip
+        timer.run(f"evaluate (s{k})", evaluate, eval_config(cfg, model, out / f"eval-s{k}", zoo_path, judged, 0,
+                                                            **overrides), progress)  # fmt: skip
+    evals = [out / f"eval-s{k}" for k in range(cfg.seeds)]
+    if seeds is not None and not all((e / "evaluation.json").is_file() for e in evals):
+        return None
     return run_align(evals, out=out / "alignment.json")
 
 

@@ -120,7 +120,8 @@ def make_config(name: str, out: str, **overrides) -> PipelineConfig:
 class Timer:
     """Wall time per stage, written to OUT/timings.json after each stage. Resumable stages add up over the
     runs that resumed them (a finished stage adds next to nothing); stages that redo their work every run
-    (`accumulate=False`: align, report) keep their last time."""
+    (`accumulate=False`: align, report) keep their last time. Processes that share the file (one seed each)
+    each add their own stages."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -132,6 +133,8 @@ class Timer:
         try:
             return fn(*args, **kwargs)
         finally:  # an interrupted stage still counts what it did
+            if self.path.is_file():  # stages another process (another seed) finished meanwhile are kept
+                self.stages = {**self.stages, **json.loads(self.path.read_text())}
             before = self.stages.get(name, 0.0) if accumulate else 0.0
             self.stages[name] = round(before + time.perf_counter() - t0, 1)
             self.stages["total"] = round(sum(v for k, v in self.stages.items() if k != "total"), 1)

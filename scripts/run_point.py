@@ -1,0 +1,56 @@
+"""Run one seed (or a few) of one ablation or data-study point of a finished bench run's data, so that the
+seeds of a point can run side by side in separate processes (one thread each on a small CPU: two 1-thread
+processes do more work than one 2-thread process on the `tiny` model). Resumable, like `wmeval bench
+--ablation/--study`; whichever process finishes the last seed aligns the point, and a later
+`wmeval bench --ablation NAME` or `--study PART` (or `scripts/merge_study.py`) finds it finished.
+
+    OMP_NUM_THREADS=1 python scripts/run_point.py runs/bench-cpu kind-expert --seeds 0 &
+    OMP_NUM_THREADS=1 python scripts/run_point.py runs/bench-cpu kind-expert --seeds 1 &
+    OMP_NUM_THREADS=1 python scripts/run_point.py runs/bench-cpu kind-expert --seeds 2
+
+Points that retrain need only the bench run's data and its seed-0 codec, not its world models.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from wmeval.ablations import ABLATIONS, run_point
+from wmeval.pipeline import make_config
+from wmeval.study import PARTS, points
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="a `wmeval bench --preset PRESET` run directory (its data stages finished)")
+    ap.add_argument("point", help="an ablation (wmeval/ablations.py) or a study point (size-25, kind-expert, ...)")
+    ap.add_argument("--seeds", required=True, help="comma-separated world-model seeds to run, e.g. 0 or 1,2")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args()
+    cfg = make_config(args.preset, args.run)
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    if any(not 0 <= s < cfg.seeds for s in seeds):
+        raise SystemExit(f"error: --seeds {args.seeds}: the {args.preset} preset trains seeds 0..{cfg.seeds - 1}")
+    if args.point in ABLATIONS:
+        ab, where = ABLATIONS[args.point], Path("ablations") / args.point
+        if ab.models_from:
+            raise SystemExit(f"error: {args.point} re-judges {ab.models_from}'s models; run that one first")
+    else:
+        study = points(cfg, PARTS)
+        if args.point not in study:
+            raise SystemExit(f"error: unknown point {args.point!r}; valid: {', '.join([*ABLATIONS, *study])}")
+        if args.point in ("kind-judged", "advice-suggest", "advice-random"):
+            raise SystemExit(f"error: {args.point} needs episodes collected first: `wmeval bench --study kind,advice`")
+        _, _, ab, where = study[args.point]
+    al = run_point(cfg, ab, Path(args.run) / where, progress=not args.no_progress, seeds=seeds)
+    if al is None:
+        print(f"seeds {args.seeds} of {args.point} done; the point aligns when its other seeds finish")
+    else:
+        print(f"{args.point}: within-task Spearman {al['within_task_spearman']['value']:.2f}, "
+              f"written to {Path(args.run) / where / 'alignment.json'}")
+
+
+if __name__ == "__main__":
+    main()
