@@ -60,7 +60,7 @@ def test_a_run_written_before_a_setting_existed_resumes_with_its_default():
 
 
 def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
-    from wmeval.ablations import ROW_HEAD, ablation_rows, parse_names, run_ablation
+    from wmeval.ablations import ABLATIONS, ROW_HEAD, ablation_rows, parse_names, run_ablation, run_point
 
     cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
     run_pipeline(cfg, progress=False)
@@ -68,7 +68,12 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     model.rename(model.with_name("model.aside"))  # as while the headline's world models still train:
     with pytest.raises(ValueError, match="no finished bench run"):
         run_ablation(cfg, "samples-3", progress=False)  # re-judging needs them,
-    run_ablation(cfg, "steps-half", progress=False)  # retraining only the headline's codec
+    # retraining needs only the headline's codec; seeds may run one at a time (side by side, in processes)
+    half, out = ABLATIONS["steps-half"], tmp_path / "run" / "ablations" / "steps-half"
+    assert run_point(cfg, half, out, progress=False, seeds=(1,)) is None  # seed 0 not evaluated yet: no alignment
+    assert run_point(cfg, half, out, progress=False, seeds=(0,))["n_seeds"] == 2  # the last seed aligns both
+    assert {"world model (s0)", "world model (s1)", "evaluate (s0)", "evaluate (s1)"} <= set(
+        json.loads((out / "timings.json").read_text()))  # each run's stages kept beside the other's
     model.with_name("model.aside").rename(model)
     al = run_ablation(cfg, "samples-3", progress=False)  # re-judges with the headline's own world models
     ev = json.loads((tmp_path / "run" / "ablations" / "samples-3" / "eval-s0" / "evaluation.json").read_text())
