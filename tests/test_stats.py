@@ -47,3 +47,27 @@ def test_psnr_and_ssim_of_identical_and_different_images():
     assert (psnr(a, a) >= 99).all()
     b = (a.int() + 10).clamp(0, 255).to(torch.uint8)
     assert (psnr(a, b) < 30).all() and (ssim(a, 255 - a) < 0.5).all()
+
+
+def test_sharpness_of_flat_checkered_and_blurred_images():
+    import torch
+    import torch.nn.functional as F
+
+    from wmeval.metrics import sharpness
+
+    flat = torch.full((1, 8, 8, 3), 128, dtype=torch.uint8)
+    checks = ((torch.arange(8)[:, None] + torch.arange(8)[None]) % 2 * 255).to(torch.uint8)
+    checks = checks[None, :, :, None].expand(1, 8, 8, 3)
+    assert sharpness(flat).item() == 0 and sharpness(checks).item() == 1  # every neighbour differs by the full range
+    stripes = torch.zeros(1, 8, 8, 3, dtype=torch.uint8)
+    stripes[:, :, ::2] = 255  # columns alternate: every step across changes, none down
+    assert sharpness(stripes).item() == 0.5
+    blurred = F.avg_pool2d(checks[..., 0].float()[None], 3, 1, 1, count_include_pad=False)[0]
+    blurred = blurred.round().to(torch.uint8)[..., None].expand(1, 8, 8, 3)
+    assert 0 < sharpness(blurred).item() < sharpness(checks).item()
+    where = torch.zeros(1, 8, 8, dtype=torch.bool)
+    where[:, :3] = True  # the top rows only (their neighbours down are row 3 at most)
+    half = checks.clone()
+    half[:, 4:] = 128  # flat where it is not asked
+    assert sharpness(half, where).item() == 1 and sharpness(half).item() < 1
+    assert sharpness(flat, torch.zeros(1, 8, 8, dtype=torch.bool)).item() == 0  # nothing asked: 0, not NaN

@@ -157,6 +157,8 @@ def test_quality_report_and_videos(tmp_path, store):
     rep = json.loads((tmp_path / "q" / "quality.json").read_text())
     assert rep["horizon"] == 3 and set(rep["psnr"]) == {"1"} and len(rep["psnr_by_horizon"]) == 3
     assert 0 < rep["ssim"]["1"] <= 1 and rep["episodes"] >= 1
+    sharp = [v for v in rep["sharpness_by_horizon"] if v is not None]  # None: nothing had moved in reality yet
+    assert len(rep["sharpness_by_horizon"]) == 3 and all(v >= 0 for v in sharp)
     assert list((tmp_path / "q").glob("real_vs_imagined_*.gif"))
     # where the outcome is lost: a chosen policy's episodes, readout real vs open loop, one step vs baselines
     policy = store.meta(store.keys()[0]).policy

@@ -25,6 +25,20 @@ def psnr(a_u8: torch.Tensor, b_u8: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1 / mse.clamp_min(1e-10))
 
 
+def sharpness(img_u8: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels, across and down, on [0, 1] images: uint8
+    (N, H, W, 3) -> (N,); `where` bool (N, H, W) restricts the mean to those pixels (0 where it holds none).
+    Blur lowers it, so imagined over real sharpness where reality moves says how much detail of the arm and
+    what it pushes (a gripper's fingers, a window's bars) a world model keeps: 1 is as sharp as reality."""
+    x = img_u8.float() / 255
+    corner = x[:, :-1, :-1]
+    g = ((x[:, :-1, 1:] - corner).abs() + (x[:, 1:, :-1] - corner).abs()).mean(-1) / 2  # (N, H - 1, W - 1)
+    if where is None:
+        return g.flatten(1).mean(1)
+    w = where[:, :-1, :-1].float()
+    return (g * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1)
+
+
 def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     x = torch.arange(size).float() - size // 2
     g = torch.exp(-(x**2) / (2 * sigma**2))

@@ -80,6 +80,10 @@ def cmd_quality(args: argparse.Namespace) -> int:
     for h in rep["psnr"]:
         print(f"{h:7d}  {rep['psnr'][h]:7.2f}  {rep['ssim'][h]:.3f}  {rep['proprio_mae'][h]:11.4f}   |"
               f" {base['psnr'][h]:30.2f}  {base['proprio_mae'][h]:11.4f}")  # fmt: skip
+    ratio = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731  (None: nothing moved in reality)
+    sharp = ", ".join(f"{h}: {ratio(v)}" for h, v in rep["sharpness"].items())
+    print(f"sharpness where reality moves, imagined / real (1 = as much detail) at horizon {sharp}; "
+          f"the codec's round trip alone: {ratio(rep['sharpness_codec'])}")
     print(f"readout AUROC: real last frame {rep['value_auroc_real_last_frame']:.3f}, "
           f"imagined final frame {rep['value_auroc_imagined_final_frame']:.3f}")  # fmt: skip
     print("readout AUROC over whole episodes (max / final): real frames | open loop from the first frame")

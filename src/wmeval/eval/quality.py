@@ -24,10 +24,12 @@ import torch
 from tqdm import tqdm
 
 from wmeval.data.store import EpisodeStore, atomic_write_text
-from wmeval.metrics import auroc, psnr, ssim
+from wmeval.metrics import auroc, psnr, sharpness, ssim
 from wmeval.model.flow import euler_schedule
 from wmeval.model.world_model import WorldModel, load_world_model, predict
 from wmeval.zoo import matches_any
+
+MOVED = 25  # a pixel moved if a channel changed by more than this (of 255) since the last context frame
 
 
 def held_out_keys(meta: dict, store: EpisodeStore) -> list[str]:
@@ -87,6 +89,7 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
     g = torch.Generator().manual_seed(seed)
     ps, ss, pe, v_img, v_last, outcomes, samples = [], [], [], [], [], [], []
     base_ps, base_pe = [], []  # "nothing moves": the last context frame and proprio, repeated
+    sharp_img, sharp_real, sharp_codec = [], [], []  # detail kept: imagined, real, real through the codec
     for i in tqdm(range(0, len(keys), batch), desc="quality", disable=not progress):
         eps = [store.load(k) for k in keys[i : i + batch]]
         frames = torch.from_numpy(np.stack([np.array(e.frames[: Tc + H]) for e in eps]))
@@ -100,6 +103,11 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         ss.append(ssim(flat(pred.frames), flat(real)).view(B, H, V).mean(-1))
         pe.append((pred.proprio - proprio[:, Tc:]).abs().mean(-1))
         still = frames[:, Tc - 1 : Tc].expand_as(real)
+        moved = flat((real.int() - still.int()).abs().amax(-1) > MOVED)  # where reality changed since the context
+        with torch.no_grad():
+            through = model.decode(model.encode(real.flatten(0, 1))).view_as(real)
+        for acc, x in ((sharp_img, pred.frames), (sharp_real, real), (sharp_codec, through)):
+            acc.append(sharpness(flat(x), moved).view(B, H, V).mean(-1))
         base_ps.append(psnr(flat(still.contiguous()), flat(real)).view(B, H, V).mean(-1))
         base_pe.append((proprio[:, Tc - 1 : Tc] - proprio[:, Tc:]).abs().mean(-1))
         v_img.append(pred.value[:, -1])
@@ -108,6 +116,9 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         if len(samples) < videos:
             samples.append((real[: videos - len(samples)], pred.frames[: videos - len(samples)]))
     psnr_h, ssim_h, prop_h, bpsnr_h, bprop_h = (torch.cat(x).mean(0) for x in (ps, ss, pe, base_ps, base_pe))
+    real_sharp = torch.cat(sharp_real).mean(0)  # 0 where nothing moved yet in any episode: no ratio (None)
+    sharp_h = [float(a / b) if b > 0 else None for a, b in zip(torch.cat(sharp_img).mean(0), real_sharp, strict=True)]
+    codec_sharp = torch.cat(sharp_codec).mean() / real_sharp.mean() if real_sharp.mean() > 0 else None
     at = [h for h in (1, 8, 32) if h <= H]
     known = np.array([o is not None for o in outcomes])  # imported episodes may have no outcome
     y = np.array([bool(o) for o in outcomes])
@@ -116,12 +127,14 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         "successes": int(y.sum()),
         "psnr": {h: float(psnr_h[h - 1]) for h in at}, "ssim": {h: float(ssim_h[h - 1]) for h in at},
         "proprio_mae": {h: float(prop_h[h - 1]) for h in at},
+        # imagined / real sharpness where reality moved (1: as much detail), and what the codec's round trip keeps
+        "sharpness": {h: sharp_h[h - 1] for h in at}, "sharpness_codec": codec_sharp and float(codec_sharp),
         "still_baseline": {"psnr": {h: float(bpsnr_h[h - 1]) for h in at},
                            "proprio_mae": {h: float(bprop_h[h - 1]) for h in at}},
         "value_auroc_real_last_frame": auroc(torch.cat(v_last).numpy()[known], y[known]),
         "value_auroc_imagined_final_frame": auroc(torch.cat(v_img).numpy()[known], y[known]),
         "psnr_by_horizon": psnr_h.tolist(), "ssim_by_horizon": ssim_h.tolist(),
-        "proprio_mae_by_horizon": prop_h.tolist(),
+        "proprio_mae_by_horizon": prop_h.tolist(), "sharpness_by_horizon": sharp_h,
         "policies": list(policies or []),
         "readout": readout_report(model, store, keys, batch, seed, progress),
         "one_step": one_step_report(model, store, keys, batch, seed),
