@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, help="override the preset's width (with --depth, --heads: size sweeps)")
     ap.add_argument("--depth", type=int)
     ap.add_argument("--heads", type=int)
+    ap.add_argument("--patch", type=int, help="latent cells per token side (the presets' 2)")
     ap.add_argument("--latent-channels", type=int, help="override the codec's latent channels (with --codec-width)")
     ap.add_argument("--codec-width", type=int, help="the codec's channels at H/2 (doubled at H/4 and H/8)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -92,7 +93,8 @@ def main() -> None:
     bf16 = dev.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(0)
     cfg = preset(args.preset, args.image_size, 1, 4, 4, 4)
-    cfg = sized(cfg, args.latent_channels, args.codec_width, d_model=args.d_model, depth=args.depth, heads=args.heads)
+    cfg = sized(cfg, args.latent_channels, args.codec_width, d_model=args.d_model, depth=args.depth, heads=args.heads,
+                patch=args.patch)  # fmt: skip
     cfg = replace(cfg, teacher_forcing=args.teacher_forcing)
     wm = WorldModel(cfg).to(dev)
     c = cfg.dynamics

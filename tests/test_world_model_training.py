@@ -60,9 +60,12 @@ def test_train_save_load_and_predict(tmp_path, store):
 
 @pytest.mark.parametrize("teacher_forcing", [False, True])
 def test_success_head_and_residual_train_and_roll_out(tmp_path, store, teacher_forcing):
-    run = cfg(store, tmp_path / "run", success_head=True, residual=True, prev_noise=0.2, teacher_forcing=teacher_forcing)
+    run = cfg(store, tmp_path / "run", success_head=True, residual=True, prev_noise=0.2, teacher_forcing=teacher_forcing,
+              patch=1)  # fmt: skip
     model, meta = load_world_model(train_world_model(run, progress=False))
     assert model.cfg.dynamics.success_head and model.cfg.dynamics.residual and model.cfg.prev_noise == 0.2
+    d = model.cfg.dynamics  # patch 1: one token per latent cell
+    assert d.patch == 1 and d.tokens_per_frame == d.grid**2 + 1
     assert model.cfg.teacher_forcing == teacher_forcing
     assert "success_bce" in meta["metrics"]
     ep = store.load(store.keys()[0])

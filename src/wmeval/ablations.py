@@ -91,6 +91,10 @@ ABLATIONS = {
     # a 16 x 16 thumbnail) yet imagination ranks it at 0.36-0.40; the window is a small share of the loss
     "motion-weight-4": Ablation("latent loss weighted by each cell's motion, 1 + 4 m / mean m (uniform)",
                                 train={"motion_weight": 4.0}),
+    # measured (benchmarks/world_model_speed.py --patch 1 vs 2, 1 thread, the cpu preset's codec, one run each
+    # twice): a step with 65 tokens per frame costs 5.2-5.4x one with 17; imagination runs at half the rate
+    "patch-1": Ablation("each dynamics token one latent cell (patch 1: 65 tokens per frame; 2: 17), 0.19x the "
+                        "steps: equal training time", train={"patch": 1, "steps_scale": 0.19}),
     "codec-c16": Ablation("codec with 16 latent channels (8), widths 32/64/128",
                           train={"latent_channels": 16, "codec_width": 32}),
 }  # fmt: skip

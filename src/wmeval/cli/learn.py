@@ -45,7 +45,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         value_scheme=args.value_scheme,
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
-        codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads,
+        codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads, patch=args.patch,
         latent_channels=args.latent_channels, codec_width=args.codec_width, success_head=args.success_head,
         residual=args.residual, prev_noise=args.prev_noise, teacher_forcing=args.teacher_forcing,
         action_dropout=args.action_dropout, motion_weight=args.motion_weight,
@@ -214,6 +214,8 @@ def add_parsers(sub) -> None:
     tr.add_argument("--d-model", type=int, help="dynamics width (default: the preset's)")
     tr.add_argument("--depth", type=int, help="dynamics blocks (default: the preset's)")
     tr.add_argument("--heads", type=int, help="attention heads (default: the preset's)")
+    tr.add_argument("--patch", type=int, help="latent cells per token side (default: the preset's 2; 1: 4x the tokens, "
+                    "each token one latent cell, for small objects)")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=cmd_train)

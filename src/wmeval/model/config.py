@@ -100,7 +100,7 @@ def preset(name: str, image_size: int, views: int, state_dim: int, action_dim: i
 def sized(cfg: WorldModelConfig, latent_channels: int | None = None, codec_width: int | None = None,
           **dynamics_sizes: int | None) -> WorldModelConfig:
     """`cfg` with another codec size (latent channels; widths w, 2w, 4w) and dynamics sizes (d_model, depth,
-    heads); None keeps the preset's value."""
+    heads, patch); None keeps the preset's value."""
     codec = cfg.codec
     if latent_channels is not None:
         codec = replace(codec, latent_channels=latent_channels)

@@ -45,6 +45,7 @@ class WMTrainConfig:
     d_model: int | None = None  # dynamics width, depth and heads (None: the preset's)
     depth: int | None = None
     heads: int | None = None
+    patch: int | None = None  # latent patch side per dynamics token (None: the preset's 2; 1: 4x the tokens)
     latent_channels: int | None = None  # codec latent channels and base width (None: the preset's)
     codec_width: int | None = None  # the codec's channels at H/2; doubled at H/4 and H/8
     tasks: tuple[str, ...] | None = None
@@ -101,7 +102,8 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     L = store.layout
     base = preset(cfg.preset, L.image_size, len(L.views), L.state_dim, L.action_dim, L.frame_skip)
     window = cfg.window or base.window
-    base = sized(base, cfg.latent_channels, cfg.codec_width, d_model=cfg.d_model, depth=cfg.depth, heads=cfg.heads)
+    base = sized(base, cfg.latent_channels, cfg.codec_width, d_model=cfg.d_model, depth=cfg.depth, heads=cfg.heads,
+                 patch=cfg.patch)  # fmt: skip
     dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual)
     context = min(base.context, window - 1)
     return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn,
