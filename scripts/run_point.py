@@ -8,7 +8,9 @@ processes do more work than one 2-thread process on the `tiny` model). Resumable
     OMP_NUM_THREADS=1 python scripts/run_point.py runs/bench-cpu kind-expert --seeds 1 &
     OMP_NUM_THREADS=1 python scripts/run_point.py runs/bench-cpu kind-expert --seeds 2
 
-Points that retrain need only the bench run's data and its seed-0 codec, not its world models.
+Points that retrain need only the bench run's data and its seed-0 codec, not its world models. Points
+that train their own codec (`codec-*`) train it with seed 0, which the other seeds then share: run seed 0
+first (the others refuse to start without it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ def main() -> None:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
     cfg = make_config(args.preset, args.run)
-    seeds = tuple(int(s) for s in args.seeds.split(","))
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise SystemExit(f"error: --seeds {args.seeds!r}: give comma-separated integers, e.g. 0 or 1,2") from None
     if any(not 0 <= s < cfg.seeds for s in seeds):
         raise SystemExit(f"error: --seeds {args.seeds}: the {args.preset} preset trains seeds 0..{cfg.seeds - 1}")
     if args.point in ABLATIONS:

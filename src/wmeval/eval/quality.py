@@ -118,7 +118,7 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
     psnr_h, ssim_h, prop_h, bpsnr_h, bprop_h = (torch.cat(x).mean(0) for x in (ps, ss, pe, base_ps, base_pe))
     real_sharp = torch.cat(sharp_real).mean(0)  # 0 where nothing moved yet in any episode: no ratio (None)
     sharp_h = [float(a / b) if b > 0 else None for a, b in zip(torch.cat(sharp_img).mean(0), real_sharp, strict=True)]
-    codec_sharp = torch.cat(sharp_codec).mean() / real_sharp.mean() if real_sharp.mean() > 0 else None
+    codec_sharp = float(torch.cat(sharp_codec).mean() / real_sharp.mean()) if real_sharp.mean() > 0 else None
     at = [h for h in (1, 8, 32) if h <= H]
     known = np.array([o is not None for o in outcomes])  # imported episodes may have no outcome
     y = np.array([bool(o) for o in outcomes])
@@ -128,7 +128,7 @@ def evaluate_quality(model_path: str, store_path: str | None = None, episodes: i
         "psnr": {h: float(psnr_h[h - 1]) for h in at}, "ssim": {h: float(ssim_h[h - 1]) for h in at},
         "proprio_mae": {h: float(prop_h[h - 1]) for h in at},
         # imagined / real sharpness where reality moved (1: as much detail), and what the codec's round trip keeps
-        "sharpness": {h: sharp_h[h - 1] for h in at}, "sharpness_codec": codec_sharp and float(codec_sharp),
+        "sharpness": {h: sharp_h[h - 1] for h in at}, "sharpness_codec": codec_sharp,
         "still_baseline": {"psnr": {h: float(bpsnr_h[h - 1]) for h in at},
                            "proprio_mae": {h: float(bprop_h[h - 1]) for h in at}},
         "value_auroc_real_last_frame": auroc(torch.cat(v_last).numpy()[known], y[known]),
