@@ -317,3 +317,48 @@ def test_closed_loop_calibration_imagines_the_training_policies_from_their_start
     assert cal["method"] == "closed-loop" and cal["episodes"] == cal["learned_policy_episodes"] == len(chosen)
     with pytest.raises(ValueError, match="unknown calibration 'open'"):
         replace(cfg, calibration="open")
+
+
+def test_a_judge_can_train_on_the_world_models_imagination_of_its_episodes(world, tmp_path):
+    """`train-judge --imagined`: the episodes' real first frames, then what the world model imagines from their
+    recorded actions (one noise draw per episode, whatever the batch), with their real labels."""
+    import torch
+
+    from wmeval.checkpoint import read_config
+    from wmeval.model.world_model import load_world_model
+    from wmeval.train.judge import JudgeTrainConfig, _episode_seed, imagine_arrays, judge_episodes, train_judge
+
+    train, _, _ = judge_episodes(world["model"])
+    wm, _ = load_world_model(world["model"])
+    few = train.subset(list(range(5)))
+    ident = {"model": "m", "step": 1}
+    a = imagine_arrays(wm, few, tmp_path / "a.safetensors", ident, seed=3, batch=2, progress=False)
+    b = imagine_arrays(wm, few, tmp_path / "b.safetensors", ident, seed=3, batch=64, progress=False)
+    assert a.keys == few.keys and list(a.lens) == list(few.lens)
+    fa, fr = torch.from_numpy(a.frames()), torch.from_numpy(few.frames())
+    for name in ("actions", "value", "success"):
+        assert torch.equal(getattr(a, name)[fa], getattr(few, name)[fr])
+    assert torch.equal(a.outcome, few.outcome)
+    assert torch.allclose(a.latents, b.latents, atol=1e-5)  # float sums only
+    first = torch.from_numpy(a.starts)
+    assert torch.allclose(a.latents[first], few.latents[torch.from_numpy(few.starts)], atol=1e-5)  # real first frames
+    assert not torch.allclose(a.latents[first + 1], few.latents[torch.from_numpy(few.starts) + 1])
+    # frame 1 of episode 0 by hand: the start frame, then its first action chunk with the episode's own noise
+    norm = wm.latent_mean, wm.latent_std
+    z0 = ((few.latents[few.starts[0]] - norm[0][:, None, None]) / norm[1][:, None, None])[None, None]
+    p0 = wm.norm_proprio(few.proprio[few.starts[0]])[None, None]
+    K, A = few.actions.shape[1:]
+    cache, _ = wm.start(z0, p0, torch.zeros(1, 1, K, A), torch.zeros(1, 1, dtype=torch.bool))
+    g = [torch.Generator().manual_seed(_episode_seed(3, few.keys[0]))]
+    z1, _, _ = wm.next_frame(cache, few.actions[few.starts[0]][None], g)
+    assert torch.allclose(a.latents[a.starts[0] + 1], z1[0] * norm[1][:, None, None] + norm[0][:, None, None], atol=1e-5)
+    again = imagine_arrays(wm, few, tmp_path / "a.safetensors", ident, seed=3, progress=False)  # reused
+    assert torch.equal(again.latents, a.latents)
+
+    cfg = JudgeTrainConfig(model=str(world["model"]), out=str(tmp_path / "judge"), steps=4, batch_size=8,
+                           eval_every=4, frames=2, imagined=True, device="cpu")  # fmt: skip
+    saved = read_config(train_judge(cfg, progress=False))
+    assert saved["train"]["imagined"] and 0 <= saved["metrics"]["val_auroc"] <= 1
+    assert (tmp_path / "judge" / "imagined-train.safetensors").is_file()
+    with pytest.raises(ValueError, match="other settings"):
+        train_judge(replace(cfg, imagined=False), progress=False)

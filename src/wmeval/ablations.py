@@ -87,6 +87,10 @@ ABLATIONS = {
     "judge": Ablation("imagined episodes judged by a judge of the rendered state alone (`wmeval train-judge`: "
                       "latents and proprio of the newest 4 frames, no actions) instead of the value head",
                       judge={}),
+    # the judge above reads imagined frames it never trained on; this one trains on the model's own imagination
+    "judge-imagined": Ablation("imagined episodes judged by a judge trained on the world model's open-loop "
+                               "imagination of its training episodes, with their real outcomes (`wmeval train-judge "
+                               "--imagined`), instead of the value head", judge={"imagined": True}),
     # measured (scripts/outcome_location.py): window-open's outcome is plain in reality's last frame (0.96 from
     # a 16 x 16 thumbnail) yet imagination ranks it at 0.36-0.40; the window is a small share of the loss
     "motion-weight-4": Ablation("latent loss weighted by each cell's motion, 1 + 4 m / mean m (uniform)",

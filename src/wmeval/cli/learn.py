@@ -62,7 +62,7 @@ def cmd_train_judge(args: argparse.Namespace) -> int:
     cfg = JudgeTrainConfig(
         model=args.model, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         frames=args.frames, d_model=args.d_model, depth=args.depth, heads=args.heads, noise=args.noise,
-        eval_every=args.eval_every, seed=args.seed, device=args.device,
+        imagined=args.imagined, eval_every=args.eval_every, seed=args.seed, device=args.device,
     )  # fmt: skip
     path = train_judge(cfg, progress=not args.no_progress)
     print(f"judge: {path}  (use it with `wmeval evaluate --model {args.model} --judge {path}`)")
@@ -236,6 +236,9 @@ def add_parsers(sub) -> None:
     tj.add_argument("--heads", type=int, default=2)
     tj.add_argument("--noise", type=float, default=0.1,
                     help="training frames at a signal level in [1 - noise, 1], as imperfect as imagined ones")
+    tj.add_argument("--imagined", action="store_true",
+                    help="train on the world model's open-loop imagination of its training episodes (their first "
+                    "frame and recorded actions), labelled with their real outcomes, instead of their real frames")
     tj.add_argument("--eval-every", type=int, default=500)
     tj.add_argument("--seed", type=int, default=0)
     tj.add_argument("--device", default="auto")

@@ -2,11 +2,18 @@
 training episodes (its training policies, never its validation episodes, never a held-out policy's), its
 normalisation and its value targets. Validation: the world model's validation episodes.
 
-    wmeval train-judge --model runs/bench-cpu/wm-heldout/model --out runs/bench-cpu/judge
+With `imagined`, the judge learns to read imagination instead of reality: it trains on the world model's
+open-loop imagination of the same episodes (from each episode's first real frame, with its recorded
+actions), labelled with what really happened in them, and validates on the imagination of the validation
+episodes. A judge trained on real frames meets imagined ones only when it judges; this one has seen how
+the model renders a success and a failure.
+
+    wmeval train-judge --model runs/bench-cpu/wm-heldout/model --out runs/bench-cpu/judge [--imagined]
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,7 +23,7 @@ from tqdm import tqdm
 
 from wmeval.checkpoint import load_optimizer, load_weights, read_config, save_checkpoint
 from wmeval.data.store import EpisodeStore
-from wmeval.data.windows import EpisodeArrays, Normalisation, WindowSampler
+from wmeval.data.windows import EpisodeArrays, Normalisation, WindowSampler, cache_writer
 from wmeval.metrics import auroc
 from wmeval.model.flow import interpolate
 from wmeval.model.judge import Judge, JudgeConfig
@@ -36,6 +43,7 @@ class JudgeTrainConfig:
     depth: int = 2
     heads: int = 2
     noise: float = 0.1
+    imagined: bool = False  # train on the world model's open-loop imagination of its episodes, not their real frames
     eval_every: int = 500
     seed: int = 0
     device: str = "auto"
@@ -65,6 +73,60 @@ def judge_episodes(model_path: str | Path) -> tuple[EpisodeArrays, EpisodeArrays
     train = [i for i in usable if arrays.keys[i] not in val]
     held = [i for i in usable if arrays.keys[i] in val]
     return arrays.subset(train), (arrays.subset(held) if held else None), meta
+
+
+def _episode_seed(seed: int, key: str) -> int:
+    return int(hashlib.sha256(f"{seed}/{key}".encode()).hexdigest()[:15], 16)
+
+
+@torch.no_grad()
+def imagine_arrays(wm, arrays: EpisodeArrays, path: Path, model_id: dict, seed: int = 0, batch: int = 64,
+                   progress: bool = True) -> EpisodeArrays:  # fmt: skip
+    """The world model's open-loop imagination of every episode of `arrays`: from the episode's first real
+    frame, its recorded actions, one noise draw per episode (seeded by `seed` and its key, whatever the
+    batch). Written at `path` as a latent cache of the same layout: imagined raw latents and proprio (the
+    first frame real), the real episode's actions, value labels, success flags and outcome. An existing
+    cache of the same model (`model_id`: e.g. its path and step), seed and episodes is reused."""
+    wm_id = {**model_id, "seed": seed, "episodes": len(arrays.keys), "frames": int(arrays.lens.sum())}
+    if path.is_file():
+        old, meta = EpisodeArrays.load(path)
+        if meta.get("imagined") == wm_id and old.keys == list(arrays.keys):
+            return old
+    norm, dev = Normalisation.of(wm), wm.latent_mean.device
+    raw_z = (norm.latent_std[:, None, None], norm.latent_mean[:, None, None])
+    K, A = arrays.actions.shape[1:]
+    order = np.argsort(-arrays.lens, kind="stable")  # episodes of similar length share a batch
+    bar = tqdm(total=int(arrays.lens.sum()), desc="imagine episodes", unit="frame", disable=not progress,
+               dynamic_ncols=True)  # fmt: skip
+    with cache_writer(path, arrays.lens, arrays.latents.shape[1:], arrays.proprio.shape[1:], (K, A),
+                      {"imagined": wm_id}, list(arrays.keys)) as put:  # fmt: skip
+        for lo in range(0, len(order), batch):
+            idx = order[lo : lo + batch]
+            eps = [arrays.episode(i) for i in idx]
+            T = max(len(e["value"]) for e in eps)
+            z = norm.latents(torch.from_numpy(np.stack([e["latents"][0] for e in eps])))[:, None].to(dev)
+            p = norm.proprio(torch.from_numpy(np.stack([e["proprio"][0] for e in eps])))[:, None].to(dev)
+            acts = torch.zeros(len(idx), T, K, A)
+            for j, e in enumerate(eps):
+                acts[j, : len(e["actions"])] = torch.from_numpy(e["actions"])
+            cache, _ = wm.start(z, p, torch.zeros(len(idx), 1, K, A, device=dev),
+                                torch.zeros(len(idx), 1, dtype=torch.bool, device=dev))  # fmt: skip
+            gens = [torch.Generator().manual_seed(_episode_seed(seed, arrays.keys[i])) for i in idx]
+            zs, ps = [z[:, 0].cpu()], [p[:, 0].cpu()]
+            for t in range(1, T):  # actions[t - 1] lead from frame t - 1 to frame t
+                z_t, p_t, _ = wm.next_frame(cache, acts[:, t - 1].to(dev), gens)
+                zs.append(z_t.cpu())
+                ps.append(p_t.cpu())
+                bar.update(int((arrays.lens[idx] > t).sum()))
+            bar.update(len(idx))  # the real first frames
+            Z = torch.stack(zs, 1) * raw_z[0] + raw_z[1]
+            P = torch.stack(ps, 1) * norm.proprio_std + norm.proprio_mean
+            for j, (i, e) in enumerate(zip(idx, eps, strict=True)):
+                n = len(e["value"])
+                e.setdefault("success", np.zeros(n, np.float32))
+                put(int(i), {**e, "latents": Z[j, :n].numpy(), "proprio": P[j, :n].numpy()}, bool(arrays.outcome[i]))
+    bar.close()
+    return EpisodeArrays.load(path)[0]
 
 
 def _inputs(w, frames: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -103,7 +165,14 @@ def train_judge(cfg: JudgeTrainConfig, progress: bool = True) -> Path:
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     train, val, wm_meta = judge_episodes(cfg.model)
-    wm, _ = load_world_model(cfg.model)
+    wm, _ = load_world_model(cfg.model, device)
+    out = Path(cfg.out)
+    if cfg.imagined:  # the same episodes, as the world model imagines them from their first frame and actions
+        out.mkdir(parents=True, exist_ok=True)
+        ident = {"model": str(cfg.model), "step": wm_meta.get("step")}
+        train = imagine_arrays(wm, train, out / "imagined-train.safetensors", ident, cfg.seed, progress=progress)
+        if val is not None:
+            val = imagine_arrays(wm, val, out / "imagined-val.safetensors", ident, cfg.seed, progress=progress)
     d = wm.cfg.dynamics
     jcfg = JudgeConfig(d.latent_channels, d.grid, d.views, d.patch, d.state_dim, cfg.d_model, cfg.depth, cfg.heads,
                        cfg.frames, cfg.noise)  # fmt: skip
@@ -112,7 +181,6 @@ def train_judge(cfg: JudgeTrainConfig, progress: bool = True) -> Path:
     val_sampler = WindowSampler(val, cfg.frames, cfg.seed + 1, norm) if val is not None else None
     judge = Judge(jcfg).to(device)
     opt = torch.optim.AdamW(judge.parameters(), lr=cfg.lr, weight_decay=0.01)
-    out = Path(cfg.out)
     done, last = 0, latest_step_dir(out)
     if last is not None:
         saved = read_config(last)
