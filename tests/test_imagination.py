@@ -230,6 +230,7 @@ def test_a_judge_trains_on_the_world_models_episodes_and_judges_its_evaluation(w
 
     train, val, meta = judge_episodes(world["model"])
     assert not set(train.keys) & set(meta["data"]["val_keys"]) and set(val.keys) == set(meta["data"]["val_keys"])
+    assert set(train.keys) == set(meta["data"]["train_keys"])  # the world model's own training episodes, no more
     index = {m.key: m for m in world["store"].index()}
     assert {index[k].policy for k in train.keys} <= set(meta["data"]["policies"])
     assert not any(index[k].policy.startswith("bc-reach-cnn-proprio") for k in train.keys)  # the held-out policies

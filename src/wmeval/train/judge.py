@@ -70,7 +70,9 @@ def judge_episodes(model_path: str | Path) -> tuple[EpisodeArrays, EpisodeArrays
     policies, tasks, val = set(meta["data"]["policies"]), set(meta["data"]["tasks"]), set(meta["data"]["val_keys"])
     usable = [i for i, k in enumerate(arrays.keys) if k in index and index[k].policy in policies
               and index[k].task in tasks]  # fmt: skip
-    train = [i for i in usable if arrays.keys[i] not in val]
+    trained = meta["data"].get("train_keys")  # exactly the model's own (a subset in the data study); older: all
+    trained = None if trained is None else set(trained)
+    train = [i for i in usable if arrays.keys[i] not in val and (trained is None or arrays.keys[i] in trained)]
     held = [i for i in usable if arrays.keys[i] in val]
     return arrays.subset(train), (arrays.subset(held) if held else None), meta
 
