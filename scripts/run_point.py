@@ -11,6 +11,12 @@ processes do more work than one 2-thread process on the `tiny` model). Resumable
 Points that retrain need only the bench run's data and its seed-0 codec, not its world models. Points
 that train their own codec (`codec-*`) train it with seed 0, which the other seeds then share: run seed 0
 first (the others refuse to start without it).
+
+`--rejudge ABLATION` judges the point's world models (trained first if need be) the way an evaluation-only
+ablation judges the headline's, in RUN/<point's directory>-ABLATION, e.g. a judge trained in imagination for
+each of the 50% point's models:
+
+    OMP_NUM_THREADS=1 python scripts/run_point.py runs/bench-cpu size-50 --rejudge judge-imagined --seeds 0 &
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ def main() -> None:
     ap.add_argument("run", help="a `wmeval bench --preset PRESET` run directory (its data stages finished)")
     ap.add_argument("point", help="an ablation (wmeval/ablations.py) or a study point (size-25, kind-expert, ...)")
     ap.add_argument("--seeds", required=True, help="comma-separated world-model seeds to run, e.g. 0 or 1,2")
+    ap.add_argument("--rejudge", metavar="ABLATION", help="judge the point's world models as this evaluation-only "
+                    "ablation judges the headline's (e.g. judge-imagined)")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
@@ -49,11 +57,19 @@ def main() -> None:
         if args.point in ("kind-judged", "advice-suggest", "advice-random"):
             raise SystemExit(f"error: {args.point} needs episodes collected first: `wmeval bench --study kind,advice`")
         _, _, ab, where = study[args.point]
-    al = run_point(cfg, ab, Path(args.run) / where, progress=not args.no_progress, seeds=seeds)
+    name, models = args.point, None
+    if args.rejudge:
+        rj = ABLATIONS.get(args.rejudge)
+        if rj is None or rj.train or rj.models_from:
+            valid = [n for n, a in ABLATIONS.items() if not a.train and not a.models_from]
+            raise SystemExit(f"error: --rejudge {args.rejudge!r}: give an evaluation-only ablation: {', '.join(valid)}")
+        models, ab = (ab, Path(args.run) / where), rj
+        name, where = f"{args.point}-{args.rejudge}", Path(f"{where}-{args.rejudge}")
+    al = run_point(cfg, ab, Path(args.run) / where, progress=not args.no_progress, seeds=seeds, models=models)
     if al is None:
-        print(f"seeds {args.seeds} of {args.point} done; the point aligns when its other seeds finish")
+        print(f"seeds {args.seeds} of {name} done; the point aligns when its other seeds finish")
     else:
-        print(f"{args.point}: within-task Spearman {al['within_task_spearman']['value']:.2f}, "
+        print(f"{name}: within-task Spearman {al['within_task_spearman']['value']:.2f}, "
               f"written to {Path(args.run) / where / 'alignment.json'}")
 
 

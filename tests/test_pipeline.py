@@ -106,6 +106,13 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     assert json.loads((tmp_path / "run" / "ablations.json").read_text())[1]["name"] == "samples-3"
     with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
         parse_names("samples-3,bogus")
+    # an evaluation-only ablation re-judges another point's world models (scripts/run_point.py --rejudge)
+    al = run_point(cfg, ABLATIONS["judge"], abl / "steps-half-judge", progress=False, models=(half, out))
+    ev = json.loads((abl / "steps-half-judge" / "eval-s1" / "evaluation.json").read_text())
+    assert ev["model"] == str(out / "wm-s1" / "model") and al["n_seeds"] == 2
+    assert ev["config"]["judge"] == str(abl / "steps-half-judge" / "judge-s1" / "model")
+    with pytest.raises(ValueError, match="retrains world models"):
+        run_point(cfg, half, abl / "bogus", progress=False, models=(half, out))
 
 
 def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path):

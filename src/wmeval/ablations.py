@@ -140,10 +140,12 @@ def finished_bench(cfg: PipelineConfig, models: bool = True) -> Path:
 
 
 def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = True,
-              seeds: tuple[int, ...] | None = None) -> dict | None:  # fmt: skip
+              seeds: tuple[int, ...] | None = None, models: tuple[Ablation, Path] | None = None) -> dict | None:
     """Train (if `ab` changes training), evaluate and align one variant of the headline, one world model per
     seed, in `out` (resumable). `seeds` runs only those seeds (e.g. one per process, side by side) and aligns
-    only if every seed's evaluation is then finished (else returns None)."""
+    only if every seed's evaluation is then finished (else returns None). `models` = (what trains them, their
+    directory) judges another point's world models (e.g. a data-study point's) with `ab`'s evaluation and
+    judge settings; `ab` must not retrain."""
     from wmeval.align.align import run_align
     from wmeval.eval.evaluate import evaluate
     from wmeval.train.judge import JudgeTrainConfig, train_judge
@@ -152,7 +154,10 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
 
     # an ablation may re-judge another one's world models (trained first if that one has not run yet); their
     # training time is recorded with the ablation that owns them, whichever of the two ran it
-    trained, where = (ABLATIONS[ab.models_from], out.parent / ab.models_from) if ab.models_from else (ab, out)
+    if models is not None and ab.train:
+        raise ValueError(f"{ab.what!r} retrains world models, so it cannot re-judge another point's")
+    trained, where = models or ((ABLATIONS[ab.models_from], out.parent / ab.models_from) if ab.models_from
+                                else (ab, out))  # fmt: skip
     base, zoo_path = Path(cfg.out), finished_bench(cfg, models=not trained.train)
     judged = [p.name for p in load_zoo(zoo_path).policies if matches_any(p.name, cfg.judged)]
     out.mkdir(parents=True, exist_ok=True)
