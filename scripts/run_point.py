@@ -12,6 +12,10 @@ Points that retrain need only the bench run's data and its seed-0 codec, not its
 that train their own codec (`codec-*`) train it with seed 0, which the other seeds then share: run seed 0
 first (the others refuse to start without it).
 
+Point `headline` trains and evaluates the bench run's own world models, seed by seed (the codec is seed 0's:
+start the other seeds once `RUN/wm-heldout/codec` is finished); `wmeval bench` then finds them finished and
+aligns and reports.
+
 `--rejudge ABLATION` judges the point's world models (trained first if need be) the way an evaluation-only
 ablation judges the headline's, in RUN/<point's directory>-ABLATION, e.g. a judge trained in imagination for
 each of the 50% point's models:
@@ -25,14 +29,14 @@ import argparse
 from pathlib import Path
 
 from wmeval.ablations import ABLATIONS, run_point
-from wmeval.pipeline import make_config
+from wmeval.pipeline import make_config, run_headline_seeds
 from wmeval.study import PARTS, points
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="a `wmeval bench --preset PRESET` run directory (its data stages finished)")
-    ap.add_argument("point", help="an ablation (wmeval/ablations.py) or a study point (size-25, kind-expert, ...)")
+    ap.add_argument("point", help="headline, an ablation (wmeval/ablations.py) or a study point (size-25, ...)")
     ap.add_argument("--seeds", required=True, help="comma-separated world-model seeds to run, e.g. 0 or 1,2")
     ap.add_argument("--rejudge", metavar="ABLATION", help="judge the point's world models as this evaluation-only "
                     "ablation judges the headline's (e.g. judge-imagined)")
@@ -46,6 +50,16 @@ def main() -> None:
         raise SystemExit(f"error: --seeds {args.seeds!r}: give comma-separated integers, e.g. 0 or 1,2") from None
     if any(not 0 <= s < cfg.seeds for s in seeds):
         raise SystemExit(f"error: --seeds {args.seeds}: the {args.preset} preset trains seeds 0..{cfg.seeds - 1}")
+    if args.point == "headline":
+        if args.rejudge:
+            raise SystemExit("error: judge the headline's models with `wmeval bench --ablation NAME`, not --rejudge")
+        al = run_headline_seeds(cfg, seeds, progress=not args.no_progress)
+        if al is None:
+            print(f"seeds {args.seeds} of the headline done; it aligns when its other seeds finish")
+        else:
+            print(f"headline: within-task Spearman {al['within_task_spearman']['value']:.2f}; "
+                  f"`wmeval bench --out {args.run}` writes its report")
+        return
     if args.point in ABLATIONS:
         ab, where = ABLATIONS[args.point], Path("ablations") / args.point
         if ab.models_from:

@@ -104,7 +104,7 @@ def test_success_rule_is_calibrated_and_picks_a_statistic():
     values = np.stack([np.linspace(0.5, f, 6) for f in final])
     values[:, 3] = rng.random(400)  # `max` sees noise; `final` is the informative statistic
     rule = fit_rule(values, y)
-    assert rule.stat in ("final", "mean-last") and rule.a > 0
+    assert rule.stat != "max" and rule.a > 0
     p = rule.probability(values)
     assert abs(p.mean() - y.mean()) < 0.05  # calibrated: predicted rate ~ true rate on its own data
     m = outcome_metrics(p, y)
@@ -114,6 +114,23 @@ def test_success_rule_is_calibrated_and_picks_a_statistic():
         fit_rule(values[:5], np.ones(5, bool))
     with pytest.raises(ValueError, match="unknown success statistic"):
         SuccessRule("median")
+
+
+def test_auto_rule_reads_as_far_as_the_outcome_lasts():
+    # the first 5 generated frames carry the outcome, the rest is noise (an imagination that loses it)
+    rng = np.random.default_rng(1)
+    y = rng.random(300) < 0.5
+    values = rng.random((300, 31))
+    values[:, 1:6] = np.clip(np.where(y, 0.65, 0.35)[:, None] + rng.normal(0, 0.1, (300, 5)), 0.01, 0.99)
+    rule = fit_rule(values, y)
+    assert (rule.stat, rule.first) == ("mean-first", 5) and rule.a > 0
+    assert outcome_metrics(rule.probability(values), y)["auroc"] > 0.95
+    # frame 0 (the last real context frame) is never read; frames 1..first are averaged
+    assert SuccessRule("mean-first", first=2).statistic(np.array([[9.0, 0.2, 0.4, 0.9]])) == pytest.approx([0.3])
+    assert fit_rule(values[:, :2], y, "mean-first").first == 1  # shorter than every horizon: all generated frames
+    assert SuccessRule(**{k: v for k, v in rule.to_json().items() if k != "first"}).first == 10  # older JSON
+    with pytest.raises(ValueError, match="first must be >= 1"):
+        SuccessRule("mean-first", first=0)
 
 
 def test_calibration_stays_finite_on_saturated_values():

@@ -1,10 +1,11 @@
 """`wmeval demo`/`bench` plumbing at micro size on MetaWorld: every stage runs, writes its outputs, resumes."""
 
 import json
+import shutil
 
 import pytest
 
-from wmeval.pipeline import PRESETS, make_config, run_pipeline
+from wmeval.pipeline import PRESETS, make_config, run_headline_seeds, run_pipeline
 
 MICRO = dict(
     tasks=("drawer-open",), demos=8, sizes=(3,), variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(2, 4),
@@ -64,6 +65,12 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
 
     cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
     run_pipeline(cfg, progress=False)
+    # the headline's seeds may also run one at a time (scripts/run_point.py RUN headline --seeds K)
+    shutil.rmtree(tmp_path / "run" / "eval-heldout-s1")
+    assert run_headline_seeds(cfg, (0,), progress=False) is None  # seed 1 not evaluated: no alignment
+    al = run_headline_seeds(cfg, (1,), progress=False)
+    assert al["n_seeds"] == 2 and (tmp_path / "run" / "eval-heldout-s1" / "evaluation.json").is_file()
+    assert json.loads((tmp_path / "run" / "alignment-heldout.json").read_text())["n_seeds"] == 2
     model = tmp_path / "run" / "wm-heldout" / "model"
     model.rename(model.with_name("model.aside"))  # as while the headline's world models still train:
     with pytest.raises(ValueError, match="no finished bench run"):

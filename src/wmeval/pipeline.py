@@ -168,15 +168,52 @@ def eval_config(cfg: PipelineConfig, model: Path, out: Path, zoo: Path, judged: 
     })  # fmt: skip
 
 
+def headline_seed(cfg: PipelineConfig, k: int, case: str, exclude: tuple[str, ...], zoo_path: Path,
+                  judged: list[str], timer: Timer, progress: bool = True) -> Path:
+    """Train (or resume) the world model of seed `k` of one case ("heldout": `exclude` = the judged patterns;
+    "indist": none), and evaluate the judged policies with it; returns the evaluation's directory. Seed 0
+    trains the codec the other seeds share, so they start once it is finished."""
+    from wmeval.eval.evaluate import evaluate
+    from wmeval.train.world_model import train_world_model
+
+    out = Path(cfg.out)
+    name = case if k == 0 else f"{case}-s{k}"
+    wm = world_model_config(cfg, out / f"wm-{name}", k, exclude, out / f"wm-{case}" if k else None)
+    model = timer.run(f"world model ({name})", train_world_model, wm, progress)
+    ev = out / f"eval-{name}"
+    timer.run(f"evaluate ({name})", evaluate, eval_config(cfg, model, ev, zoo_path, judged,
+                                                          videos=cfg.videos if k == 0 else 0), progress)  # fmt: skip
+    return ev
+
+
+def run_headline_seeds(cfg: PipelineConfig, seeds: tuple[int, ...], progress: bool = True) -> dict | None:
+    """Train and evaluate only these seeds of a bench run's held-out world models, on its finished data stages
+    (one process per seed, side by side: `scripts/run_point.py RUN headline --seeds K`). Aligns when every
+    seed's evaluation is finished (else returns None); `run_pipeline` then finds them all done."""
+    from wmeval.align.align import run_align
+    from wmeval.zoo import load_zoo, matches_any
+
+    out = Path(cfg.out)
+    zoo_path = out / "policies" / "zoo.toml"
+    if not zoo_path.is_file():
+        raise ValueError(f"{out} has no finished data stages; run `wmeval bench --out {out}` first")
+    judged = [p.name for p in load_zoo(zoo_path).policies if matches_any(p.name, cfg.judged)]
+    timer = Timer(out / "timings.json")
+    for k in seeds:
+        headline_seed(cfg, k, "heldout", cfg.judged, zoo_path, judged, timer, progress)
+    evals = [out / ("eval-heldout" if k == 0 else f"eval-heldout-s{k}") for k in range(cfg.seeds)]
+    if not all((e / "evaluation.json").is_file() for e in evals):
+        return None
+    return timer.run("align (heldout)", run_align, evals, out=out / "alignment-heldout.json", accumulate=False)
+
+
 def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     from wmeval.align.align import run_align
     from wmeval.align.report import write_report
     from wmeval.collect import collect
-    from wmeval.eval.evaluate import evaluate
     from wmeval.policies.grid import GridConfig, train_grid
     from wmeval.reality import default_zoo
     from wmeval.reality import make_config as reality_config
-    from wmeval.train.world_model import train_world_model
     from wmeval.zoo import load_zoo, matches_any
 
     out = Path(cfg.out)
@@ -213,14 +250,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     results = {}
     cases = [("heldout", cfg.judged, cfg.seeds)] + ([("indist", (), 1)] if cfg.in_distribution else [])
     for case, exclude, seeds in cases:
-        evals = []
-        for k in range(seeds):
-            name = case if k == 0 else f"{case}-s{k}"
-            wm = world_model_config(cfg, out / f"wm-{name}", k, exclude, out / f"wm-{case}" if k else None)
-            model = timer.run(f"world model ({name})", train_world_model, wm, progress)
-            evals.append(out / f"eval-{name}")
-            ev = eval_config(cfg, model, evals[-1], zoo_path, judged, videos=cfg.videos if k == 0 else 0)
-            timer.run(f"evaluate ({name})", evaluate, ev, progress)
+        evals = [headline_seed(cfg, k, case, exclude, zoo_path, judged, timer, progress) for k in range(seeds)]
         align_path = out / f"alignment-{case}.json"
         results[case] = timer.run(f"align ({case})", run_align, evals, out=align_path, accumulate=False)
         timer.run(f"report ({case})", write_report, align_path, out / f"report-{case}.html", evals[0],
@@ -228,4 +258,5 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     return {"results": results, "timings": timer.stages, "out": str(out)}
 
 
-__all__ = ["PRESETS", "PipelineConfig", "Timer", "eval_config", "make_config", "run_pipeline", "world_model_config"]
+__all__ = ["PRESETS", "PipelineConfig", "Timer", "eval_config", "headline_seed", "make_config", "run_headline_seeds",
+           "run_pipeline", "world_model_config"]

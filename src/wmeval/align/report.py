@@ -161,6 +161,7 @@ def render(res: dict, eval_dir: Path | None = None) -> str:
     tr = ev["model_training"]
     excluded = ", ".join(tr.get("exclude_policies") or []) or "none (in-distribution)"
     rule = ev["rule"]
+    horizon = f" over generated frames 1-{rule.get('first', 10)}" if rule["stat"] == "mean-first" else ""
     cal = ev["calibration"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>wmeval alignment report</title><style>{CSS}</style></head>
@@ -170,7 +171,7 @@ def render(res: dict, eval_dir: Path | None = None) -> str:
 (reality: {res["n_real_episodes_per_policy"]}+ per policy). {_members(res)}World model
 <code>{_e(ev["model"])}</code>, trained on
 {len(tr["policies"])} policies' episodes; held out: <code>{_e(excluded)}</code>. Success rule: {_e(rule["stat"])}
-value, Platt-calibrated on {cal["episodes"]} validation episodes (accuracy {cal["accuracy"]:.2f},
+value{horizon}, Platt-calibrated on {cal["episodes"]} validation episodes (accuracy {cal["accuracy"]:.2f},
 AUROC {T.fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
 <h2>Headline</h2>
 {_table(T.summary_head(res), T.summary_rows(res))}

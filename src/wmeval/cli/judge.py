@@ -86,7 +86,7 @@ def add_parsers(sub) -> None:
     ev.add_argument(
         "--rule",
         default="auto",
-        choices=["auto", "final", "max", "mean-last"],
+        choices=["auto", "final", "max", "mean-last", "mean-first"],
         help="value statistic read as success (auto: lowest Brier on calibration episodes)",
     )
     ev.add_argument(

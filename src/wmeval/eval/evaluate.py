@@ -20,6 +20,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
@@ -128,8 +129,9 @@ def _append(path: Path, lines: list[str]) -> None:
         os.fsync(f.fileno())
 
 
-def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
-    device = resolve_device(cfg.device)
+def load_eval_model(cfg: EvalConfig, device: str | torch.device):
+    """The world model an evaluation judges with: its checkpoint with the evaluation's sampling settings, guide
+    and judge applied; returns (model, checkpoint config)."""
     model, meta = load_world_model(cfg.model, device)
     if cfg.euler_steps:
         model.cfg = replace(model.cfg, sample_steps=cfg.euler_steps)
@@ -143,6 +145,12 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         model.guide_with(load_world_model(guide_path(cfg.model, cfg.autoguide), device)[0], cfg.autoguide_scale)
     if cfg.judge:
         model.judge_with(load_judge(cfg.judge, device)[0])
+    return model, meta
+
+
+def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
+    device = resolve_device(cfg.device)
+    model, meta = load_eval_model(cfg, device)
     store = EpisodeStore(cfg.store or meta["data"]["store"])
     layout = store.layout
     check_layout(meta["layout"], layout, cfg.model, f"the store {store.root}")

@@ -2,9 +2,15 @@
 
 An imagined episode yields the value head's prediction at every frame. A `SuccessRule` reduces that
 trajectory to one statistic (`final`: the last frame's value; `max`: the highest value seen; `mean-last`:
-the mean of the last `last` frames) and maps it to a calibrated probability with Platt scaling,
-p = sigmoid(a * logit(stat) + b), fitted by maximum likelihood on episodes whose real outcome is known.
-`fit_rule(..., stat="auto")` tries every statistic and keeps the one with the lowest Brier score.
+the mean of the last `last` frames; `mean-first`: the mean over generated frames 1..`first`) and maps it to a
+calibrated probability with Platt scaling, p = sigmoid(a * logit(stat) + b), fitted by maximum likelihood on
+episodes whose real outcome is known. `fit_rule(..., stat="auto")` tries every statistic (`mean-first` at
+each horizon of `FIRSTS`) and keeps the one with the lowest Brier score.
+
+Why a horizon: imagination drifts, so a world model's late frames can carry less about the outcome than its
+early ones, where the value head reads what the policy's first moves make likely. How far to read is then a
+property of the world model, chosen on the same held-out episodes as the rest of the rule (measured in
+docs/RESULTS.md, "How far into an imagined episode a verdict should read").
 
 Calibration episodes come from the world model's own validation split: recorded with the policies it was
 trained on, but never seen by its weights.
@@ -13,7 +19,7 @@ trained on, but never seen by its weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -23,7 +29,8 @@ from wmeval.data.store import EpisodeMeta, EpisodeStore
 from wmeval.metrics import auroc
 from wmeval.model.world_model import WorldModel, begin
 
-STATS = ("final", "max", "mean-last")
+STATS = ("final", "max", "mean-last", "mean-first")
+FIRSTS = (2, 5, 10, 15, 20, 30, 40)  # horizons `auto` tries for `mean-first` (those shorter than the episodes)
 EPS = 1e-4
 
 
@@ -42,12 +49,13 @@ class SuccessRule:
     last: int = 4  # frames averaged by `mean-last`
     a: float = 1.0
     b: float = 0.0
+    first: int = 10  # generated frames averaged by `mean-first` (frame 0 is the last real context frame)
 
     def __post_init__(self) -> None:
         if self.stat not in STATS:
             raise ValueError(f"unknown success statistic {self.stat!r}; valid: {', '.join(STATS)} (or 'auto')")
-        if self.last < 1:
-            raise ValueError(f"last must be >= 1, got {self.last}")
+        if self.last < 1 or self.first < 1:
+            raise ValueError(f"last and first must be >= 1, got {self.last} and {self.first}")
 
     def statistic(self, values: np.ndarray) -> np.ndarray:
         """values float[N, T] (value of every frame) -> float[N]."""
@@ -56,6 +64,8 @@ class SuccessRule:
             return v[:, -1]
         if self.stat == "max":
             return v.max(axis=1)
+        if self.stat == "mean-first":
+            return v[:, 1 : self.first + 1].mean(axis=1) if v.shape[1] > 1 else v[:, 0]
         return v[:, -self.last :].mean(axis=1)
 
     def probability(self, values: np.ndarray) -> np.ndarray:
@@ -95,7 +105,8 @@ def _platt(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 100) -> 
 
 
 def fit_rule(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4) -> SuccessRule:
-    """Calibrate a rule on episodes with known outcomes; `stat="auto"` keeps the lowest-Brier statistic."""
+    """Calibrate a rule on episodes with known outcomes; `stat="auto"` keeps the lowest-Brier statistic (and
+    `mean-first` the lowest-Brier horizon of `FIRSTS`)."""
     y = np.asarray(outcomes, float)
     if len(y) < 2 or y.min() == y.max():
         raise ValueError(
@@ -103,10 +114,13 @@ def fit_rule(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last:
             "successful; train the world model on data with both, or pass a fixed --rule"
         )
     best = None
-    for s in STATS if stat == "auto" else (stat,):
-        x = _logit(SuccessRule(s, last).statistic(values))
+    horizons = [k for k in FIRSTS if k < np.shape(values)[1]] or [max(1, np.shape(values)[1] - 1)]
+    candidates = [SuccessRule(s, last, first=k) for s in (STATS if stat == "auto" else (stat,))
+                  for k in (horizons if s == "mean-first" else (10,))]  # fmt: skip
+    for c in candidates:
+        x = _logit(c.statistic(values))
         a, b = _platt(x, y)
-        rule = SuccessRule(s, last, a, b)
+        rule = replace(c, a=a, b=b)
         score = brier(rule.probability(values), y)
         if best is None or score < best[0]:
             best = (score, rule)

@@ -1,0 +1,132 @@
+"""How far into an imagined episode should a verdict read? The success rule refitted with statistics that read
+only the first k generated frames, chosen on the world model's validation replays, against the evaluation's
+own rule (the last frame, the maximum or the mean of the last 4), and the within-task ranking each gives.
+
+For each evaluation (replay calibration only): its calibration episodes (the world model's validation
+episodes, never trained on, never a judged policy's) are replayed again with the same noise, so the refitted
+`auto` rule reproduces the stored one (checked); each candidate statistic is Platt-fitted on them; `chosen`
+is what `--rule auto` picks now: the candidate with the lowest validation Brier score among the whole-episode
+statistics and `mean-first` at each horizon k (`first-k`: the mean readout over generated frames 1..k). Each rule's
+probabilities of the judged policies' imagined episodes (episodes.jsonl; nothing is imagined again) give
+per-policy rates, ranked within each task against the true rates on the same starts. Every choice is made on
+validation episodes; the judged policies' truth only scores the result.
+
+    python scripts/rule_horizon.py runs/bench-cpu/study/size-25/eval-s{0,1,2} --out rule_horizon.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmeval.align.align import load_evaluation
+from wmeval.align.metrics import spearman
+from wmeval.align.truth import real_outcomes_from_store
+from wmeval.data.store import EpisodeStore, atomic_write_text
+from wmeval.eval.calibration import calibration_episodes
+from wmeval.eval.evaluate import EvalConfig, load_eval_model
+from wmeval.eval.success import FIRSTS, STATS, SuccessRule, _logit, _platt, brier, fit_rule, replay_values
+from wmeval.metrics import auroc
+
+
+def candidates(frames: int) -> dict[str, SuccessRule]:
+    """The statistics a rule may read, by name: the whole-episode ones and `first-k` for each horizon."""
+    out = {s: SuccessRule(s) for s in STATS if s != "mean-first"}
+    return out | {f"first-{k}": SuccessRule("mean-first", first=k) for k in FIRSTS if k < frames}
+
+
+def name_of(rule: SuccessRule) -> str:
+    return f"first-{rule.first}" if rule.stat == "mean-first" else rule.stat
+
+
+def rule_table(val: np.ndarray, y: np.ndarray) -> dict[str, dict]:
+    """Each candidate statistic Platt-fitted on the validation values: its slope, bias, Brier and AUROC."""
+    out = {}
+    for name, c in candidates(val.shape[1]).items():
+        a, b = _platt(_logit(c.statistic(val)), y)
+        rule = replace(c, a=a, b=b)
+        p = rule.probability(val)
+        out[name] = {"rule": rule, "val_brier": brier(p, y), "val_auroc": auroc(p, y)}
+    return out
+
+
+def judged_values(ev: Path) -> dict[tuple[str, str], np.ndarray]:
+    """(policy, task) -> the readout of every frame of its imagined episodes (episodes, frames)."""
+    out: dict[tuple[str, str], list] = defaultdict(list)
+    for line in (ev / "episodes.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e.get("error") is None and e.get("values"):
+            out[(e["policy"], e["task"])].append(e["values"])
+    return {k: np.array(v, np.float64) for k, v in out.items()}
+
+
+def within_task_spearman(rates: dict[tuple[str, str], float], truth: dict[tuple[str, str], float]) -> float:
+    tasks = sorted({t for _, t in rates})
+    per = []
+    for t in tasks:
+        keys = sorted(k for k in rates if k[1] == t and k in truth)
+        per.append(spearman(np.array([truth[k] for k in keys]), np.array([rates[k] for k in keys])))
+    return float(np.mean(per))
+
+
+def analyse(path: str, threads: int) -> dict:
+    evaluation, file = load_evaluation(path)
+    names = {f.name for f in fields(EvalConfig)}
+    cfg = EvalConfig(**{k: v for k, v in evaluation["config"].items() if k in names})
+    if cfg.calibration != "replay":
+        raise SystemExit(f"error: {path} was calibrated {cfg.calibration!r}; this analysis refits replay rules only")
+    torch.set_num_threads(threads)
+    model, meta = load_eval_model(cfg, "cpu")
+    store = EpisodeStore(evaluation["store"])
+    index = store.index()
+    chosen = calibration_episodes(meta, index, tuple(evaluation["tasks"]), cfg.calibration_episodes)
+    val = replay_values(model, store, chosen, cfg.batch_size, cfg.noise_seed, progress=False).astype(np.float64)
+    y = np.array([m.outcome for m in chosen], float)
+    stored = SuccessRule(**evaluation["rule"])
+    refit = fit_rule(val, y, stored.stat)
+    if name_of(refit) != name_of(stored) or not np.isclose(refit.a, stored.a, rtol=1e-3, atol=1e-3):
+        raise SystemExit(f"error: {path}: the replayed validation values give rule {refit} and not the stored "
+                         f"{stored}: another store, noise or code; nothing to compare")  # fmt: skip
+    table = rule_table(val, y)
+    pick = name_of(fit_rule(val, y, "auto"))  # what `--rule auto` now chooses
+    outcomes = real_outcomes_from_store(store, tuple(evaluation["seeds"]))
+    truth = {k: float(np.mean(v)) for k, v in outcomes.items() if v}
+    judged = judged_values(file.parent)
+    for row in table.values():
+        rates = {k: float(row["rule"].probability(v).mean()) for k, v in judged.items()}
+        row["within_task_spearman"] = within_task_spearman(rates, truth)
+        row["rule"] = row["rule"].to_json()
+    return {"evaluation": str(file.parent), "stored": name_of(stored), "chosen": pick, "rules": table}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("evaluations", nargs="+", help="evaluation directories")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", help="write the rows as JSON here")
+    args = ap.parse_args()
+    rows = [analyse(p, args.threads) for p in args.evaluations]
+    cols = list(rows[0]["rules"])
+    print("| evaluation | rule (stored) | chosen on validation | within-task Spearman: stored / chosen | "
+          + " | ".join(cols) + " |")  # fmt: skip
+    print("|---|---|---|---|" + "---|" * len(cols))
+    for r in rows:
+        rs = r["rules"]
+        cells = " | ".join(f"{rs[c]['within_task_spearman']:.2f}" if c in rs else "" for c in cols)
+        print(f"| {r['evaluation']} | {r['stored']} | {r['chosen']} | {rs[r['stored']]['within_task_spearman']:.2f} / "
+              f"{rs[r['chosen']]['within_task_spearman']:.2f} | {cells} |", flush=True)  # fmt: skip
+    stored = np.mean([r["rules"][r["stored"]]["within_task_spearman"] for r in rows])
+    chosen = np.mean([r["rules"][r["chosen"]]["within_task_spearman"] for r in rows])
+    print(f"mean over {len(rows)} evaluations: stored rule {stored:.2f}, chosen on validation {chosen:.2f}")
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
