@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import defaultdict
 from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from horizon_ranking import frame_values  # scripts/, beside this one
 
 from wmeval.align.align import load_evaluation
 from wmeval.align.metrics import spearman
@@ -54,16 +54,6 @@ def rule_table(val: np.ndarray, y: np.ndarray) -> dict[str, dict]:
         p = rule.probability(val)
         out[name] = {"rule": rule, "val_brier": brier(p, y), "val_auroc": auroc(p, y)}
     return out
-
-
-def judged_values(ev: Path) -> dict[tuple[str, str], np.ndarray]:
-    """(policy, task) -> the readout of every frame of its imagined episodes (episodes, frames)."""
-    out: dict[tuple[str, str], list] = defaultdict(list)
-    for line in (ev / "episodes.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        if e.get("error") is None and e.get("values"):
-            out[(e["policy"], e["task"])].append(e["values"])
-    return {k: np.array(v, np.float64) for k, v in out.items()}
 
 
 def within_task_spearman(rates: dict[tuple[str, str], float], truth: dict[tuple[str, str], float]) -> float:
@@ -97,7 +87,7 @@ def analyse(path: str, threads: int) -> dict:
     pick = name_of(fit_rule(val, y, "auto"))  # what `--rule auto` now chooses
     outcomes = real_outcomes_from_store(store, tuple(evaluation["seeds"]))
     truth = {k: float(np.mean(v)) for k, v in outcomes.items() if v}
-    judged = judged_values(file.parent)
+    judged = {(p, t): v for (t, p), v in frame_values(file.parent).items()}  # (policy, task) -> (episodes, frames)
     for row in table.values():
         rates = {k: float(row["rule"].probability(v).mean()) for k, v in judged.items()}
         row["within_task_spearman"] = within_task_spearman(rates, truth)
