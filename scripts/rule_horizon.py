@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -26,43 +26,17 @@ import torch
 from horizon_ranking import frame_values  # scripts/, beside this one
 
 from wmeval.align.align import load_evaluation
-from wmeval.align.metrics import spearman
+from wmeval.align.metrics import spearman, within_tasks
 from wmeval.align.truth import real_outcomes_from_store
 from wmeval.data.store import EpisodeStore, atomic_write_text
 from wmeval.eval.calibration import calibration_episodes
 from wmeval.eval.evaluate import EvalConfig, load_eval_model
-from wmeval.eval.success import FIRSTS, STATS, SuccessRule, _logit, _platt, brier, fit_rule, replay_values
+from wmeval.eval.success import SuccessRule, fit_rule, fitted_rules, replay_values
 from wmeval.metrics import auroc
-
-
-def candidates(frames: int) -> dict[str, SuccessRule]:
-    """The statistics a rule may read, by name: the whole-episode ones and `first-k` for each horizon."""
-    out = {s: SuccessRule(s) for s in STATS if s != "mean-first"}
-    return out | {f"first-{k}": SuccessRule("mean-first", first=k) for k in FIRSTS if k < frames}
 
 
 def name_of(rule: SuccessRule) -> str:
     return f"first-{rule.first}" if rule.stat == "mean-first" else rule.stat
-
-
-def rule_table(val: np.ndarray, y: np.ndarray) -> dict[str, dict]:
-    """Each candidate statistic Platt-fitted on the validation values: its slope, bias, Brier and AUROC."""
-    out = {}
-    for name, c in candidates(val.shape[1]).items():
-        a, b = _platt(_logit(c.statistic(val)), y)
-        rule = replace(c, a=a, b=b)
-        p = rule.probability(val)
-        out[name] = {"rule": rule, "val_brier": brier(p, y), "val_auroc": auroc(p, y)}
-    return out
-
-
-def within_task_spearman(rates: dict[tuple[str, str], float], truth: dict[tuple[str, str], float]) -> float:
-    tasks = sorted({t for _, t in rates})
-    per = []
-    for t in tasks:
-        keys = sorted(k for k in rates if k[1] == t and k in truth)
-        per.append(spearman(np.array([truth[k] for k in keys]), np.array([rates[k] for k in keys])))
-    return float(np.mean(per))
 
 
 def analyse(path: str, threads: int) -> dict:
@@ -83,14 +57,17 @@ def analyse(path: str, threads: int) -> dict:
     if name_of(refit) != name_of(stored) or not np.isclose(refit.a, stored.a, rtol=1e-3, atol=1e-3):
         raise SystemExit(f"error: {path}: the replayed validation values give rule {refit} and not the stored "
                          f"{stored}: another store, noise or code; nothing to compare")  # fmt: skip
-    table = rule_table(val, y)
+    table = {name_of(r): {"rule": r, "val_brier": b, "val_auroc": auroc(r.probability(val), y)}
+             for b, r in fitted_rules(val, y)}  # every candidate `--rule auto` weighs
     pick = name_of(fit_rule(val, y, "auto"))  # what `--rule auto` now chooses
     outcomes = real_outcomes_from_store(store, tuple(evaluation["seeds"]))
     truth = {k: float(np.mean(v)) for k, v in outcomes.items() if v}
-    judged = {(p, t): v for (t, p), v in frame_values(file.parent).items()}  # (policy, task) -> (episodes, frames)
+    judged = {k: v for k, v in frame_values(file.parent).items() if k[::-1] in truth}  # (task, policy) -> values
+    keys = sorted(judged)
+    real = np.array([truth[k[::-1]] for k in keys])
+    score = within_tasks([t for t, _ in keys], spearman)
     for row in table.values():
-        rates = {k: float(row["rule"].probability(v).mean()) for k, v in judged.items()}
-        row["within_task_spearman"] = within_task_spearman(rates, truth)
+        row["within_task_spearman"] = score(real, np.array([row["rule"].probability(judged[k]).mean() for k in keys]))
         row["rule"] = row["rule"].to_json()
     return {"evaluation": str(file.parent), "stored": name_of(stored), "chosen": pick, "rules": table}
 

@@ -168,6 +168,11 @@ def eval_config(cfg: PipelineConfig, model: Path, out: Path, zoo: Path, judged: 
     })  # fmt: skip
 
 
+def seed_name(case: str, k: int) -> str:
+    """How a bench run names seed k's world model and evaluation (`wm-NAME`, `eval-NAME`)."""
+    return case if k == 0 else f"{case}-s{k}"
+
+
 def headline_seed(cfg: PipelineConfig, k: int, case: str, exclude: tuple[str, ...], zoo_path: Path,
                   judged: list[str], timer: Timer, progress: bool = True) -> Path:
     """Train (or resume) the world model of seed `k` of one case ("heldout": `exclude` = the judged patterns;
@@ -177,7 +182,7 @@ def headline_seed(cfg: PipelineConfig, k: int, case: str, exclude: tuple[str, ..
     from wmeval.train.world_model import train_world_model
 
     out = Path(cfg.out)
-    name = case if k == 0 else f"{case}-s{k}"
+    name = seed_name(case, k)
     wm = world_model_config(cfg, out / f"wm-{name}", k, exclude, out / f"wm-{case}" if k else None)
     model = timer.run(f"world model ({name})", train_world_model, wm, progress)
     ev = out / f"eval-{name}"
@@ -201,7 +206,7 @@ def run_headline_seeds(cfg: PipelineConfig, seeds: tuple[int, ...], progress: bo
     timer = Timer(out / "timings.json")
     for k in seeds:
         headline_seed(cfg, k, "heldout", cfg.judged, zoo_path, judged, timer, progress)
-    evals = [out / ("eval-heldout" if k == 0 else f"eval-heldout-s{k}") for k in range(cfg.seeds)]
+    evals = [out / f"eval-{seed_name('heldout', k)}" for k in range(cfg.seeds)]
     if not all((e / "evaluation.json").is_file() for e in evals):
         return None
     return timer.run("align (heldout)", run_align, evals, out=out / "alignment-heldout.json", accumulate=False)

@@ -104,27 +104,31 @@ def _platt(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 100) -> 
     return float(w[0]), float(w[1])
 
 
-def fit_rule(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4) -> SuccessRule:
-    """Calibrate a rule on episodes with known outcomes; `stat="auto"` keeps the lowest-Brier statistic (and
-    `mean-first` the lowest-Brier horizon of `FIRSTS`)."""
+def fitted_rules(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4
+                 ) -> list[tuple[float, SuccessRule]]:  # fmt: skip
+    """Every candidate rule (one statistic, or all with "auto"; `mean-first` at each horizon of `FIRSTS` shorter
+    than the episodes) Platt-fitted on episodes with known outcomes, with its Brier score there."""
     y = np.asarray(outcomes, float)
     if len(y) < 2 or y.min() == y.max():
         raise ValueError(
             f"calibration needs both successes and failures among its episodes, got {int(y.sum())} of {len(y)} "
             "successful; train the world model on data with both, or pass a fixed --rule"
         )
-    best = None
     horizons = [k for k in FIRSTS if k < np.shape(values)[1]] or [max(1, np.shape(values)[1] - 1)]
-    candidates = [SuccessRule(s, last, first=k) for s in (STATS if stat == "auto" else (stat,))
-                  for k in (horizons if s == "mean-first" else (10,))]  # fmt: skip
-    for c in candidates:
-        x = _logit(c.statistic(values))
-        a, b = _platt(x, y)
-        rule = replace(c, a=a, b=b)
-        score = brier(rule.probability(values), y)
-        if best is None or score < best[0]:
-            best = (score, rule)
-    return best[1]
+    out = []
+    for s in STATS if stat == "auto" else (stat,):
+        for k in horizons if s == "mean-first" else (10,):
+            c = SuccessRule(s, last, first=k)
+            a, b = _platt(_logit(c.statistic(values)), y)
+            rule = replace(c, a=a, b=b)
+            out.append((brier(rule.probability(values), y), rule))
+    return out
+
+
+def fit_rule(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4) -> SuccessRule:
+    """Calibrate a rule on episodes with known outcomes; `stat="auto"` keeps the lowest-Brier statistic (and
+    `mean-first` the lowest-Brier horizon of `FIRSTS`); the first of equals wins."""
+    return min(fitted_rules(values, outcomes, stat, last), key=lambda sr: sr[0])[1]
 
 
 def brier(p: np.ndarray, y: np.ndarray) -> float:
