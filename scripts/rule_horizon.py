@@ -8,8 +8,9 @@ episodes, never trained on, never a judged policy's) are replayed again with the
 is what `--rule auto` picks now: the candidate with the lowest validation Brier score among the whole-episode
 statistics and `mean-first` at each horizon k (`first-k`: the mean readout over generated frames 1..k). Each rule's
 probabilities of the judged policies' imagined episodes (episodes.jsonl; nothing is imagined again) give
-per-policy rates, ranked within each task against the true rates on the same starts. Every choice is made on
-validation episodes; the judged policies' truth only scores the result.
+per-policy rates, ranked within each task against the true rates on the same starts (rules that read further
+than the stored episodes go, when imagination stopped where the evaluation's own rule stops reading, are left
+blank). Every choice is made on validation episodes; the judged policies' truth only scores the result.
 
     python scripts/rule_horizon.py runs/bench-cpu/study/size-25/eval-s{0,1,2} --out rule_horizon.json
 """
@@ -66,9 +67,13 @@ def analyse(path: str, threads: int) -> dict:
     keys = sorted(judged)
     real = np.array([truth[k[::-1]] for k in keys])
     score = within_tasks([t for t, _ in keys], spearman)
+    stored_frames = min(v.shape[1] for v in judged.values()) - 1  # fewer than the horizon when imagination stopped
     for row in table.values():
-        row["within_task_spearman"] = score(real, np.array([row["rule"].probability(judged[k]).mean() for k in keys]))
-        row["rule"] = row["rule"].to_json()
+        r = row["rule"]
+        readable = r.frames_read(val.shape[1] - 1) <= stored_frames  # else: the episodes stop before it reads
+        row["within_task_spearman"] = (score(real, np.array([r.probability(judged[k]).mean() for k in keys]))
+                                       if readable else float("nan"))  # fmt: skip
+        row["rule"] = r.to_json()
     return {"evaluation": str(file.parent), "stored": name_of(stored), "chosen": pick, "rules": table}
 
 

@@ -64,6 +64,8 @@ def test_an_episode_does_not_depend_on_its_batch(world):
     np.testing.assert_allclose(together[1].values, alone[0].values, atol=1e-4)
     assert not np.allclose(together[0].values, together[1].values)  # different starts differ
     assert together[0].values.shape == (FAKE_LAYOUT.n_frames,)
+    short = imagine(model, FAKE_LAYOUT, jobs[1:2], batch_size=1, progress=False, steps=2)  # the first 2 chunks
+    np.testing.assert_allclose(short[0].values, alone[0].values[:3], atol=1e-4)
 
 
 def test_learned_policies_are_batched_and_match_one_at_a_time(world, monkeypatch):
@@ -128,6 +130,7 @@ def test_auto_rule_reads_as_far_as_the_outcome_lasts():
     # frame 0 (the last real context frame) is never read; frames 1..first are averaged
     assert SuccessRule("mean-first", first=2).statistic(np.array([[9.0, 0.2, 0.4, 0.9]])) == pytest.approx([0.3])
     assert fit_rule(values[:, :2], y, "mean-first").first == 1  # shorter than every horizon: all generated frames
+    assert [r.frames_read(30) for r in (rule, SuccessRule("mean-first", first=40), SuccessRule("max"))] == [5, 30, 30]
     assert SuccessRule(**{k: v for k, v in rule.to_json().items() if k != "first"}).first == 10  # older JSON
     with pytest.raises(ValueError, match="first must be >= 1"):
         SuccessRule("mean-first", first=0)
@@ -221,6 +224,28 @@ def test_evaluate_align_report_end_to_end(world, tmp_path):
     assert (img < 128).any(axis=2).mean() > 0.01  # text, axes and points were drawn, not a blank page
     colors = {tuple(c) for c in img[::7, ::7].reshape(-1, 3)}
     assert len(colors) > 20
+
+
+def test_imagination_stops_where_the_rule_stops_reading(world, tmp_path):
+    """A `mean-first` rule reads the first k generated frames, so evaluate imagines only those: the same rates as
+    imagining whole episodes, fewer frames, and videos still of the whole horizon."""
+    import imageio.v2 as imageio
+
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(tmp_path / "short"), policies=(JUDGED,),
+                     episodes=3, seed=100, batch_size=8, calibration_episodes=16, rule="mean-first", replay=False,
+                     videos=1, device="cpu")  # fmt: skip
+    short = evaluate(cfg, progress=False)
+    full = evaluate(replace(cfg, out=str(tmp_path / "full"), full_episodes=True), progress=False)
+    k = short["rule"]["first"]
+    assert short["rule"] == full["rule"] and k < FAKE_LAYOUT.horizon
+    assert short["timing"]["frames_per_episode"] == k and full["timing"]["frames_per_episode"] == FAKE_LAYOUT.horizon
+    assert short["timing"]["imagined_frames"] == 12 * k
+    lengths = {len(json.loads(x)["values"]) for x in (tmp_path / "short" / "episodes.jsonl").read_text().splitlines()}
+    assert lengths == {k + 1}
+    for a, b in zip(short["policies"], full["policies"], strict=True):
+        assert a["predicted_rate"] == pytest.approx(b["predicted_rate"], abs=1e-4)
+    (gif,) = (tmp_path / "short" / "videos").glob("*.gif")
+    assert len(imageio.mimread(gif)) == FAKE_LAYOUT.n_frames
 
 
 def test_autoguidance_from_an_earlier_checkpoint_of_the_run(world, tmp_path):

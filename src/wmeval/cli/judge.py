@@ -17,7 +17,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model=args.model, zoo=args.zoo, out=args.out, store=args.store, policies=csv_tuple(args.policies),
         tasks=csv_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
         calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
-        videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, euler_steps=args.euler_steps,
+        videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, full_episodes=args.full_episodes,
+        euler_steps=args.euler_steps,
         context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance,
         autoguide=args.autoguide, autoguide_scale=args.autoguide_scale, judge=args.judge, device=args.device,
     )  # fmt: skip
@@ -101,6 +102,9 @@ def add_parsers(sub) -> None:
     ev.add_argument("--videos", type=int, default=6, help="imagined episodes saved as GIFs")
     ev.add_argument("--noise-seed", type=int, default=0)
     ev.add_argument("--samples", type=int, default=1, help="imagined episodes per (policy, start), averaged")
+    ev.add_argument("--full-episodes", action="store_true",
+                    help="imagine every episode to the horizon, even when the success rule reads only its first "
+                    "frames (`mean-first`; by default imagination stops where the rule stops reading)")  # fmt: skip
     ev.add_argument("--euler-steps", type=int, help="Euler steps per generated frame (default: the model's)")
     ev.add_argument(
         "--context-tau",

@@ -7,8 +7,10 @@
     OUT/videos/*.gif       a few imagined episodes, beside the real one when the store has it
 
 Steps: (1) calibrate the success rule on the world model's validation episodes, replayed open loop;
-(2) run every (policy, task, start) closed loop in imagination, batched; (3) replay the logged actions of
-the judged policies' real episodes, if the store has them, and score the predicted outcome per episode.
+(2) run every (policy, task, start) closed loop in imagination, batched, as far as the rule reads (a
+`mean-first` rule reads the first k generated frames, so the rest is not imagined unless `full_episodes`;
+the episodes kept as videos always run to the horizon); (3) replay the logged actions of the judged
+policies' real episodes, if the store has them, and score the predicted outcome per episode.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class EvalConfig:
     videos: int = 6
     noise_seed: int = 0
     samples: int = 1  # imagined episodes per (policy, start), each with its own noise; probabilities averaged
+    full_episodes: bool = False  # imagine to the horizon even when the success rule reads only the first frames
     euler_steps: int | None = None  # Euler steps per generated frame (None: the world model's own setting)
     context_tau: float | None = None  # signal level generated frames re-enter the context at (None: the model's)
     context_frames: int | None = None  # past frames a generated frame attends to (None: the model's)
@@ -182,7 +185,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     starts = {t: recorded_starts(store, t, seeds, index) for t in {t for s in specs for t in runs[s.name]}}
     jobs = [Job(s, t, st) for s in specs for t in runs[s.name] for st in starts[t]]
     keep = _video_picks(specs, runs, seeds, store, cfg.videos)
-    done, spent = _imagine_all(model, layout, store, jobs, keep, cfg, progress)
+    steps = layout.horizon if cfg.full_episodes else rule.frames_read(layout.horizon)
+    done, spent = _imagine_all(model, layout, store, jobs, keep, cfg, progress, steps)
 
     policies = []
     errors = []
@@ -193,7 +197,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             errors += [{"policy": s.name, "task": t, "seed": sd, "error": r[0]["error"]}
                        for sd, r in rows.items() if all(x["error"] for x in r)]  # fmt: skip
             ok = {sd: [x for x in r if not x["error"]] for sd, r in rows.items() if any(not x["error"] for x in r)}
-            p = np.array([rule.probability(np.array([x["values"] for x in r])).mean() for r in ok.values()])
+            p = np.array([rule.probability(np.array([x["values"][: steps + 1] for x in r])).mean()
+                          for r in ok.values()])  # fmt: skip
             rate, low, high = bootstrap_mean(p)
             policies.append({
                 "policy": s.name, "task": t, "spec": s.to_json(), "tags": _tags(s), "episodes": len(ok),
@@ -211,7 +216,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
                       lambda: _replay(model, store, recorded, rule, cfg, progress))  # fmt: skip
         replay, t_replay = rep["value"], rep["seconds"]
 
-    n_frames = spent["episodes"] * layout.horizon
+    n_frames = spent.get("frames", spent["episodes"] * layout.horizon)  # runs before `steps` imagined whole episodes
     result = {
         "kind": "wmeval-evaluation", "model": str(cfg.model), "model_step": meta.get("step"),
         "model_training": {"store": meta["data"]["store"], "store_fingerprint": meta["data"]["store_fingerprint"],
@@ -222,7 +227,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "rule": rule.to_json(), "calibration": calibration, "policies": policies, "errors": errors,
         "replay": replay, "device": str(device),
         "timing": {"calibration_s": cal["seconds"], "imagination_s": spent["seconds"], "replay_s": t_replay,
-                   "imagined_episodes": spent["episodes"], "imagined_frames": n_frames,
+                   "imagined_episodes": spent["episodes"], "imagined_frames": n_frames, "frames_per_episode": steps,
                    "frames_per_s": n_frames / spent["seconds"] if spent["episodes"] else None,
                    "episodes_per_s": spent["episodes"] / spent["seconds"] if spent["episodes"] else None,
                    "batch_size": cfg.batch_size},
@@ -232,23 +237,27 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
 
 
 def _imagine_all(model, layout: Layout, store: EpisodeStore, jobs: list[Job], keep: set, cfg: EvalConfig,
-                 progress: bool) -> tuple[dict, dict]:  # fmt: skip
-    """Every (job, sample) closed loop, resuming from OUT/episodes.jsonl and appending to it every few batches.
-    Sample j draws its noise from seed `noise_seed + j`. Returns the episodes by (policy, task, seed, sample)
-    and the imagination time spent over every run."""
+                 progress: bool, steps: int) -> tuple[dict, dict]:  # fmt: skip
+    """Every (job, sample) closed loop for `steps` chunks, resuming from OUT/episodes.jsonl and appending to it
+    every few batches. Sample j draws its noise from seed `noise_seed + j`. The episodes in `keep` are written
+    as videos of the whole horizon (imagined again to the end when `steps` stops short). Returns the episodes by
+    (policy, task, seed, sample) and the imagination time spent over every run."""
     out = Path(cfg.out)
     log = out / "episodes.jsonl"
     done = _load_done(log)
-    spent_file = out / "imagination_time.json"  # seconds and episodes over every run that imagined some
+    spent_file = out / "imagination_time.json"  # seconds, episodes and frames over every run that imagined some
     spent = json.loads(spent_file.read_text()) if spent_file.is_file() else {"seconds": 0.0, "episodes": 0}
+    spent.setdefault("frames", spent["episodes"] * layout.horizon)  # runs before `steps` imagined whole episodes
+    whole = steps >= layout.horizon
     todo = [[j for j in jobs if (j.policy.name, j.task, j.start.start.seed, k) not in done] for k in range(cfg.samples)]
-    bar = tqdm(total=sum(map(len, todo)) * layout.horizon, desc="imagine", unit="frame", disable=not progress)
+    bar = tqdm(total=sum(map(len, todo)) * steps, desc="imagine", unit="frame", disable=not progress)
     for k, todo_k in enumerate(todo):
         for b0 in range(0, len(todo_k), cfg.batch_size * 4):  # commit results every few batches
             t0 = time.perf_counter()
             eps = imagine(model, layout, todo_k[b0 : b0 + cfg.batch_size * 4], cfg.batch_size, cfg.noise_seed + k,
-                          keep if k == 0 else set(), bar)  # fmt: skip
-            spent = {"seconds": spent["seconds"] + time.perf_counter() - t0, "episodes": spent["episodes"] + len(eps)}
+                          keep if k == 0 and whole else set(), bar, steps)  # fmt: skip
+            spent = {"seconds": spent["seconds"] + time.perf_counter() - t0, "episodes": spent["episodes"] + len(eps),
+                     "frames": spent["frames"] + len(eps) * steps}  # fmt: skip
             for e in eps:
                 if e.frames is not None:
                     _write_video(out / "videos", e, store, layout.fps)
@@ -257,6 +266,11 @@ def _imagine_all(model, layout: Layout, store: EpisodeStore, jobs: list[Job], ke
             atomic_write_text(spent_file, json.dumps(spent) + "\n")
             done.update({(e.policy, e.task, e.seed, k): json.loads(line) for e, line in zip(eps, lines, strict=True)})
     bar.close()
+    videos = [j for j in jobs if (j.policy.name, j.task, j.start.start.seed) in keep
+              and not _video_path(out / "videos", j.task, j.policy.name, j.start.start.seed).is_file()]  # fmt: skip
+    if videos and not whole:
+        for e in imagine(model, layout, videos, cfg.batch_size, cfg.noise_seed, keep, progress=False):
+            _write_video(out / "videos", e, store, layout.fps)
     return done, spent
 
 
@@ -327,6 +341,10 @@ def _video_picks(specs, runs, seeds, store: EpisodeStore, n: int) -> set[tuple[s
     return set(spread(recorded or cands, n))
 
 
+def _video_path(folder: Path, task: str, policy: str, seed: int) -> Path:
+    return folder / f"{task}__{policy}__{seed:06d}.gif"
+
+
 def _write_video(folder: Path, e: ImaginedEpisode, store: EpisodeStore, fps: float) -> None:
     """GIF of the first view: real | imagined when the real episode is recorded, else imagined alone."""
     import imageio.v2 as imageio
@@ -338,7 +356,7 @@ def _write_video(folder: Path, e: ImaginedEpisode, store: EpisodeStore, fps: flo
         real = np.array(store.load(key, verify=False).frames[:, 0])
         T = min(len(real), len(frames))
         frames = np.concatenate([real[:T], frames[:T]], axis=2)
-    path = folder / f"{e.task}__{e.policy}__{e.seed:06d}.gif"
+    path = _video_path(folder, e.task, e.policy, e.seed)
     tmp = path.with_suffix(".tmp.gif")
     imageio.mimsave(tmp, list(frames), duration=1 / fps, loop=0)
     os.replace(tmp, path)
@@ -362,7 +380,8 @@ def format_evaluation(res: dict) -> str:
                      f"Brier {r['brier']:.3f}")  # fmt: skip
     t = res["timing"]
     if t["frames_per_s"]:
-        lines.append(f"imagined {t['imagined_episodes']} episodes in {t['imagination_s']:.0f} s: "
+        lines.append(f"imagined {t['imagined_episodes']} episodes ({t.get('frames_per_episode', '?')} frames each, as "
+                     f"far as the rule reads) in {t['imagination_s']:.0f} s: "
                      f"{t['frames_per_s']:.0f} frames/s, {t['episodes_per_s']:.2f} episodes/s "
                      f"on {res['device']}")  # fmt: skip
     return "\n".join(lines)

@@ -226,22 +226,26 @@ class ImaginedEpisode:
     policy: str
     task: str
     seed: int
-    values: np.ndarray  # float32[T]: predicted value of each frame, the start frame included
+    values: np.ndarray  # float32[steps + 1]: predicted value of each frame, the start frame included
     frames: np.ndarray | None = None  # uint8[T, V, H, W, 3] when kept
     error: str | None = None  # why the episode was stopped (a policy error), else None
 
 
 def imagine(
     model: WorldModel, layout: Layout, jobs: Sequence[Job], batch_size: int = 64, seed: int = 0,
-    keep_frames: set[tuple[str, str, int]] = frozenset(), progress: bool | tqdm = True,
+    keep_frames: set[tuple[str, str, int]] = frozenset(), progress: bool | tqdm = True, steps: int | None = None,
 ) -> list[ImaginedEpisode]:  # fmt: skip
     """Closed-loop episodes for `jobs`, `batch_size` at a time. Each episode gets its own policy instance
     (degradations keep per-episode state), reset with the start's seed as in reality, and its own noise
-    (`noise_seed`), so an episode repeats whatever batch it runs in."""
+    (`noise_seed`), so an episode repeats whatever batch it runs in. `steps`: chunks to imagine (default the
+    layout's horizon); fewer give each episode's first `steps` frames, as a longer run would."""
     out: list[ImaginedEpisode] = []
     L = layout
+    steps = L.horizon if steps is None else min(steps, L.horizon)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     own_bar = not isinstance(progress, tqdm)  # a caller may pass its own bar to span several calls
-    bar = tqdm(total=len(jobs) * L.horizon, desc="imagine", unit="frame", disable=not progress) if own_bar else progress
+    bar = tqdm(total=len(jobs) * steps, desc="imagine", unit="frame", disable=not progress) if own_bar else progress
     for b0 in range(0, len(jobs), batch_size):
         batch = jobs[b0 : b0 + batch_size]
         env = BatchedImagination(model, L, seed)
@@ -262,12 +266,12 @@ def imagine(
                 slots.append(None)
                 errors.append(f"policy {j.policy.name!r}: could not be built for {j.task!r}: {e}")
         obs, v0 = env.reset([j.start for j in batch])
-        values = np.zeros((len(batch), L.n_frames), np.float32)
+        values = np.zeros((len(batch), steps + 1), np.float32)
         values[:, 0] = v0
         keep = [(j.policy.name, j.task, j.start.start.seed) in keep_frames for j in batch]
         frames = {i: [obs[i].images] for i in range(len(batch)) if keep[i]}
         pending = [np.zeros((0, L.action_dim), np.float32) for _ in batch]
-        for t in range(L.horizon):
+        for t in range(steps):
             chunks = np.zeros((len(batch), L.frame_skip, L.action_dim), np.float32)
             need = [i for i in range(len(batch)) if errors[i] is None and not len(pending[i])]
             try:

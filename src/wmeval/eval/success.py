@@ -68,6 +68,11 @@ class SuccessRule:
             return v[:, 1 : self.first + 1].mean(axis=1) if v.shape[1] > 1 else v[:, 0]
         return v[:, -self.last :].mean(axis=1)
 
+    def frames_read(self, n: int) -> int:
+        """How many of an episode's `n` generated frames the statistic reads: `mean-first` needs only the first
+        `first` of them, so imagination may stop there; every other statistic reads to the end."""
+        return min(self.first, n) if self.stat == "mean-first" else n
+
     def probability(self, values: np.ndarray) -> np.ndarray:
         return _sigmoid(self.a * _logit(self.statistic(values)) + self.b)
 
