@@ -1,6 +1,7 @@
-"""How far into an imagined episode should a verdict read? The success rule refitted with statistics that read
-only the first k generated frames, chosen on the world model's validation replays, against the evaluation's
-own rule (the last frame, the maximum or the mean of the last 4), and the within-task ranking each gives.
+"""How should a verdict read an imagined episode? The success rule refitted with statistics that read only the
+first k generated frames, chosen on the world model's validation replays, and the `combined` rule (all
+candidates mixed by a logistic regression), against the evaluation's own rule, and the within-task ranking each
+gives.
 
 For each evaluation (replay calibration only): its calibration episodes (the world model's validation
 episodes, never trained on, never a judged policy's) are replayed again with the same noise, so the refitted
@@ -32,12 +33,8 @@ from wmeval.align.truth import real_outcomes_from_store
 from wmeval.data.store import EpisodeStore, atomic_write_text
 from wmeval.eval.calibration import calibration_episodes
 from wmeval.eval.evaluate import EvalConfig, load_eval_model
-from wmeval.eval.success import SuccessRule, fit_rule, fitted_rules, replay_values
+from wmeval.eval.success import SuccessRule, brier, fit_rule, fitted_rules, replay_values
 from wmeval.metrics import auroc
-
-
-def name_of(rule: SuccessRule) -> str:
-    return f"first-{rule.first}" if rule.stat == "mean-first" else rule.stat
 
 
 def analyse(path: str, threads: int) -> dict:
@@ -55,12 +52,13 @@ def analyse(path: str, threads: int) -> dict:
     y = np.array([m.outcome for m in chosen], float)
     stored = SuccessRule(**evaluation["rule"])
     refit = fit_rule(val, y, stored.stat)
-    if name_of(refit) != name_of(stored) or not np.isclose(refit.a, stored.a, rtol=1e-3, atol=1e-3):
+    if refit.name != stored.name or not np.allclose((refit.a, refit.b), (stored.a, stored.b), rtol=1e-3, atol=1e-3):
         raise SystemExit(f"error: {path}: the replayed validation values give rule {refit} and not the stored "
                          f"{stored}: another store, noise or code; nothing to compare")  # fmt: skip
-    table = {name_of(r): {"rule": r, "val_brier": b, "val_auroc": auroc(r.probability(val), y)}
-             for b, r in fitted_rules(val, y)}  # every candidate `--rule auto` weighs
-    pick = name_of(fit_rule(val, y, "auto"))  # what `--rule auto` now chooses
+    combined = fit_rule(val, y, "combined")  # what `--rule combined` (the default) mixes
+    table = {r.name: {"rule": r, "val_brier": brier(r.probability(val), y), "val_auroc": auroc(r.probability(val), y)}
+             for r in [r for _, r in fitted_rules(val, y)] + [combined]}  # every candidate `--rule auto` weighs
+    pick = fit_rule(val, y, "auto").name  # what `--rule auto` chooses
     outcomes = real_outcomes_from_store(store, tuple(evaluation["seeds"]))
     truth = {k: float(np.mean(v)) for k, v in outcomes.items() if v}
     judged = {k: v for k, v in frame_values(file.parent).items() if k[::-1] in truth}  # (task, policy) -> values
@@ -74,7 +72,7 @@ def analyse(path: str, threads: int) -> dict:
         row["within_task_spearman"] = (score(real, np.array([r.probability(judged[k]).mean() for k in keys]))
                                        if readable else float("nan"))  # fmt: skip
         row["rule"] = r.to_json()
-    return {"evaluation": str(file.parent), "stored": name_of(stored), "chosen": pick, "rules": table}
+    return {"evaluation": str(file.parent), "stored": stored.name, "chosen": pick, "rules": table}
 
 
 def main() -> None:
@@ -93,9 +91,16 @@ def main() -> None:
         cells = " | ".join(f"{rs[c]['within_task_spearman']:.2f}" if c in rs else "" for c in cols)
         print(f"| {r['evaluation']} | {r['stored']} | {r['chosen']} | {rs[r['stored']]['within_task_spearman']:.2f} / "
               f"{rs[r['chosen']]['within_task_spearman']:.2f} | {cells} |", flush=True)  # fmt: skip
-    stored = np.mean([r["rules"][r["stored"]]["within_task_spearman"] for r in rows])
-    chosen = np.mean([r["rules"][r["chosen"]]["within_task_spearman"] for r in rows])
-    print(f"mean over {len(rows)} evaluations: stored rule {stored:.2f}, chosen on validation {chosen:.2f}")
+
+    def col(name: str) -> np.ndarray:
+        return np.array([r["rules"][r.get(name, name)]["within_task_spearman"] for r in rows])
+
+    stored, chosen, combined = col("stored"), col("chosen"), col("combined")
+    d = combined - chosen
+    print(f"mean over {len(rows)} evaluations: stored rule {stored.mean():.2f}, chosen on validation (auto) "
+          f"{chosen.mean():.2f}, combined {combined.mean():.2f}; combined vs auto: better by > 0.05 for "
+          f"{(d > 0.05).sum()}, within 0.05 for {(abs(d) <= 0.05).sum()}, worse for {(d < -0.05).sum()}; "
+          f"mean difference {d.mean():+.3f} (sd {d.std(ddof=1) if len(d) > 1 else 0:.3f})")  # fmt: skip
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(rows, indent=1) + "\n")
 

@@ -136,6 +136,27 @@ def test_auto_rule_reads_as_far_as_the_outcome_lasts():
         SuccessRule("mean-first", first=0)
 
 
+def test_combined_rule_mixes_every_statistic():
+    """Two parts of an imagined episode each carry part of the outcome (the start, and the end): the combined rule
+    reads both and separates better than any one statistic; it survives JSON and reads every frame."""
+    rng = np.random.default_rng(2)
+    y = rng.random(600) < 0.5
+    values = rng.random((600, 21))  # frames in between carry nothing
+    early, late = rng.random(600) < 0.75, rng.random(600) < 0.75  # each right 3 times in 4, independently
+    values[:, 1:4] = np.where(early == y, 0.7, 0.3)[:, None] + rng.normal(0, 0.05, (600, 3))
+    values[:, -1] = np.where(late == y, 0.7, 0.3) + rng.normal(0, 0.05, 600)
+    single, combined = fit_rule(values, y, "auto"), fit_rule(values, y, "combined")
+    assert combined.stat == "combined" and len(combined.weights) == len(combined.parts) == 8  # 5 horizons + 3
+    auc = {r.name: outcome_metrics(r.probability(values), y)["auroc"] for r in (single, combined)}
+    assert auc["combined"] > auc[single.name] + 0.05, auc
+    again = SuccessRule(**json.loads(json.dumps(combined.to_json())))
+    np.testing.assert_allclose(again.probability(values), combined.probability(values))
+    assert again == combined and combined.frames_read(20) == 20 and "combination of 8" in combined.describe()
+    assert "parts" not in single.to_json()  # single rules keep their JSON
+    with pytest.raises(ValueError, match="parts, center, scale and weights"):
+        SuccessRule("combined", weights=(1.0,))
+
+
 def test_calibration_stays_finite_on_saturated_values():
     y = np.array([True] * 140 + [False] * 110 + [True] * 6)
     final = np.array([1.0] * 140 + [0.0] * 100 + [1.0] * 10 + [0.0] * 6)  # saturated, a few mistakes
@@ -145,6 +166,8 @@ def test_calibration_stays_finite_on_saturated_values():
     p = rule.probability(values)
     assert np.isfinite([rule.a, rule.b]).all() and abs(rule.a) < 100 and abs(rule.b) < 100
     assert outcome_metrics(p, y)["accuracy"] > 0.9 and p[:140].min() > 0.5 and p[140:240].max() < 0.5
+    combined = fit_rule(values, y, "combined")  # constant statistics (scale 0) must not break the mix
+    assert np.isfinite(combined.weights).all() and outcome_metrics(combined.probability(values), y)["accuracy"] > 0.9
 
 
 def test_outcome_metrics_by_hand():

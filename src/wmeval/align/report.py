@@ -17,6 +17,7 @@ import numpy as np
 
 from wmeval.align import tables as T
 from wmeval.data.store import atomic_write_text
+from wmeval.eval.success import SuccessRule
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 CSS = """
@@ -160,8 +161,7 @@ def render(res: dict, eval_dir: Path | None = None) -> str:
     ev = res["evaluation"]
     tr = ev["model_training"]
     excluded = ", ".join(tr.get("exclude_policies") or []) or "none (in-distribution)"
-    rule = ev["rule"]
-    horizon = f" over generated frames 1-{rule.get('first', 10)}" if rule["stat"] == "mean-first" else ""
+    rule = SuccessRule(**ev["rule"]).describe()
     cal = ev["calibration"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>wmeval alignment report</title><style>{CSS}</style></head>
@@ -170,8 +170,8 @@ def render(res: dict, eval_dir: Path | None = None) -> str:
 <p>{res["n_policies"]} policies on {res["n_tasks"]} task(s), {res["n_episodes_per_policy"]} imagined episodes each
 (reality: {res["n_real_episodes_per_policy"]}+ per policy). {_members(res)}World model
 <code>{_e(ev["model"])}</code>, trained on
-{len(tr["policies"])} policies' episodes; held out: <code>{_e(excluded)}</code>. Success rule: {_e(rule["stat"])}
-value{horizon}, Platt-calibrated on {cal["episodes"]} validation episodes (accuracy {cal["accuracy"]:.2f},
+{len(tr["policies"])} policies' episodes; held out: <code>{_e(excluded)}</code>. Success rule: {_e(rule)},
+calibrated on {cal["episodes"]} validation episodes (accuracy {cal["accuracy"]:.2f},
 AUROC {T.fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
 <h2>Headline</h2>
 {_table(T.summary_head(res), T.summary_rows(res))}

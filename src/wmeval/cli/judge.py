@@ -86,9 +86,10 @@ def add_parsers(sub) -> None:
     ev.add_argument("--batch-size", type=int, default=64, help="episodes imagined in parallel")
     ev.add_argument(
         "--rule",
-        default="auto",
-        choices=["auto", "final", "max", "mean-last", "mean-first"],
-        help="value statistic read as success (auto: lowest Brier on calibration episodes)",
+        default="combined",
+        choices=["combined", "auto", "final", "max", "mean-last", "mean-first"],
+        help="how the value trajectory is read as success (combined: a logistic mix of every statistic; auto: "
+        "the one statistic with the lowest Brier on the calibration episodes)",
     )
     ev.add_argument(
         "--calibration",

@@ -48,7 +48,7 @@ class EvalConfig:
     episodes: int = 50
     seed: int = 1000  # first start seed: starts seed, seed + 1, ... as in `wmeval collect --seed`
     batch_size: int = 64
-    rule: str = "auto"  # success statistic, see wmeval.eval.success
+    rule: str = "combined"  # how the value trajectory is read as success, see wmeval.eval.success
     calibration: str = "replay"  # fit the rule on: "replay" (open loop) or "closed-loop" imagination
     calibration_episodes: int = 256
     replay: bool = True
@@ -365,7 +365,7 @@ def _write_video(folder: Path, e: ImaginedEpisode, store: EpisodeStore, fps: flo
 def format_evaluation(res: dict) -> str:
     """What `wmeval evaluate` prints: the success rule, every policy's predicted rate, replay and speed."""
     rule, cal = res["rule"], res["calibration"]
-    lines = [f"success rule: {rule['stat']} value, Platt a={rule['a']:.2f} b={rule['b']:.2f}; on {cal['episodes']} "
+    lines = [f"success rule: {SuccessRule(**rule).describe()}; on {cal['episodes']} "
              f"calibration episodes: accuracy {cal['accuracy']:.3f}, AUROC {cal['auroc']:.3f}, "
              f"Brier {cal['brier']:.3f}",
              f"{'task':<22} {'policy':<44} predicted % [95% CI]   episodes"]  # fmt: skip

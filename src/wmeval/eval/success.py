@@ -5,7 +5,10 @@ trajectory to one statistic (`final`: the last frame's value; `max`: the highest
 the mean of the last `last` frames; `mean-first`: the mean over generated frames 1..`first`) and maps it to a
 calibrated probability with Platt scaling, p = sigmoid(a * logit(stat) + b), fitted by maximum likelihood on
 episodes whose real outcome is known. `fit_rule(..., stat="auto")` tries every statistic (`mean-first` at
-each horizon of `FIRSTS`) and keeps the one with the lowest Brier score.
+each horizon of `FIRSTS`) and keeps the one with the lowest Brier score. `combined` (the default of `wmeval
+evaluate`) keeps them all: p = sigmoid(b + sum_i w_i * z_i), z_i the standardised logit of candidate i, an
+L2-penalised logistic regression; it does not stake the verdict on one choice made on a few dozen episodes
+(seeds of one recipe chose horizons from 2 to 40 frames), and ranks better (docs/RESULTS.md).
 
 Why a horizon: imagination drifts, so a world model's late frames can carry less about the outcome than its
 early ones, where the value head reads what the policy's first moves make likely. How far to read is then a
@@ -29,9 +32,10 @@ from wmeval.data.store import EpisodeMeta, EpisodeStore
 from wmeval.metrics import auroc
 from wmeval.model.world_model import WorldModel, begin
 
-STATS = ("final", "max", "mean-last", "mean-first")
+STATS = ("final", "max", "mean-last", "mean-first")  # single statistics; `combined` is a logistic mix of them all
 FIRSTS = (2, 5, 10, 15, 20, 30, 40)  # horizons `auto` tries for `mean-first` (those shorter than the episodes)
 EPS = 1e-4
+COMBINED_L2 = 1.0  # weight decay of `combined` on standardised features (1 and 10 rank alike, docs/RESULTS.md)
 
 
 def _logit(x: np.ndarray) -> np.ndarray:
@@ -50,16 +54,44 @@ class SuccessRule:
     a: float = 1.0
     b: float = 0.0
     first: int = 10  # generated frames averaged by `mean-first` (frame 0 is the last real context frame)
+    # `combined`: its candidate rules (JSON of single-statistic rules), their logits' centre and scale, weights
+    parts: tuple = ()
+    center: tuple = ()
+    scale: tuple = ()
+    weights: tuple = ()
 
     def __post_init__(self) -> None:
-        if self.stat not in STATS:
-            raise ValueError(f"unknown success statistic {self.stat!r}; valid: {', '.join(STATS)} (or 'auto')")
+        if self.stat not in (*STATS, "combined"):
+            valid = ", ".join((*STATS, "combined"))
+            raise ValueError(f"unknown success statistic {self.stat!r}; valid: {valid} (or 'auto')")
         if self.last < 1 or self.first < 1:
             raise ValueError(f"last and first must be >= 1, got {self.last} and {self.first}")
+        for name in ("parts", "center", "scale", "weights"):  # JSON gives lists; a frozen rule keeps tuples
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        n = len(self.parts)
+        if self.stat == "combined" and not (n and len(self.center) == len(self.scale) == len(self.weights) == n):
+            raise ValueError(f"a combined rule needs parts, center, scale and weights of one length, got {self}")
+
+    @property
+    def components(self) -> list[SuccessRule]:
+        return [SuccessRule(**p) for p in self.parts]
+
+    def describe(self) -> str:
+        """How the rule reads an episode, for reports."""
+        if self.stat == "combined":
+            names = ", ".join(c.name for c in self.components)
+            return f"a logistic combination of {len(self.parts)} value statistics ({names})"
+        return f"the {self.name} value, Platt-calibrated (a={self.a:.2f}, b={self.b:.2f})"
+
+    @property
+    def name(self) -> str:
+        return f"first-{self.first}" if self.stat == "mean-first" else self.stat
 
     def statistic(self, values: np.ndarray) -> np.ndarray:
         """values float[N, T] (value of every frame) -> float[N]."""
         v = np.asarray(values, np.float64)
+        if self.stat == "combined":
+            raise ValueError("a combined rule has no single statistic; use probability()")
         if self.stat == "final":
             return v[:, -1]
         if self.stat == "max":
@@ -71,31 +103,51 @@ class SuccessRule:
     def frames_read(self, n: int) -> int:
         """How many of an episode's `n` generated frames the statistic reads: `mean-first` needs only the first
         `first` of them, so imagination may stop there; every other statistic reads to the end."""
+        if self.stat == "combined":
+            return max(c.frames_read(n) for c in self.components)
         return min(self.first, n) if self.stat == "mean-first" else n
 
     def probability(self, values: np.ndarray) -> np.ndarray:
+        if self.stat == "combined":
+            z = _features(self.components, values, self.center, self.scale)
+            return _sigmoid(z @ np.array(self.weights) + self.b)
         return _sigmoid(self.a * _logit(self.statistic(values)) + self.b)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        return d if self.stat == "combined" else {k: v for k, v in d.items() if k not in COMBINED_FIELDS}
 
 
-def _platt(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 100) -> tuple[float, float]:
-    """Logistic regression of y on x (slope + bias) by damped Newton steps (halved until the penalised
-    negative log-likelihood decreases), with a light L2 pull towards the identity map (slope 1, bias 0) so
-    that separable data still gives a finite fit."""
-    X = np.stack([x, np.ones_like(x)], 1)
-    prior = np.array([1.0, 0.0])
+COMBINED_FIELDS = ("parts", "center", "scale", "weights")
+
+
+def _features(rules: Sequence[SuccessRule], values: np.ndarray, center, scale) -> np.ndarray:
+    """float[N, len(rules)]: each rule's statistic as a logit, standardised."""
+    z = np.stack([_logit(r.statistic(values)) for r in rules], 1)
+    return (z - np.asarray(center)) / np.asarray(scale)
+
+
+def _platt(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[float, float]:
+    """Logistic regression of y on x (slope + bias), with a light L2 pull towards the identity map (slope 1,
+    bias 0) so that separable data still gives a finite fit."""
+    a, b = _logistic(np.stack([x, np.ones_like(x)], 1), y, np.array([1.0, 0.0]), np.array([l2, l2]))
+    return float(a), float(b)
+
+
+def _logistic(X: np.ndarray, y: np.ndarray, prior: np.ndarray, l2: np.ndarray, iters: int = 100) -> np.ndarray:
+    """Weights w of p = sigmoid(X @ w) by maximum likelihood with an L2 pull of strength l2[i] towards prior[i],
+    by damped Newton steps (halved until the penalised negative log-likelihood decreases)."""
+    y = np.asarray(y, float)
 
     def nll(w: np.ndarray) -> float:
         z = X @ w
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum((w - prior) ** 2))
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(l2 * (w - prior) ** 2))
 
-    w, f = prior.copy(), nll(prior)
+    w, f = prior.astype(float), nll(prior)
     for _ in range(iters):
         p = _sigmoid(X @ w)
         g = X.T @ (p - y) + l2 * (w - prior)
-        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.eye(2)
+        H = (X * (p * (1 - p))[:, None]).T @ X + np.diag(l2) + 1e-9 * np.eye(len(w))
         step, t = np.linalg.solve(H, g), 1.0
         while t > 1e-8 and nll(w - t * step) > f:
             t /= 2
@@ -106,7 +158,7 @@ def _platt(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 100) -> 
         if f - f_new < 1e-10:
             break
         f = f_new
-    return float(w[0]), float(w[1])
+    return w
 
 
 def fitted_rules(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4
@@ -132,8 +184,26 @@ def fitted_rules(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", l
 
 def fit_rule(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4) -> SuccessRule:
     """Calibrate a rule on episodes with known outcomes; `stat="auto"` keeps the lowest-Brier statistic (and
-    `mean-first` the lowest-Brier horizon of `FIRSTS`); the first of equals wins."""
+    `mean-first` the lowest-Brier horizon of `FIRSTS`; the first of equals wins); `combined` mixes them all."""
+    if stat == "combined":
+        return fit_combined(values, outcomes, last)
     return min(fitted_rules(values, outcomes, stat, last), key=lambda sr: sr[0])[1]
+
+
+def fit_combined(values: np.ndarray, outcomes: np.ndarray, last: int = 4, l2: float = COMBINED_L2) -> SuccessRule:
+    """Every candidate statistic of `auto` as a standardised logit, mixed by a logistic regression whose weights
+    are pulled towards 0 (strength `l2`; the bias is free): correlated candidates share the weight instead of
+    one of them winning on noise."""
+    parts = [r for _, r in fitted_rules(values, outcomes, "auto", last)]  # checks both outcomes are present
+    parts = [replace(r, a=1.0, b=0.0) for r in parts]
+    z = np.stack([_logit(r.statistic(values)) for r in parts], 1)
+    center, scale = z.mean(0), z.std(0) + 1e-6
+    X = np.hstack([(z - center) / scale, np.ones((len(z), 1))])
+    n = len(parts)
+    w = _logistic(X, np.asarray(outcomes, float), np.zeros(n + 1), np.r_[np.full(n, l2), 0.0])
+    return SuccessRule("combined", last, b=float(w[-1]), parts=tuple(r.to_json() for r in parts),
+                       center=tuple(map(float, center)), scale=tuple(map(float, scale)),
+                       weights=tuple(map(float, w[:-1])))  # fmt: skip
 
 
 def brier(p: np.ndarray, y: np.ndarray) -> float:
