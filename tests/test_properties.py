@@ -230,6 +230,31 @@ def test_platt_scaling_finds_the_same_optimum_as_scipy(n, seed):
     assert a == pytest.approx(ref[0], abs=1e-3) and b == pytest.approx(ref[1], abs=1e-3)
 
 
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(10, 80), seed=st.integers(0, 10_000))
+def test_combined_rule_fit_finds_the_same_optimum_as_scipy(n, seed):
+    """The combined rule's logistic regression (penalised weights, free bias) against a general optimiser."""
+    from scipy.optimize import minimize
+
+    from wmeval.eval.success import _logistic
+
+    rng = np.random.default_rng(seed)
+    X = np.hstack([rng.normal(size=(n, 3)), np.ones((n, 1))])
+    y = (rng.random(n) < 1 / (1 + np.exp(-X @ [0.8, -0.4, 0.0, 0.2]))).astype(float)
+    l2, prior = np.array([1.0, 1.0, 1.0, 0.0]), np.zeros(4)
+
+    def nll(w):
+        z = X @ w
+        return np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(l2 * (w - prior) ** 2)
+
+    if y.min() == y.max():  # the free bias has no finite optimum without both outcomes
+        return
+    ref = minimize(nll, prior, method="BFGS", options={"gtol": 1e-10}).x
+    w = _logistic(X, y, prior, l2)
+    assert nll(w) <= nll(ref) + 1e-6
+    np.testing.assert_allclose(w, ref, atol=2e-3)
+
+
 @settings(max_examples=10, deadline=None)
 @given(n=st.integers(20, 80), p=st.floats(0.1, 0.9), seed=st.integers(0, 1000))
 def test_percentile_bootstrap_of_a_rate_agrees_with_scipy(n, p, seed):
