@@ -216,7 +216,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
                       lambda: _replay(model, store, recorded, rule, cfg, progress))  # fmt: skip
         replay, t_replay = rep["value"], rep["seconds"]
 
-    n_frames = spent.get("frames", spent["episodes"] * layout.horizon)  # runs before `steps` imagined whole episodes
+    n_frames = spent["frames"]
     result = {
         "kind": "wmeval-evaluation", "model": str(cfg.model), "model_step": meta.get("step"),
         "model_training": {"store": meta["data"]["store"], "store_fingerprint": meta["data"]["store_fingerprint"],
@@ -380,8 +380,8 @@ def format_evaluation(res: dict) -> str:
                      f"Brier {r['brier']:.3f}")  # fmt: skip
     t = res["timing"]
     if t["frames_per_s"]:
-        lines.append(f"imagined {t['imagined_episodes']} episodes ({t.get('frames_per_episode', '?')} frames each, as "
-                     f"far as the rule reads) in {t['imagination_s']:.0f} s: "
+        lines.append(f"imagined {t['imagined_episodes']} episodes ({t.get('frames_per_episode', '?')} frames each) "
+                     f"in {t['imagination_s']:.0f} s: "
                      f"{t['frames_per_s']:.0f} frames/s, {t['episodes_per_s']:.2f} episodes/s "
                      f"on {res['device']}")  # fmt: skip
     return "\n".join(lines)

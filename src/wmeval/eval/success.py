@@ -66,7 +66,7 @@ class SuccessRule:
             raise ValueError(f"unknown success statistic {self.stat!r}; valid: {valid} (or 'auto')")
         if self.last < 1 or self.first < 1:
             raise ValueError(f"last and first must be >= 1, got {self.last} and {self.first}")
-        for name in ("parts", "center", "scale", "weights"):  # JSON gives lists; a frozen rule keeps tuples
+        for name in COMBINED_FIELDS:  # JSON gives lists; a frozen rule keeps tuples
             object.__setattr__(self, name, tuple(getattr(self, name)))
         n = len(self.parts)
         if self.stat == "combined" and not (n and len(self.center) == len(self.scale) == len(self.weights) == n):
@@ -163,23 +163,32 @@ def _logistic(X: np.ndarray, y: np.ndarray, prior: np.ndarray, l2: np.ndarray, i
 
 def fitted_rules(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4
                  ) -> list[tuple[float, SuccessRule]]:  # fmt: skip
-    """Every candidate rule (one statistic, or all with "auto"; `mean-first` at each horizon of `FIRSTS` shorter
-    than the episodes) Platt-fitted on episodes with known outcomes, with its Brier score there."""
+    """Every candidate rule (`candidates`) Platt-fitted on episodes with known outcomes, with its Brier score there."""
+    y = _labels(outcomes)
+    out = []
+    for c in candidates(np.shape(values)[1], stat, last):
+        a, b = _platt(_logit(c.statistic(values)), y)
+        rule = replace(c, a=a, b=b)
+        out.append((brier(rule.probability(values), y), rule))
+    return out
+
+
+def candidates(frames: int, stat: str = "auto", last: int = 4) -> list[SuccessRule]:
+    """The uncalibrated rules of one statistic, or of all with "auto", for episodes of `frames` frames:
+    `mean-first` at each horizon of `FIRSTS` shorter than the episodes."""
+    horizons = [k for k in FIRSTS if k < frames] or [max(1, frames - 1)]
+    return [SuccessRule(s, last, first=k) for s in (STATS if stat == "auto" else (stat,))
+            for k in (horizons if s == "mean-first" else (10,))]  # fmt: skip
+
+
+def _labels(outcomes: np.ndarray) -> np.ndarray:
     y = np.asarray(outcomes, float)
     if len(y) < 2 or y.min() == y.max():
         raise ValueError(
             f"calibration needs both successes and failures among its episodes, got {int(y.sum())} of {len(y)} "
             "successful; train the world model on data with both, or pass a fixed --rule"
         )
-    horizons = [k for k in FIRSTS if k < np.shape(values)[1]] or [max(1, np.shape(values)[1] - 1)]
-    out = []
-    for s in STATS if stat == "auto" else (stat,):
-        for k in horizons if s == "mean-first" else (10,):
-            c = SuccessRule(s, last, first=k)
-            a, b = _platt(_logit(c.statistic(values)), y)
-            rule = replace(c, a=a, b=b)
-            out.append((brier(rule.probability(values), y), rule))
-    return out
+    return y
 
 
 def fit_rule(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4) -> SuccessRule:
@@ -194,13 +203,13 @@ def fit_combined(values: np.ndarray, outcomes: np.ndarray, last: int = 4, l2: fl
     """Every candidate statistic of `auto` as a standardised logit, mixed by a logistic regression whose weights
     are pulled towards 0 (strength `l2`; the bias is free): correlated candidates share the weight instead of
     one of them winning on noise."""
-    parts = [r for _, r in fitted_rules(values, outcomes, "auto", last)]  # checks both outcomes are present
-    parts = [replace(r, a=1.0, b=0.0) for r in parts]
-    z = np.stack([_logit(r.statistic(values)) for r in parts], 1)
+    y = _labels(outcomes)
+    parts = candidates(np.shape(values)[1], "auto", last)
+    z = _features(parts, values, 0.0, 1.0)
     center, scale = z.mean(0), z.std(0) + 1e-6
     X = np.hstack([(z - center) / scale, np.ones((len(z), 1))])
     n = len(parts)
-    w = _logistic(X, np.asarray(outcomes, float), np.zeros(n + 1), np.r_[np.full(n, l2), 0.0])
+    w = _logistic(X, y, np.zeros(n + 1), np.r_[np.full(n, l2), 0.0])
     return SuccessRule("combined", last, b=float(w[-1]), parts=tuple(r.to_json() for r in parts),
                        center=tuple(map(float, center)), scale=tuple(map(float, scale)),
                        weights=tuple(map(float, w[:-1])))  # fmt: skip
