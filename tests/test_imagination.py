@@ -1,6 +1,7 @@
 """Judging policies in imagination: the env, the batched closed loop, the success rule, evaluate -> align ->
 report end to end on the fake suite, and the errors users meet."""
 
+import fnmatch
 import json
 import os
 import shutil
@@ -428,3 +429,46 @@ def test_a_judge_can_train_on_the_world_models_imagination_of_its_episodes(world
     assert (tmp_path / "judge" / "imagined-train.safetensors").is_file()
     with pytest.raises(ValueError, match="other settings"):
         train_judge(replace(cfg, imagined=False), progress=False)
+
+
+def test_logged_starts_branch_into_other_policies_episodes(world, tmp_path):
+    """`--starts logged`: every judged policy takes over the same states inside recorded episodes of policies
+    that are not judged (never its own), with the real frames and actions before them as context; the rule is
+    fitted on validation episodes branched the same way, and only `branch_frames` frames are imagined."""
+    from wmeval.eval.branches import BRANCH_SEED0, branch_replay_values, logged_starts
+
+    store, index = world["store"], world["store"].index()
+    task = next(m.task for m in index if fnmatch.fnmatch(m.policy, JUDGED))
+    starts = logged_starts(store, index, task, [JUDGED], 6, frames=1, context=2, seed=0)
+    assert [s.start.seed for s in starts] == list(range(BRANCH_SEED0, BRANCH_SEED0 + 6))
+    again = logged_starts(store, index, task, [JUDGED], 6, frames=1, context=2, seed=0)  # repeatable
+    assert all(np.array_equal(a.images, b.images) and np.array_equal(a.context[2], b.context[2])
+               for a, b in zip(starts, again, strict=True))  # fmt: skip
+    others = [store.load(m.key) for m in index if m.task == task and not fnmatch.fnmatch(m.policy, JUDGED)]
+
+    def recorded_here(s, ep, t) -> bool:  # s is frame t of ep, its context ep's real past, before any success
+        frames, proprio, actions = s.context
+        return (np.array_equal(frames, ep.frames[t - 1 : t + 1]) and np.array_equal(actions, ep.actions[t - 1 : t])
+                and np.array_equal(proprio, ep.proprio[t - 1 : t + 1]) and not ep.success[: t + 1].any())  # fmt: skip
+
+    for s in starts:  # each one a recorded state of a policy that is not judged
+        assert any(recorded_here(s, ep, t) for ep in others for t in range(2, ep.meta.length)), s.start
+    with pytest.raises(ValueError, match="no recorded episode of .* by a policy that is not judged"):
+        logged_starts(store, index, task, ["*"], 2, frames=1, context=2, seed=0)
+
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(tmp_path / "logged"), policies=(JUDGED,),
+                     episodes=4, seed=100, batch_size=8, calibration_episodes=16, starts="logged", branch_frames=2,
+                     branch_context=2, device="cpu")  # fmt: skip
+    res = evaluate(cfg, progress=False)
+    assert res["timing"]["frames_per_episode"] == 2 and res["seeds"] == [100, 103]  # the truth's starts
+    for p in res["policies"]:
+        assert p["seeds"] == list(range(BRANCH_SEED0, BRANCH_SEED0 + 4)) and len(p["probabilities"]) == 4
+    assert res["replay"]["episodes"] > 0 and not list((tmp_path / "logged").glob("videos/*.gif"))
+    model, _ = load_world_model(world["model"])
+    metas = [m for m in index if fnmatch.fnmatch(m.policy, JUDGED)][:5]
+    one = np.concatenate([branch_replay_values(model, store, [m], 2, 2, progress=False) for m in metas])
+    assert np.allclose(branch_replay_values(model, store, metas, 2, 2, progress=False), one, atol=1e-5)
+    run_align(str(tmp_path / "logged"), out=str(tmp_path / "logged" / "alignment.json"))
+    for bad in ({"starts": "middle"}, {"branch_frames": 0}, {"calibration": "closed-loop"}):
+        with pytest.raises(ValueError, match="starts|branch_frames|calibrates on replays"):
+            replace(cfg, **bad)

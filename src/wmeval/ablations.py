@@ -99,6 +99,9 @@ ABLATIONS = {
     # twice): a step with 65 tokens per frame costs 5.2-5.4x one with 17; imagination runs at half the rate
     "patch-1": Ablation("each dynamics token one latent cell (patch 1: 65 tokens per frame; 2: 17), 0.19x the "
                         "steps: equal training time", train={"patch": 1, "steps_scale": 0.19}),
+    "logged-starts": Ablation("judged from 50 states per task inside other policies' recorded episodes, 7 "
+                              "imagined frames each (from each recorded start, to the horizon)",
+                              evaluate={"starts": "logged"}),
     "codec-c16": Ablation("codec with 16 latent channels (8), widths 32/64/128",
                           train={"latent_channels": 16, "codec_width": 32}),
 }  # fmt: skip

@@ -20,7 +20,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, full_episodes=args.full_episodes,
         euler_steps=args.euler_steps,
         context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance,
-        autoguide=args.autoguide, autoguide_scale=args.autoguide_scale, judge=args.judge, device=args.device,
+        autoguide=args.autoguide, autoguide_scale=args.autoguide_scale, judge=args.judge, starts=args.starts,
+        branch_frames=args.branch_frames, branch_context=args.branch_context, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
     print(format_evaluation(res))
@@ -106,6 +107,13 @@ def add_parsers(sub) -> None:
     ev.add_argument("--full-episodes", action="store_true",
                     help="imagine every episode to the horizon, even when the success rule reads only its first "
                     "frames (`mean-first`; by default imagination stops where the rule stops reading)")  # fmt: skip
+    ev.add_argument("--starts", default="reset", choices=["reset", "logged"],
+                    help="where imagined episodes begin: reset, each recorded start (seeds --seed ...), imagined to "
+                    "the horizon; logged, --episodes states per task inside other policies' recorded episodes "
+                    "(never a judged policy's), imagined --branch-frames on: short rollouts that rank policies by "
+                    "how they act from logged states, not a rate from reset")  # fmt: skip
+    ev.add_argument("--branch-frames", type=int, default=7, help="frames imagined from each logged state")
+    ev.add_argument("--branch-context", type=int, default=4, help="real frames up to each logged state")
     ev.add_argument("--euler-steps", type=int, help="Euler steps per generated frame (default: the model's)")
     ev.add_argument(
         "--context-tau",

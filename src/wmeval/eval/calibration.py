@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore
+from wmeval.eval.branches import branch_replay_values
 from wmeval.eval.imagination import Job, imagine, start_frame
 from wmeval.eval.success import fit_rule, outcome_metrics, replay_values
 from wmeval.zoo import load_zoo
@@ -51,6 +52,15 @@ def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str,
     return chosen
 
 
+def episode_values(model, store: EpisodeStore, metas: list[EpisodeMeta], cfg: EvalConfig, progress: bool):
+    """The readout of recorded episodes replayed open loop with their own actions, as the evaluation's judged
+    episodes begin: from the recorded start to the end, or (`--starts logged`) from one branch point on."""
+    if cfg.starts == "logged":
+        return branch_replay_values(model, store, metas, cfg.branch_frames, cfg.branch_context, cfg.batch_size,
+                                    cfg.noise_seed, progress)  # fmt: skip
+    return replay_values(model, store, metas, cfg.batch_size, cfg.noise_seed, progress)
+
+
 def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
               cfg: EvalConfig, progress: bool):  # fmt: skip
     """Fit the success rule on `calibration_episodes`; report its agreement there.
@@ -75,7 +85,7 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
         ok = [i for i, e in enumerate(eps) if e.error is None]
         chosen, values = [chosen[i] for i in ok], np.stack([eps[i].values for i in ok])
     else:
-        values = replay_values(model, store, chosen, cfg.batch_size, cfg.noise_seed, progress)
+        values = episode_values(model, store, chosen, cfg, progress)
     outcomes = np.array([m.outcome for m in chosen])
     rule = fit_rule(values, outcomes, cfg.rule)
     learned = sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)

@@ -26,9 +26,10 @@ import torch
 from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
-from wmeval.eval.calibration import CALIBRATIONS, calibrate, spread
+from wmeval.eval.branches import STARTS, logged_starts
+from wmeval.eval.calibration import CALIBRATIONS, calibrate, episode_values, spread
 from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
-from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics, replay_values
+from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics
 from wmeval.model.judge import load_judge
 from wmeval.model.world_model import load_world_model
 from wmeval.policies.learned import LearnedPolicy
@@ -65,6 +66,12 @@ class EvalConfig:
     autoguide: str | None = None
     autoguide_scale: float = 2.0
     judge: str | None = None  # a judge (`wmeval train-judge`) reads the imagined episodes instead of the value head
+    # where imagined episodes begin: "reset", each recorded start, imagined to the horizon; "logged", `episodes`
+    # states inside other policies' recorded episodes per task, each after `branch_context` real frames, imagined
+    # `branch_frames` on (wmeval.eval.branches)
+    starts: str = "reset"
+    branch_frames: int = 7
+    branch_context: int = 4
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -79,6 +86,14 @@ class EvalConfig:
             raise ValueError(f"context_frames must be >= 1, got {self.context_frames}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"unknown calibration {self.calibration!r}; valid: {', '.join(CALIBRATIONS)}")
+        if self.starts not in STARTS:
+            raise ValueError(f"unknown starts {self.starts!r}; valid: {', '.join(STARTS)}")
+        for name in ("branch_frames", "branch_context"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.starts == "logged" and self.calibration != "replay":
+            raise ValueError("--starts logged calibrates on replays of branched validation episodes; use "
+                             "--calibration replay")
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -181,11 +196,18 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     cal = _cached(out / "calibration.json", {}, _calibrate)
     rule, calibration = SuccessRule(**cal["value"]["rule"]), cal["value"]["calibration"]
 
-    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))
-    starts = {t: recorded_starts(store, t, seeds, index) for t in {t for s in specs for t in runs[s.name]}}
+    seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))  # the recorded starts (and the real episodes judged)
+    judged_tasks = sorted({t for s in specs for t in runs[s.name]})
+    if cfg.starts == "logged":
+        judged = {s.name for s in specs}
+        starts = {t: logged_starts(store, index, t, judged, cfg.episodes, cfg.branch_frames, cfg.branch_context,
+                                   cfg.seed) for t in judged_tasks}  # fmt: skip
+        keep, steps = set(), cfg.branch_frames
+    else:
+        starts = {t: recorded_starts(store, t, seeds, index) for t in judged_tasks}
+        keep = _video_picks(specs, runs, seeds, store, cfg.videos)
+        steps = layout.horizon if cfg.full_episodes else rule.frames_read(layout.horizon)
     jobs = [Job(s, t, st) for s in specs for t in runs[s.name] for st in starts[t]]
-    keep = _video_picks(specs, runs, seeds, store, cfg.videos)
-    steps = layout.horizon if cfg.full_episodes else rule.frames_read(layout.horizon)
     done, spent = _imagine_all(model, layout, store, jobs, keep, cfg, progress, steps)
 
     policies = []
@@ -193,7 +215,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     for s in specs:
         for t in runs[s.name]:
             # a start's probability: the mean over its samples that ran; a start none of them ran is an error
-            rows = {sd: [done[(s.name, t, sd, j)] for j in range(cfg.samples)] for sd in seeds}
+            rows = {st.start.seed: [done[(s.name, t, st.start.seed, j)] for j in range(cfg.samples)]
+                    for st in starts[t]}  # fmt: skip
             errors += [{"policy": s.name, "task": t, "seed": sd, "error": r[0]["error"]}
                        for sd, r in rows.items() if all(x["error"] for x in r)]  # fmt: skip
             ok = {sd: [x for x in r if not x["error"]] for sd, r in rows.items() if any(not x["error"] for x in r)}
@@ -322,7 +345,7 @@ def _cached(path: Path, key: dict, compute) -> dict:
 def _replay(model, store: EpisodeStore, metas: list[EpisodeMeta], rule: SuccessRule, cfg: EvalConfig,
             progress: bool) -> dict:  # fmt: skip
     """Open-loop replay of the judged policies' recorded episodes: predicted vs real outcome per episode."""
-    values = replay_values(model, store, metas, cfg.batch_size, cfg.noise_seed, progress)
+    values = episode_values(model, store, metas, cfg, progress)
     p = rule.probability(values)
     y = np.array([m.outcome for m in metas])
     per_task = {t: outcome_metrics(p[[m.task == t for m in metas]], y[[m.task == t for m in metas]])

@@ -56,6 +56,9 @@ class StartFrame:
     start: Start
     images: np.ndarray  # uint8[V, H, W, 3]
     state: np.ndarray  # float32[S]
+    # a start inside a recorded episode: the real frames before `images` (uint8[Tc, V, H, W, 3], `images` last),
+    # their proprio float32[Tc, S] and the Tc - 1 chunks executed between them float32[Tc - 1, K, A]
+    context: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def recorded_starts(
@@ -104,10 +107,17 @@ class BatchedImagination:
 
     def reset(self, starts: Sequence[StartFrame]) -> tuple[list[Observation], np.ndarray]:
         """Begin one episode per start; returns the first observations and the value of the start frames."""
-        frames = torch.from_numpy(np.stack([s.images for s in starts]))[:, None]
-        proprio = torch.from_numpy(np.stack([s.state for s in starts]).astype(np.float32))[:, None]
+        lengths = {0 if s.context is None else len(s.context[0]) for s in starts}
+        if len(lengths) > 1:
+            raise ValueError(f"starts of one batch must have context of one length, got {sorted(lengths)}")
         self.generators = [torch.Generator().manual_seed(noise_seed(self.seed, s.start)) for s in starts]
-        self.state = begin(self.model, frames, proprio)
+        if lengths == {0}:
+            frames = torch.from_numpy(np.stack([s.images for s in starts]))[:, None]
+            proprio = torch.from_numpy(np.stack([s.state for s in starts]).astype(np.float32))[:, None]
+            self.state = begin(self.model, frames, proprio)
+        else:  # inside recorded episodes: the context's first frame is never an episode's first
+            frames, proprio, actions = (torch.from_numpy(np.stack([s.context[i] for s in starts])) for i in range(3))
+            self.state = begin(self.model, frames, proprio.float(), actions.float(), first_has_action=True)
         self.t = 0
         return [Observation(s.images, s.state.astype(np.float32)) for s in starts], self.state.value.cpu().numpy()
 
