@@ -158,6 +158,16 @@ def test_combined_rule_mixes_every_statistic():
         SuccessRule("combined", weights=(1.0,))
 
 
+def test_mean_rule_reads_every_generated_frame():
+    """`--rule mean`: one statistic, the mean of frames 1..T-1 (frame 0 is the last real one), Platt-fitted."""
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.05, 0.95, (60, 8))
+    y = values[:, 1:].mean(1) + rng.normal(0, 0.05, 60) > 0.5
+    rule = fit_rule(values, y, "mean")
+    assert (rule.stat, rule.first, rule.frames_read(7)) == ("mean-first", 7, 7) and rule.a > 0
+    assert np.allclose(rule.statistic(values), values[:, 1:].mean(1))
+
+
 def test_calibration_stays_finite_on_saturated_values():
     y = np.array([True] * 140 + [False] * 110 + [True] * 6)
     final = np.array([1.0] * 140 + [0.0] * 100 + [1.0] * 10 + [0.0] * 6)  # saturated, a few mistakes

@@ -88,9 +88,10 @@ def add_parsers(sub) -> None:
     ev.add_argument(
         "--rule",
         default="combined",
-        choices=["combined", "auto", "final", "max", "mean-last", "mean-first"],
+        choices=["combined", "auto", "final", "max", "mean-last", "mean-first", "mean"],
         help="how the value trajectory is read as success (combined: a logistic mix of every statistic; auto: "
-        "the one statistic with the lowest Brier on the calibration episodes)",
+        "the one statistic with the lowest Brier on the calibration episodes; mean: the mean over every "
+        "generated frame, for short rollouts such as --starts logged)",
     )
     ev.add_argument(
         "--calibration",

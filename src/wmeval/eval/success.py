@@ -2,7 +2,8 @@
 
 An imagined episode yields the value head's prediction at every frame. A `SuccessRule` reduces that
 trajectory to one statistic (`final`: the last frame's value; `max`: the highest value seen; `mean-last`:
-the mean of the last `last` frames; `mean-first`: the mean over generated frames 1..`first`) and maps it to a
+the mean of the last `last` frames; `mean-first`: the mean over generated frames 1..`first`; `mean`, as a rule
+to fit: `mean-first` over every generated frame) and maps it to a
 calibrated probability with Platt scaling, p = sigmoid(a * logit(stat) + b), fitted by maximum likelihood on
 episodes whose real outcome is known. `fit_rule(..., stat="auto")` tries every statistic (`mean-first` at
 each horizon of `FIRSTS`) and keeps the one with the lowest Brier score. `combined` (the default of `wmeval
@@ -175,7 +176,9 @@ def fitted_rules(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", l
 
 def candidates(frames: int, stat: str = "auto", last: int = 4) -> list[SuccessRule]:
     """The uncalibrated rules of one statistic, or of all with "auto", for episodes of `frames` frames:
-    `mean-first` at each horizon of `FIRSTS` shorter than the episodes."""
+    `mean-first` at each horizon of `FIRSTS` shorter than the episodes; "mean": `mean-first` over all of them."""
+    if stat == "mean":
+        return [SuccessRule("mean-first", last, first=max(1, frames - 1))]
     horizons = [k for k in FIRSTS if k < frames] or [max(1, frames - 1)]
     return [SuccessRule(s, last, first=k) for s in (STATS if stat == "auto" else (stat,))
             for k in (horizons if s == "mean-first" else (10,))]  # fmt: skip
@@ -193,7 +196,8 @@ def _labels(outcomes: np.ndarray) -> np.ndarray:
 
 def fit_rule(values: np.ndarray, outcomes: np.ndarray, stat: str = "auto", last: int = 4) -> SuccessRule:
     """Calibrate a rule on episodes with known outcomes; `stat="auto"` keeps the lowest-Brier statistic (and
-    `mean-first` the lowest-Brier horizon of `FIRSTS`; the first of equals wins); `combined` mixes them all."""
+    `mean-first` the lowest-Brier horizon of `FIRSTS`; the first of equals wins); `combined` mixes them all;
+    `mean` reads the mean of every generated frame (for short rollouts, whose statistics all nearly agree)."""
     if stat == "combined":
         return fit_combined(values, outcomes, last)
     return min(fitted_rules(values, outcomes, stat, last), key=lambda sr: sr[0])[1]
