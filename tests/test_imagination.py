@@ -466,6 +466,25 @@ def test_logged_starts_branch_into_other_policies_episodes(world, tmp_path):
     with pytest.raises(ValueError, match="no recorded episode of .* by a policy that is not judged"):
         logged_starts(store, index, task, ["*"], 2, frames=1, context=2, seed=0)
 
+    seen = []  # a policy takes over with the real context as its own past: it acts on the context frames first
+
+    class Recording(ConstantPolicy):
+        def act(self, obs):
+            seen.append(obs.state.copy())
+            return super().act(obs)
+
+    @dataclass(frozen=True)
+    class RecordingSpec:
+        name: str = "recording"
+
+        def build(self, task, layout):
+            return Recording(k=FAKE_LAYOUT.frame_skip)
+
+    model, _ = load_world_model(world["model"])
+    (e,) = imagine(model, FAKE_LAYOUT, [Job(RecordingSpec(), task, starts[0])], progress=False, steps=2)
+    assert e.error is None and len(seen) == 3  # context frame 0, then the branch frame and the next one
+    assert np.array_equal(seen[0], starts[0].context[1][0]) and np.array_equal(seen[1], starts[0].state)
+
     cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(tmp_path / "logged"), policies=(JUDGED,),
                      episodes=4, seed=100, batch_size=8, calibration_episodes=16, starts="logged", branch_frames=2,
                      branch_context=2, device="cpu")  # fmt: skip
@@ -474,7 +493,6 @@ def test_logged_starts_branch_into_other_policies_episodes(world, tmp_path):
     for p in res["policies"]:
         assert p["seeds"] == list(range(BRANCH_SEED0, BRANCH_SEED0 + 4)) and len(p["probabilities"]) == 4
     assert res["replay"]["episodes"] > 0 and not list((tmp_path / "logged").glob("videos/*.gif"))
-    model, _ = load_world_model(world["model"])
     metas = [m for m in index if fnmatch.fnmatch(m.policy, JUDGED)][:5]
     one = np.concatenate([branch_replay_values(model, store, [m], 2, 2, progress=False) for m in metas])
     assert np.allclose(branch_replay_values(model, store, metas, 2, 2, progress=False), one, atol=1e-5)

@@ -106,6 +106,8 @@ ABLATIONS = {
     # episodes; the mean of the 7 frames is the plain reading (chosen after logged-starts ran: docs/RESULTS.md)
     "logged-starts-mean": Ablation("as logged-starts, read by the mean of the 7 frames (a logistic mix of "
                                    "statistics)", evaluate={"starts": "logged", "rule": "mean"}),
+    "logged-starts-mean-150": Ablation("as logged-starts-mean, from 150 logged states per task (50)",
+                                       evaluate={"starts": "logged", "rule": "mean", "episodes": 150}),
     "codec-c16": Ablation("codec with 16 latent channels (8), widths 32/64/128",
                           train={"latent_channels": 16, "codec_width": 32}),
 }  # fmt: skip

@@ -4,8 +4,10 @@ A verdict from the start imagines a whole episode: every frame after the first i
 rests on the world model rendering 50 frames of contact right, and its errors compound. Here a judged policy
 instead takes over recorded episodes of *other* policies (never a judged one's: those are the truth) at a
 frame before that episode's success, with the real frames up to it as context (`--branch-context`), and acts
-for a few imagined frames; its verdict is the mean over the same branch points for every policy (common random
-numbers). This is off-policy evaluation from logged states with a short model rollout: it asks how well a
+for a few imagined frames; before it takes over it acts on the context frames as if it had been running (their
+actions are not executed), so a stateful policy (a latency queue, a frame history, a chunk in progress) brings
+its state; its verdict is the mean over the same branch points for every policy (common random numbers).
+This is off-policy evaluation from logged states with a short model rollout: it asks how well a
 policy acts from the states a robot's logs hold, which ranks checkpoints without trusting long imagined
 horizons; it is not the success rate from a reset, so read its rates as scores.
 

@@ -241,6 +241,23 @@ class ImaginedEpisode:
     error: str | None = None  # why the episode was stopped (a policy error), else None
 
 
+def _live_through(policy: Policy, job: Job, L: Layout, pending: list[np.ndarray], i: int) -> str | None:
+    """A policy taking over inside a recorded episode first acts on the real frames before it, as if it had
+    been running (its actions there are not executed): a stateful policy (a latency queue, a frame history,
+    an action chunk in progress) then takes over with its state; `pending[i]` keeps the unfinished chunk.
+    Returns the policy's error, if any."""
+    frames, proprio, _ = job.start.context
+    who = f"policy {job.policy.name!r}, imagined episode {job.task}/seed {job.start.start.seed} (context)"
+    for k in range(len(frames) - 1):
+        if not len(pending[i]):
+            try:
+                pending[i] = ask_policy(policy, Observation(frames[k], proprio[k]), L, who)
+            except PolicyError as e:
+                return str(e)
+        pending[i] = pending[i][L.frame_skip :]
+    return None
+
+
 def imagine(
     model: WorldModel, layout: Layout, jobs: Sequence[Job], batch_size: int = 64, seed: int = 0,
     keep_frames: set[tuple[str, str, int]] = frozenset(), progress: bool | tqdm = True, steps: int | None = None,
@@ -281,6 +298,9 @@ def imagine(
         keep = [(j.policy.name, j.task, j.start.start.seed) in keep_frames for j in batch]
         frames = {i: [obs[i].images] for i in range(len(batch)) if keep[i]}
         pending = [np.zeros((0, L.action_dim), np.float32) for _ in batch]
+        for i, j in enumerate(batch):
+            if j.start.context is not None and errors[i] is None:
+                errors[i] = _live_through(policies[i], j, L, pending, i)
         for t in range(steps):
             chunks = np.zeros((len(batch), L.frame_skip, L.action_dim), np.float32)
             need = [i for i in range(len(batch)) if errors[i] is None and not len(pending[i])]
