@@ -241,21 +241,22 @@ class ImaginedEpisode:
     error: str | None = None  # why the episode was stopped (a policy error), else None
 
 
-def _live_through(policy: Policy, job: Job, L: Layout, pending: list[np.ndarray], i: int) -> str | None:
+def _live_through(policy: Policy, job: Job, L: Layout) -> tuple[np.ndarray, str | None]:
     """A policy taking over inside a recorded episode first acts on the real frames before it, as if it had
     been running (its actions there are not executed): a stateful policy (a latency queue, a frame history,
-    an action chunk in progress) then takes over with its state; `pending[i]` keeps the unfinished chunk.
-    Returns the policy's error, if any."""
+    an action chunk in progress) then takes over with its state. Returns the unfinished part of its last
+    chunk, and its error, if any."""
     frames, proprio, _ = job.start.context
     who = f"policy {job.policy.name!r}, imagined episode {job.task}/seed {job.start.start.seed} (context)"
+    pending = np.zeros((0, L.action_dim), np.float32)
     for k in range(len(frames) - 1):
-        if not len(pending[i]):
+        if not len(pending):
             try:
-                pending[i] = ask_policy(policy, Observation(frames[k], proprio[k]), L, who)
+                pending = ask_policy(policy, Observation(frames[k], proprio[k]), L, who)
             except PolicyError as e:
-                return str(e)
-        pending[i] = pending[i][L.frame_skip :]
-    return None
+                return pending, str(e)
+        pending = pending[L.frame_skip :]
+    return pending, None
 
 
 def imagine(
@@ -300,7 +301,7 @@ def imagine(
         pending = [np.zeros((0, L.action_dim), np.float32) for _ in batch]
         for i, j in enumerate(batch):
             if j.start.context is not None and errors[i] is None:
-                errors[i] = _live_through(policies[i], j, L, pending, i)
+                pending[i], errors[i] = _live_through(policies[i], j, L)
         for t in range(steps):
             chunks = np.zeros((len(batch), L.frame_skip, L.action_dim), np.float32)
             need = [i for i in range(len(batch)) if errors[i] is None and not len(pending[i])]
