@@ -500,3 +500,78 @@ def test_logged_starts_branch_into_other_policies_episodes(world, tmp_path):
     for bad in ({"starts": "middle"}, {"branch_frames": 0}, {"calibration": "closed-loop"}):
         with pytest.raises(ValueError, match="starts|branch_frames|calibrates on replays"):
             replace(cfg, **bad)
+
+
+def test_a_proprio_net_trains_on_the_models_episodes_and_sets_the_imagined_proprio(world, tmp_path):
+    """`wmeval train-proprio` regresses the next proprio on the world model's training episodes; attached to the
+    model, every imagined frame's proprio is the net's prediction from the padded history (kept to the range
+    seen in training), the rollout repeats, and `evaluate --proprio-net` judges with it."""
+    import torch
+
+    from wmeval.checkpoint import read_config
+    from wmeval.model.proprio import load_proprio_net, pad_history
+    from wmeval.model.world_model import begin, load_world_model
+    from wmeval.train.proprio import ProprioTrainConfig, train_proprio
+
+    cfg = ProprioTrainConfig(model=str(world["model"]), out=str(tmp_path / "pnet"), steps=20, batch_size=16,
+                             history=2, hidden=16, device="cpu")  # fmt: skip
+    path = train_proprio(cfg, progress=False)
+    saved = read_config(path)
+    assert saved["kind"] == "proprio-net" and saved["episodes"]["train"] == len(read_config(world["model"])
+                                                                                ["data"]["train_keys"])
+    assert np.isfinite(saved["metrics"]["val_mae"]) and np.isfinite(saved["metrics"]["val_mae_constant_velocity"])
+    assert train_proprio(cfg, progress=False) == path  # finished: reused
+    with pytest.raises(ValueError, match="other settings"):
+        train_proprio(replace(cfg, history=1), progress=False)
+    net, _ = load_proprio_net(path)
+    model, _ = load_world_model(world["model"])
+    ep = world["store"].load(world["store"].index()[0].key)
+    frames, proprio = torch.from_numpy(np.array(ep.frames[:1]))[None], torch.from_numpy(np.array(ep.proprio[:1]))[None]
+    chunks = torch.from_numpy(np.array(ep.actions[:3]))[None]
+
+    def roll(with_net: bool):
+        model.proprio_with(net if with_net else None)
+        im = begin(model, frames, proprio)
+        hist = (model.norm_proprio(proprio.float()), torch.zeros(1, 1, *chunks.shape[2:]))
+        out = []
+        for t in range(3):
+            ph, ah = pad_history(*hist, net.cfg.history + 1)
+            z_now = im.cache.last[0][:, 0]
+            want = net(ph, torch.cat([ah[:, 1:], chunks[:, t : t + 1]], 1), z_now)
+            step = im.step(chunks[:, t], torch.Generator().manual_seed(t))
+            out.append(step.proprio[:, 0])
+            if with_net:
+                torch.testing.assert_close(step.proprio[:, 0], model.denorm_proprio(want))
+            hist = (torch.cat([hist[0], model.norm_proprio(step.proprio[:, 0])[:, None]], 1),
+                    torch.cat([hist[1], chunks[:, t : t + 1]], 1))  # fmt: skip
+        return torch.stack(out)
+
+    a, b, plain = roll(True), roll(True), roll(False)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, plain)
+    low, high = model.denorm_proprio(net.low), model.denorm_proprio(net.high)
+    assert bool(((a >= low - 1e-5) & (a <= high + 1e-5)).all())
+    bad = load_proprio_net(path)[0]
+    bad.cfg = replace(bad.cfg, action_dim=bad.cfg.action_dim + 1)
+    with pytest.raises(ValueError, match="train one for it"):
+        model.proprio_with(bad)
+    ev = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(tmp_path / "eval"), policies=(JUDGED,),
+                    episodes=2, seed=100, batch_size=8, calibration_episodes=8, replay=False, videos=0,
+                    proprio_net=str(path), device="cpu")  # fmt: skip
+    res = evaluate(ev, progress=False)
+    assert res["config"]["proprio_net"] == str(path) and len(res["policies"]) == 4
+
+
+def test_pad_history_pads_a_short_history_as_a_robot_at_rest():
+    import torch
+
+    from wmeval.model.proprio import pad_history
+
+    p = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])  # (B=1, T=2, S=2)
+    a = torch.ones(1, 2, 2, 3)
+    hp, ha = pad_history(p, a, 4)
+    torch.testing.assert_close(hp, torch.tensor([[[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [3.0, 4.0]]]))
+    torch.testing.assert_close(ha, torch.cat([torch.zeros(1, 2, 2, 3), a], 1))
+    hp, ha = pad_history(p, a, 1)  # longer than needed: the newest frames
+    torch.testing.assert_close(hp, p[:, -1:])
+    torch.testing.assert_close(ha, a[:, -1:])

@@ -33,6 +33,7 @@ class Ablation:
     evaluate: dict = field(default_factory=dict)  # EvalConfig fields
     models_from: str | None = None  # another ablation whose retrained world models this one re-judges
     judge: dict | None = None  # JudgeTrainConfig fields: a judge trained for each seed's model judges its episodes
+    proprio: dict | None = None  # ProprioTrainConfig fields: a proprio net trained for each seed's model predicts
 
 
 ABLATIONS = {
@@ -91,6 +92,11 @@ ABLATIONS = {
     "judge-imagined": Ablation("imagined episodes judged by a judge trained on the world model's open-loop "
                                "imagination of its training episodes, with their real outcomes (`wmeval train-judge "
                                "--imagined`), instead of the value head", judge={"imagined": True}),
+    # measured (scripts/policy_perception.py): the imagined proprio misleads proprio-reading policies 2-3x more
+    # than the imagined frames do, and the dynamics predict it worse than constant velocity
+    "proprio-net": Ablation("each imagined frame's proprio predicted by a proprio net (`wmeval train-proprio`: an MLP "
+                            "on the recent motion, the chunk and the frame) and the frame sampled given it",
+                            proprio={}),
     # measured (scripts/outcome_location.py): window-open's outcome is plain in reality's last frame (0.96 from
     # a 16 x 16 thumbnail) yet imagination ranks it at 0.36-0.40; the window is a small share of the loss
     "motion-weight-4": Ablation("latent loss weighted by each cell's motion, 1 + 4 m / mean m (uniform)",
@@ -158,6 +164,7 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
     from wmeval.align.align import run_align
     from wmeval.eval.evaluate import evaluate
     from wmeval.train.judge import JudgeTrainConfig, train_judge
+    from wmeval.train.proprio import ProprioTrainConfig, train_proprio
     from wmeval.train.world_model import train_world_model
     from wmeval.zoo import load_zoo, matches_any
 
@@ -187,6 +194,10 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
             jcfg = JudgeTrainConfig(**{"model": str(model), "out": str(out / f"judge-s{k}"), "seed": k, "steps": steps,
                                        "device": cfg.device, **ab.judge})  # fmt: skip
             overrides["judge"] = str(timer.run(f"judge (s{k})", train_judge, jcfg, progress))
+        if ab.proprio is not None:
+            pcfg = ProprioTrainConfig(**{"model": str(model), "out": str(out / f"proprio-s{k}"), "seed": k,
+                                         "device": cfg.device, **ab.proprio})  # fmt: skip
+            overrides["proprio_net"] = str(timer.run(f"proprio net (s{k})", train_proprio, pcfg, progress))
         timer.run(f"evaluate (s{k})", evaluate, eval_config(cfg, model, out / f"eval-s{k}", zoo_path, judged, 0,
                                                             **overrides), progress)  # fmt: skip
     evals = [out / f"eval-s{k}" for k in range(cfg.seeds)]

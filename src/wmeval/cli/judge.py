@@ -20,7 +20,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, full_episodes=args.full_episodes,
         euler_steps=args.euler_steps,
         context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance,
-        autoguide=args.autoguide, autoguide_scale=args.autoguide_scale, judge=args.judge, starts=args.starts,
+        autoguide=args.autoguide, autoguide_scale=args.autoguide_scale, judge=args.judge, proprio_net=args.proprio_net,
+        starts=args.starts,
         branch_frames=args.branch_frames, branch_context=args.branch_context, device=args.device,
     )  # fmt: skip
     res = evaluate(cfg, progress=not args.no_progress)
@@ -146,6 +147,11 @@ def add_parsers(sub) -> None:
         "--judge",
         help="judge imagined episodes with this judge (`wmeval train-judge`: the value of the rendered frames "
         "and proprio alone, never the actions) instead of the dynamics' value head",
+    )
+    ev.add_argument(
+        "--proprio-net",
+        help="predict each imagined frame's proprio with this proprio net (`wmeval train-proprio`) and sample the "
+        "frame given it, instead of sampling both together",
     )
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")

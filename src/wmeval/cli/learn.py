@@ -69,6 +69,18 @@ def cmd_train_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_proprio(args: argparse.Namespace) -> int:
+    from wmeval.train.proprio import ProprioTrainConfig, train_proprio
+
+    cfg = ProprioTrainConfig(
+        model=args.model, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        history=args.history, hidden=args.hidden, noise=args.noise, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    path = train_proprio(cfg, progress=not args.no_progress)
+    print(f"proprio net: {path}  (use it with `wmeval evaluate --model {args.model} --proprio-net {path}`)")
+    return 0
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     from wmeval.eval.quality import evaluate_quality
 
@@ -244,6 +256,25 @@ def add_parsers(sub) -> None:
     tj.add_argument("--device", default="auto")
     tj.add_argument("--no-progress", action="store_true")
     tj.set_defaults(func=cmd_train_judge)
+
+    tp = sub.add_parser(
+        "train-proprio",
+        help="train a proprio net for a world model: the robot's next proprio regressed from its recent motion, "
+        "actions and frame (see wmeval/model/proprio.py); for `evaluate --proprio-net`",
+    )
+    tp.add_argument("--model", required=True, help="the world model (RUN/model); the net trains on its latent cache")
+    tp.add_argument("--out", required=True)
+    tp.add_argument("--steps", type=int, default=6000)
+    tp.add_argument("--batch-size", type=int, default=256)
+    tp.add_argument("--lr", type=float, default=1e-3)
+    tp.add_argument("--history", type=int, default=3, help="past frames of motion and chunks it reads")
+    tp.add_argument("--hidden", type=int, default=256)
+    tp.add_argument("--noise", type=float, default=0.1,
+                    help="training frames at a signal level in [1 - noise, 1], as imperfect as imagined ones")
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--device", default="auto")
+    tp.add_argument("--no-progress", action="store_true")
+    tp.set_defaults(func=cmd_train_proprio)
 
     q = sub.add_parser("quality", help="open-loop prediction quality of a world model on held-out episodes")
     q.add_argument("--model", required=True, help="world-model checkpoint (RUN/model)")

@@ -31,6 +31,7 @@ from wmeval.eval.calibration import CALIBRATIONS, calibrate, episode_values, spr
 from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics
 from wmeval.model.judge import load_judge
+from wmeval.model.proprio import load_proprio_net
 from wmeval.model.world_model import load_world_model
 from wmeval.policies.learned import LearnedPolicy
 from wmeval.reality.base import Layout
@@ -66,6 +67,7 @@ class EvalConfig:
     autoguide: str | None = None
     autoguide_scale: float = 2.0
     judge: str | None = None  # a judge (`wmeval train-judge`) reads the imagined episodes instead of the value head
+    proprio_net: str | None = None  # a proprio net (`wmeval train-proprio`) predicts the imagined proprio
     # where imagined episodes begin: "reset", each recorded start, imagined to the horizon; "logged", `episodes`
     # states inside other policies' recorded episodes per task, each after `branch_context` real frames, imagined
     # `branch_frames` on (wmeval.eval.branches)
@@ -163,6 +165,8 @@ def load_eval_model(cfg: EvalConfig, device: str | torch.device):
         model.guide_with(load_world_model(guide_path(cfg.model, cfg.autoguide), device)[0], cfg.autoguide_scale)
     if cfg.judge:
         model.judge_with(load_judge(cfg.judge, device)[0])
+    if cfg.proprio_net:
+        model.proprio_with(load_proprio_net(cfg.proprio_net, device)[0])
     return model, meta
 
 

@@ -88,6 +88,9 @@ class KVCache:
     last: tuple[torch.Tensor, torch.Tensor] | None = None  # the newest frame's clean (latents, proprio), T = 1
     guide: KVCache | None = None  # the guiding model's cache, with autoguidance (WorldModel.guide_with)
     recent: tuple[torch.Tensor, torch.Tensor] | None = None  # the newest frames (latents, proprio) a judge reads
+    # the newest frames' normalised proprio (B, T, S) and the chunks that led into them (B, T, K, A), which a
+    # proprio net reads (WorldModel.proprio_with)
+    arm: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         while len(self.k) <= layer:

@@ -14,6 +14,7 @@ from wmeval.model.config import WorldModelConfig, preset, sized  # noqa: F401  (
 from wmeval.model.dynamics import Dynamics, DynamicsOutput, KVCache
 from wmeval.model.flow import euler_schedule, interpolate, sample_tau, velocity_from_x, velocity_target
 from wmeval.model.judge import Judge
+from wmeval.model.proprio import ProprioNet, pad_history
 from wmeval.model.value import masked_bce
 
 
@@ -60,6 +61,7 @@ class WorldModel(nn.Module):
         self.register_buffer("proprio_std", torch.ones(S))
         self.autoguide: tuple[WorldModel, float] | None = None  # set by guide_with; a tuple, so not a submodule
         self.judge: tuple[Judge] | None = None  # set by judge_with
+        self.proprio_net: tuple[ProprioNet] | None = None  # set by proprio_with
 
     def judge_with(self, judge: Judge | None) -> None:
         """Judge imagined episodes by `judge` (wmeval.model.judge: the value of the rendered state alone) instead
@@ -82,6 +84,26 @@ class WorldModel(nn.Module):
                 torch.cat([old, x], 1)[:, -judge.cfg.frames :] for old, x in zip(cache.recent, new, strict=True))
             probs.append(torch.sigmoid(judge(*cache.recent)))
         return torch.stack(probs, 1)
+
+    def proprio_with(self, net: ProprioNet | None) -> None:
+        """Predict each imagined frame's proprio with `net` (wmeval.model.proprio) and sample the frame given it,
+        instead of sampling both together. None: back to the dynamics' own proprio."""
+        if net is not None:
+            d, n = self.cfg.dynamics, net.cfg
+            mine, theirs = ((c.state_dim, c.action_dim, c.chunk_len, c.latent_channels, c.grid, c.views)
+                            for c in (d, n))  # fmt: skip
+            if theirs != mine:
+                raise ValueError(f"the proprio net reads (state, action, chunk, channels, grid, views) {theirs}, this "
+                                 f"world model has {mine}: train one for it (`wmeval train-proprio --model`)")
+        self.proprio_net = None if net is None else (net.to(self.latent_mean.device).eval(),)
+
+    def _arm(self, cache: KVCache, p: torch.Tensor, chunks: torch.Tensor) -> None:
+        """Append frames' normalised proprio (B, T, S) and the chunks into them (B, T, K, A) to the history a
+        proprio net reads."""
+        if self.proprio_net:
+            n = self.proprio_net[0].cfg.history + 1
+            cache.arm = (p, chunks) if cache.arm is None else tuple(
+                torch.cat([old, x], 1)[:, -n:] for old, x in zip(cache.arm, (p, chunks), strict=True))
 
     def guide_with(self, guide: WorldModel | None, scale: float = 2.0) -> None:
         """Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): sample
@@ -210,6 +232,7 @@ class WorldModel(nn.Module):
             readouts.append(self.readout(out))
             prev = now
         cache.last = prev
+        self._arm(cache, proprio, actions_in)
         if self.autoguide:
             cache.guide = self.autoguide[0].start(latents, proprio, actions_in, has_action, keep)[0]
         if self.judge:
@@ -233,8 +256,16 @@ class WorldModel(nn.Module):
         has = torch.ones(B, 1, dtype=torch.bool, device=dev)
         taus = euler_schedule(self.cfg.sample_steps)
         prev, g = cache.last, self.cfg.guidance
+        known = None
+        if self.proprio_net:  # the proprio first, then the frame sampled given it (its path held to the prediction)
+            (net,) = self.proprio_net
+            hist_p, hist_a = pad_history(*cache.arm, net.cfg.history + 1)
+            known = net(hist_p, torch.cat([hist_a[:, 1:], action_chunk[:, None]], 1), prev[0][:, 0])[:, None]
+            eps_p = p
         for t0, t1 in zip(taus[:-1], taus[1:], strict=True):
             tau = torch.full((B, 1), float(t0), device=dev)
+            if known is not None:
+                p = interpolate(known, eps_p, tau)
             out = self.dynamics.step(z, p, a, has, tau, cache, commit=False, prev=prev)
             v_z, v_p = out.latent_velocity, out.proprio_velocity
             if g != 1:  # guidance: extrapolate from the action-free prediction through the conditional one
@@ -248,6 +279,9 @@ class WorldModel(nn.Module):
                 v_p = weak.proprio_velocity + w * (v_p - weak.proprio_velocity)
             z = z + (t1 - t0) * v_z
             p = p + (t1 - t0) * v_p
+        if known is not None:
+            p = known
+            self._arm(cache, known, action_chunk[:, None])
         ct = self.cfg.context_tau
         z_ctx = interpolate(z, randn(shape_z, generator, dev), torch.full((B, 1), ct, device=dev))
         p_ctx = interpolate(p, randn(p.shape, generator, dev), torch.full((B, 1), ct, device=dev))
