@@ -115,8 +115,8 @@ ABLATIONS = {
     "logged-starts-mean-150": Ablation("as logged-starts-mean, from 150 logged states per task (50)",
                                        evaluate={"starts": "logged", "rule": "mean", "episodes": 150}),
     "logged-starts-mean-proprio-net": Ablation("as logged-starts-mean, with a proprio net predicting the imagined "
-                                               "proprio (as proprio-net)", evaluate={"starts": "logged", "rule": "mean"},
-                                               proprio={}),
+                                               "proprio (as proprio-net)", proprio={},
+                                               evaluate={"starts": "logged", "rule": "mean"}),
     "codec-c16": Ablation("codec with 16 latent channels (8), widths 32/64/128",
                           train={"latent_channels": 16, "codec_width": 32}),
 }  # fmt: skip
