@@ -524,6 +524,8 @@ def test_a_proprio_net_trains_on_the_models_episodes_and_sets_the_imagined_propr
     with pytest.raises(ValueError, match="other settings"):
         train_proprio(replace(cfg, history=1), progress=False)
     net, _ = load_proprio_net(path)
+    with pytest.raises(ValueError, match=r"not a 'proprio-net' \(`wmeval train-proprio`\)"):
+        load_proprio_net(world["model"])
     model, _ = load_world_model(world["model"])
     ep = world["store"].load(world["store"].index()[0].key)
     frames, proprio = torch.from_numpy(np.array(ep.frames[:1]))[None], torch.from_numpy(np.array(ep.proprio[:1]))[None]

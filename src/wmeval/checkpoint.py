@@ -107,6 +107,22 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{cfg} is damaged: {e}") from None
 
 
+def load_module(path: str | Path, kind: str, build, command: str, device: str | torch.device = "cpu"):
+    """A small trained module of checkpoint kind `kind` (a judge, a proprio net): `build(config)` makes it from
+    its config.json, the weights are loaded into it; returns (module in eval mode on `device`, config).
+    `command` trains one (named in the errors)."""
+    cfg = read_config(path)
+    if cfg.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {cfg.get('kind')!r} checkpoint, not a {kind!r} (`{command}`)")
+    try:
+        module = build(cfg)
+        module.load_state_dict(load_weights(path))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{Path(path) / 'config.json'} is damaged or from another version ({e}); "
+                              f"train it again (`{command}`)") from None  # fmt: skip
+    return module.to(device).eval(), cfg
+
+
 def load_weights(path: str | Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
     f = Path(path) / name
     if not f.is_file():

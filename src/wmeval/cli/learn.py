@@ -111,6 +111,20 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _post_hoc_args(p, what: str, steps: int, batch_size: int) -> None:
+    """Arguments shared by the small modules trained for a finished world model (a judge, a proprio net)."""
+    p.add_argument("--model", required=True, help=f"the world model (RUN/model); the {what} trains on its latent cache")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--noise", type=float, default=0.1,
+                   help="training frames at a signal level in [1 - noise, 1], as imperfect as imagined ones")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def add_parsers(sub) -> None:
     pol = sub.add_parser("policy", help="learned policies: train behaviour cloning from pixels")
     psub = pol.add_subparsers(dest="policy_cmd", required=True)
@@ -237,24 +251,15 @@ def add_parsers(sub) -> None:
         help="train a judge for a world model: the value of an imagined episode read from the rendered frames and "
         "proprio alone, never the actions (see wmeval/model/judge.py); for `evaluate --judge`",
     )
-    tj.add_argument("--model", required=True, help="the world model (RUN/model); the judge trains on its latent cache")
-    tj.add_argument("--out", required=True)
-    tj.add_argument("--steps", type=int, default=3000)
-    tj.add_argument("--batch-size", type=int, default=64)
-    tj.add_argument("--lr", type=float, default=1e-3)
+    _post_hoc_args(tj, "judge", steps=3000, batch_size=64)
     tj.add_argument("--frames", type=int, default=4, help="the newest frames the judge reads")
     tj.add_argument("--d-model", type=int, default=64)
     tj.add_argument("--depth", type=int, default=2)
     tj.add_argument("--heads", type=int, default=2)
-    tj.add_argument("--noise", type=float, default=0.1,
-                    help="training frames at a signal level in [1 - noise, 1], as imperfect as imagined ones")
     tj.add_argument("--imagined", action="store_true",
                     help="train on the world model's open-loop imagination of its training episodes (their first "
                     "frame and recorded actions), labelled with their real outcomes, instead of their real frames")
     tj.add_argument("--eval-every", type=int, default=500)
-    tj.add_argument("--seed", type=int, default=0)
-    tj.add_argument("--device", default="auto")
-    tj.add_argument("--no-progress", action="store_true")
     tj.set_defaults(func=cmd_train_judge)
 
     tp = sub.add_parser(
@@ -262,18 +267,9 @@ def add_parsers(sub) -> None:
         help="train a proprio net for a world model: the robot's next proprio regressed from its recent motion, "
         "actions and frame (see wmeval/model/proprio.py); for `evaluate --proprio-net`",
     )
-    tp.add_argument("--model", required=True, help="the world model (RUN/model); the net trains on its latent cache")
-    tp.add_argument("--out", required=True)
-    tp.add_argument("--steps", type=int, default=6000)
-    tp.add_argument("--batch-size", type=int, default=256)
-    tp.add_argument("--lr", type=float, default=1e-3)
+    _post_hoc_args(tp, "net", steps=6000, batch_size=256)
     tp.add_argument("--history", type=int, default=3, help="past frames of motion and chunks it reads")
     tp.add_argument("--hidden", type=int, default=256)
-    tp.add_argument("--noise", type=float, default=0.1,
-                    help="training frames at a signal level in [1 - noise, 1], as imperfect as imagined ones")
-    tp.add_argument("--seed", type=int, default=0)
-    tp.add_argument("--device", default="auto")
-    tp.add_argument("--no-progress", action="store_true")
     tp.set_defaults(func=cmd_train_proprio)
 
     q = sub.add_parser("quality", help="open-loop prediction quality of a world model on held-out episodes")

@@ -75,15 +75,6 @@ class Judge(nn.Module):
 
 def load_judge(path: str | Path, device: str | torch.device = "cpu") -> tuple[Judge, dict]:
     """A trained judge and its checkpoint config (the world model it was trained for, training metrics)."""
-    from wmeval.checkpoint import CheckpointError, load_weights, read_config
+    from wmeval.checkpoint import load_module
 
-    cfg = read_config(path)
-    if cfg.get("kind") != "judge":
-        raise CheckpointError(f"{path} holds a {cfg.get('kind')!r} checkpoint, not a 'judge' (`wmeval train-judge`)")
-    try:
-        judge = Judge(JudgeConfig(**cfg["judge"]))
-        judge.load_state_dict(load_weights(path))
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{Path(path) / 'config.json'} is damaged or from another version ({e}); "
-                              "train the judge again") from None  # fmt: skip
-    return judge.to(device).eval(), cfg
+    return load_module(path, "judge", lambda c: Judge(JudgeConfig(**c["judge"])), "wmeval train-judge", device)

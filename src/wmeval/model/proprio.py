@@ -104,16 +104,7 @@ def pad_history(proprio: torch.Tensor, actions: torch.Tensor, n: int) -> tuple[t
 
 def load_proprio_net(path: str | Path, device: str | torch.device = "cpu") -> tuple[ProprioNet, dict]:
     """A trained proprio net and its checkpoint config (the world model it was trained for, metrics)."""
-    from wmeval.checkpoint import CheckpointError, load_weights, read_config
+    from wmeval.checkpoint import load_module
 
-    cfg = read_config(path)
-    if cfg.get("kind") != "proprio-net":
-        raise CheckpointError(f"{path} holds a {cfg.get('kind')!r} checkpoint, not a 'proprio-net' "
-                              "(`wmeval train-proprio`)")  # fmt: skip
-    try:
-        net = ProprioNet(ProprioNetConfig(**cfg["proprio_net"]))
-        net.load_state_dict(load_weights(path))
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{Path(path) / 'config.json'} is damaged or from another version ({e}); "
-                              "train the proprio net again") from None  # fmt: skip
-    return net.to(device).eval(), cfg
+    build = lambda c: ProprioNet(ProprioNetConfig(**c["proprio_net"]))  # noqa: E731
+    return load_module(path, "proprio-net", build, "wmeval train-proprio", device)
