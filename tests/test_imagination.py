@@ -523,6 +523,8 @@ def test_a_proprio_net_trains_on_the_models_episodes_and_sets_the_imagined_propr
     assert train_proprio(cfg, progress=False) == path  # finished: reused
     with pytest.raises(ValueError, match="other settings"):
         train_proprio(replace(cfg, history=1), progress=False)
+    imagined = train_proprio(replace(cfg, out=str(tmp_path / "pnet-imagined"), imagined=True), progress=False)
+    assert read_config(imagined)["train"]["imagined"] and (tmp_path / "pnet-imagined" / "imagined-train.safetensors").is_file()
     net, _ = load_proprio_net(path)
     with pytest.raises(ValueError, match=r"not a 'proprio-net' \(`wmeval train-proprio`\)"):
         load_proprio_net(world["model"])

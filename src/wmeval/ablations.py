@@ -97,6 +97,11 @@ ABLATIONS = {
     "proprio-net": Ablation("each imagined frame's proprio predicted by a proprio net (`wmeval train-proprio`: an MLP "
                             "on the recent motion, the chunk and the frame) and the frame sampled given it",
                             proprio={}),
+    # measured (docs/RESULTS.md): trained on real frames, the net drifts after contact like the dynamics; on the
+    # model's own imagined frames it drifts less at every horizon
+    "proprio-net-imagined": Ablation("as proprio-net, the net trained on the world model's imagined frames of its "
+                                     "training episodes (`wmeval train-proprio --imagined`)",
+                                     proprio={"imagined": True}),
     # measured (scripts/outcome_location.py): window-open's outcome is plain in reality's last frame (0.96 from
     # a 16 x 16 thumbnail) yet imagination ranks it at 0.36-0.40; the window is a small share of the loss
     "motion-weight-4": Ablation("latent loss weighted by each cell's motion, 1 + 4 m / mean m (uniform)",

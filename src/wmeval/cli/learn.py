@@ -74,7 +74,8 @@ def cmd_train_proprio(args: argparse.Namespace) -> int:
 
     cfg = ProprioTrainConfig(
         model=args.model, out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        history=args.history, hidden=args.hidden, noise=args.noise, seed=args.seed, device=args.device,
+        history=args.history, hidden=args.hidden, noise=args.noise, imagined=args.imagined, seed=args.seed,
+        device=args.device,
     )  # fmt: skip
     path = train_proprio(cfg, progress=not args.no_progress)
     print(f"proprio net: {path}  (use it with `wmeval evaluate --model {args.model} --proprio-net {path}`)")
@@ -270,6 +271,9 @@ def add_parsers(sub) -> None:
     _post_hoc_args(tp, "net", steps=6000, batch_size=256)
     tp.add_argument("--history", type=int, default=3, help="past frames of motion and chunks it reads")
     tp.add_argument("--hidden", type=int, default=256)
+    tp.add_argument("--imagined", action="store_true",
+                    help="read the frames the world model imagines for its training episodes (open loop, recorded "
+                    "actions) with their real proprio, instead of the real frames")
     tp.set_defaults(func=cmd_train_proprio)
 
     q = sub.add_parser("quality", help="open-loop prediction quality of a world model on held-out episodes")

@@ -1,13 +1,16 @@
 """Train a proprio net (wmeval.model.proprio) for a trained world model, on that model's own latent cache: its
 training episodes (never its validation episodes, never a held-out policy's) and normalisation. Validation:
 the world model's validation episodes, one-step error in the store's units against constant velocity.
+With `imagined`, the net reads the frames the world model imagines for its training episodes (open loop
+from the first frame with the recorded actions, `wmeval.train.judge.imagine_arrays`) with their real
+proprio: a rollout shows it imagined frames, and after contact those are what tell it the hand is blocked.
 
-    wmeval train-proprio --model runs/bench-cpu/wm-heldout/model --out runs/bench-cpu/proprio
+    wmeval train-proprio --model runs/bench-cpu/wm-heldout/model --out runs/bench-cpu/proprio [--imagined]
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ from wmeval.data.windows import EpisodeArrays, Normalisation
 from wmeval.model.flow import interpolate
 from wmeval.model.proprio import ProprioNet, ProprioNetConfig
 from wmeval.train.common import link_latest, resolve_device
-from wmeval.train.judge import judge_episodes
+from wmeval.train.judge import imagine_arrays, judge_episodes
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class ProprioTrainConfig:
     history: int = 3
     hidden: int = 256
     noise: float = 0.1
+    imagined: bool = False  # read the frames the world model imagines for its training episodes, not the real ones
     seed: int = 0
     device: str = "auto"
 
@@ -72,6 +76,15 @@ class Transitions:
         return p, chunks, z, self.norm.proprio(self.a.proprio[torch.as_tensor(now + 1)])
 
 
+def imagined_frames(real: EpisodeArrays, imagined: EpisodeArrays) -> EpisodeArrays:
+    """The episodes of `real` with the latents the world model imagined for them (`imagine_arrays`); proprio
+    and actions stay real: the net learns the real motion while reading imagined frames."""
+    if imagined.keys != real.keys or not np.array_equal(imagined.lens, real.lens):
+        raise ValueError("the imagined episodes do not match the real ones; delete the imagined cache and retry")
+    proprio = torch.cat([real.proprio[s : s + n] for s, n in zip(real.starts, real.lens, strict=True)])
+    return replace(imagined, proprio=proprio)
+
+
 @torch.no_grad()
 def validate(net: ProprioNet, data: Transitions, device) -> dict:
     """One-step mean absolute error per proprio dimension over every transition, in the store's units,
@@ -102,6 +115,11 @@ def train_proprio(cfg: ProprioTrainConfig, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     train, val, wm_meta = judge_episodes(cfg.model)
     wm, _ = load_world_model(cfg.model)
+    if cfg.imagined:  # what a rollout shows the net: the model's open-loop imagination of the same episodes
+        out.mkdir(parents=True, exist_ok=True)
+        ident = {"model": str(cfg.model), "step": wm_meta.get("step")}
+        train = imagined_frames(train, imagine_arrays(wm, train, out / "imagined-train.safetensors", ident, cfg.seed,
+                                                      progress=progress))  # fmt: skip
     d, H = wm.cfg.dynamics, cfg.history
     pcfg = ProprioNetConfig(d.state_dim, d.action_dim, d.chunk_len, d.latent_channels, d.grid, d.views, H,
                             hidden=cfg.hidden, noise=cfg.noise)  # fmt: skip
