@@ -7,7 +7,8 @@ number of Euler steps per frame:
   the real hand position (the first three proprio dimensions: metres in MetaWorld) after 1, 8, 24 and 47
   frames, the drift a policy acting in imagination steers against.
 
-One Euler step from pure noise is the flow's estimate of the mean next frame. Example (the models of a
+One Euler step from pure noise is the flow's estimate of the mean next frame. `--proprio-nets` measures each
+model again with each proprio net (`wmeval train-proprio`) predicting its proprio. Example (the models of a
 bench run and of its ablations):
 
     python benchmarks/prediction_error.py \
@@ -27,9 +28,10 @@ import torch
 
 from wmeval.data.store import EpisodeStore, atomic_write_text
 from wmeval.eval.quality import one_step_report, select_keys
+from wmeval.model.proprio import load_proprio_net
 from wmeval.model.world_model import WorldModel, load_world_model, predict
 
-HORIZONS = (1, 8, 24, 47)
+HORIZONS = (1, 4, 8, 24, 47)
 
 
 @torch.no_grad()
@@ -58,6 +60,8 @@ def main() -> None:
     ap.add_argument("--policies", default="bc-*-n40-*", help="whose episodes (glob patterns, comma-separated)")
     ap.add_argument("--episodes", type=int, default=48)
     ap.add_argument("--euler-steps", default="1,2,4,8")
+    ap.add_argument("--proprio-nets", default="", help="comma-separated proprio nets: each model is measured "
+                    "without and with each (the nets must fit every model)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="write the rows as JSON here")
     args = ap.parse_args()
@@ -70,12 +74,15 @@ def main() -> None:
         model, meta = load_world_model(path)
         store = EpisodeStore(args.store or meta["data"]["store"])
         keys = select_keys(meta, store, tuple(args.policies.split(",")), args.episodes)
-        for steps in (int(s) for s in args.euler_steps.split(",")):
+        for net, steps in ((n, int(s)) for n in ["", *filter(None, args.proprio_nets.split(","))]
+                           for s in args.euler_steps.split(",")):  # fmt: skip
+            model.proprio_with(load_proprio_net(net)[0] if net else None)
             model.cfg = replace(model.cfg, sample_steps=steps)
             r = one_step_report(model, store, keys, 16, 0) | open_loop_hand_error(model, store, keys)
-            rows.append({"model": path, "euler_steps": steps, **r})
+            rows.append({"model": path, "proprio_net": net or None, "euler_steps": steps, **r})
             hand = " / ".join(f"{r[f'hand_error_{h}']:.3f}" for h in HORIZONS)
-            print(f"| {path} | {steps} | {r['latent_mse']:.4f} ({r['latent_mse_still']:.4f}) | "
+            name = f"{path} + {net}" if net else path
+            print(f"| {name} | {steps} | {r['latent_mse']:.4f} ({r['latent_mse_still']:.4f}) | "
                   f"{r['proprio_mae']:.4f} ({r['proprio_mae_still']:.4f} / {r['proprio_mae_constant_velocity']:.4f}) | "
                   f"{hand} |", flush=True)  # fmt: skip
     if args.out:
