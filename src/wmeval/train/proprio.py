@@ -128,7 +128,7 @@ def train_proprio(cfg: ProprioTrainConfig, progress: bool = True) -> Path:
     rng, g = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     p, a, z, target = data.batch(rng.integers(0, len(data.now), 8192), 0.0, g)
     net = ProprioNet(pcfg)
-    every = norm.proprio(train.proprio)
+    every = norm.proprio(train.proprio[torch.as_tensor(train.frames())])  # its own episodes only
     net.fit_scales(net.features(p, a, z), target - p[:, -1], every.min(0).values, every.max(0).values)
     net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
