@@ -566,6 +566,70 @@ def test_a_proprio_net_trains_on_the_models_episodes_and_sets_the_imagined_propr
     assert res["config"]["proprio_net"] == str(path) and len(res["policies"]) == 4
 
 
+def test_a_model_fine_tuned_with_proprio_given_samples_frames_given_the_proprio_nets(world, tmp_path):
+    """`train --init-from M --proprio-given Q` starts from M's dynamics (its new proprio noise-level input zero,
+    so it begins as M) and learns frames given a clean proprio; with a proprio net every imagined frame's proprio
+    is the net's prediction and the frame is sampled given it clean (not by replacement). A model of other sizes
+    cannot be the start, nor can a model without the input be handed a proprio noise level."""
+    import torch
+
+    from wmeval.model.world_model import begin, load_world_model
+    from wmeval.train.proprio import ProprioTrainConfig, train_proprio
+    from wmeval.train.world_model import WMTrainConfig, train_world_model
+
+    run = world["model"].resolve().parent.parent
+    base = WMTrainConfig(store=str(world["store"].root), out=str(tmp_path / "given"), preset="tiny", window=4,
+                         steps=1, batch_size=4, eval_every=4, save_every=4, warmup=2, device="cpu", val_fraction=0.3,
+                         exclude_policies=(JUDGED,), codec_steps=6, codec_batch=8, codec_from=str(run),
+                         init_from=str(world["model"]),
+                         proprio_given=0.5)  # fmt: skip
+    first, _ = load_world_model(train_world_model(base, progress=False))
+    source, _ = load_world_model(world["model"])
+    assert first.cfg.dynamics.proprio_given == 0.5
+    # one step at warm-up's small learning rate from the source's weights: close to them, not equal
+    theirs = source.dynamics.state_dict()
+    moved = [float((v - theirs[k]).abs().max()) for k, v in first.dynamics.state_dict().items() if k in theirs]
+    assert len(moved) == len(theirs) and 0 < max(moved) < 0.01
+    tuned, _ = load_world_model(train_world_model(replace(base, out=str(tmp_path / "given8"), steps=8),
+                                                  progress=False))  # fmt: skip
+    pcfg = ProprioTrainConfig(model=str(tmp_path / "given8" / "model"), out=str(tmp_path / "pnet"), steps=20,
+                              batch_size=16, history=2, hidden=16, device="cpu")  # fmt: skip
+    from wmeval.model.proprio import load_proprio_net
+
+    net, _ = load_proprio_net(train_proprio(pcfg, progress=False))
+    ep = world["store"].load(world["store"].index()[0].key)
+    frames, proprio = torch.from_numpy(np.array(ep.frames[:1]))[None], torch.from_numpy(np.array(ep.proprio[:1]))[None]
+    chunks = torch.from_numpy(np.array(ep.actions[:3]))[None]
+
+    def roll(model, with_net: bool):
+        model.proprio_with(net if with_net else None)
+        im = begin(model, frames, proprio)
+        steps = []
+        for t in range(3):  # each frame's proprio and (normalised) latents
+            p = im.step(chunks[:, t], torch.Generator().manual_seed(t), decode=False).proprio
+            steps.append((p, im.cache.last[0].clone()))
+        return steps
+
+    given = roll(tuned, True)
+    again = roll(tuned, True)
+    for a, b in zip(given, again, strict=True):
+        torch.testing.assert_close(a, b)
+    own = roll(tuned, False)
+    assert not torch.allclose(given[-1][0], own[-1][0])
+    # replacement (what a model without the input does) samples other frames from the same noise
+    tuned.dynamics.cfg = replace(tuned.dynamics.cfg, proprio_given=0.0)
+    replaced = roll(tuned, True)
+    torch.testing.assert_close(replaced[0][0], given[0][0])
+    assert not torch.equal(replaced[0][1], given[0][1])
+    d = source.cfg.dynamics
+    with pytest.raises(ValueError, match="one noise level per frame"):
+        source.dynamics.tokens(torch.zeros(1, 1, d.views, d.latent_channels, d.grid, d.grid),
+                               torch.zeros(1, 1, d.state_dim), torch.zeros(1, 1, d.chunk_len, d.action_dim),
+                               torch.ones(1, 1, dtype=torch.bool), torch.ones(1, 1), tau_p=torch.ones(1, 1))  # fmt: skip
+    with pytest.raises(ValueError, match="do not fit this model"):
+        train_world_model(replace(base, out=str(tmp_path / "wide"), d_model=128, heads=4), progress=False)
+
+
 def test_pad_history_pads_a_short_history_as_a_robot_at_rest():
     import torch
 

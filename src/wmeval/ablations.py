@@ -99,6 +99,14 @@ ABLATIONS = {
                             proprio={}),
     # measured (docs/RESULTS.md): trained on real frames, the net drifts after contact like the dynamics; on the
     # model's own imagined frames it drifts less at every horizon
+    # measured (docs/RESULTS.md): with `proprio-net` the arm follows the actions but the frames need not: a
+    # replaced proprio is pure noise at the first Euler step, where the frame's layout is decided
+    "proprio-given": Ablation("the headline's dynamics fine-tuned for 0.15x its steps with each frame's proprio given "
+                              "clean half the time; each imagined frame then sampled given a proprio net's "
+                              "prediction, clean at every Euler step (`proprio-net`: replaced at its noise level)",
+                              train={"proprio_given": 0.5, "init_from": "headline", "steps_scale": 0.15}, proprio={}),
+    "proprio-given-own": Ablation("the `proprio-given` world models sampling their own proprio (no proprio net): "
+                                  "what the fine-tuning alone changes", models_from="proprio-given"),
     "proprio-net-imagined": Ablation("as proprio-net, the net trained on the world model's imagined frames of its "
                                      "training episodes (`wmeval train-proprio --imagined`)",
                                      proprio={"imagined": True}),
@@ -129,10 +137,13 @@ CODEC_FIELDS = ("latent_channels", "codec_width", "codec_steps")
 JUDGE_STEPS = 0.15  # a judge's training steps, as a share of the dynamics' (the cpu preset: 3000)
 
 
-def _train_overrides(cfg: PipelineConfig, ab: Ablation) -> dict:
+def _train_overrides(cfg: PipelineConfig, ab: Ablation, headline: Path) -> dict:
+    """WMTrainConfig overrides; `init_from="headline"` fine-tunes the seed's headline world model `headline`."""
     out = dict(ab.train)
     if "steps_scale" in out:
         out["steps"] = max(1, round(cfg.wm_steps * out.pop("steps_scale")))
+    if out.get("init_from") == "headline":
+        out["init_from"] = str(headline)
     return out
 
 
@@ -194,7 +205,7 @@ def run_point(cfg: PipelineConfig, ab: Ablation, out: Path, progress: bool = Tru
             own_codec = any(f in trained.train for f in CODEC_FIELDS)
             codec_from = (where / "wm-s0" if k else None) if own_codec else base / "wm-heldout"
             wm = world_model_config(cfg, where / f"wm-s{k}", k, cfg.judged, codec_from,
-                                    **_train_overrides(cfg, trained))  # fmt: skip
+                                    **_train_overrides(cfg, trained, model))  # fmt: skip
             model = train_timer.run(f"world model (s{k})", train_world_model, wm, progress)
         overrides = dict(ab.evaluate)
         if ab.judge is not None:

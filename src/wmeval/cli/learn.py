@@ -48,8 +48,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads, patch=args.patch,
         latent_channels=args.latent_channels, codec_width=args.codec_width, success_head=args.success_head,
         residual=args.residual, prev_noise=args.prev_noise, teacher_forcing=args.teacher_forcing,
-        action_dropout=args.action_dropout, motion_weight=args.motion_weight,
-        train_policies=csv_tuple(args.train_policies) or (), train_episodes=args.train_episodes,
+        action_dropout=args.action_dropout, motion_weight=args.motion_weight, proprio_given=args.proprio_given,
+        init_from=args.init_from, train_policies=csv_tuple(args.train_policies) or (),
+        train_episodes=args.train_episodes,
     )  # fmt: skip
     path = train_world_model(cfg, progress=not args.no_progress)
     print(f"world model: {path}")
@@ -222,6 +223,18 @@ def add_parsers(sub) -> None:
         default=0.0,
         help="weight each latent cell's loss by how much it moves between frames (1 + A * motion / mean "
         "motion, normalised): the arm and the objects it moves weigh more than the static scene",
+    )
+    tr.add_argument(
+        "--proprio-given",
+        type=float,
+        default=0.0,
+        help="give each frame's proprio clean with this probability in training, so a frame can be sampled "
+        "given a proprio predicted elsewhere (`evaluate --proprio-net`) instead of sampled with it",
+    )
+    tr.add_argument(
+        "--init-from",
+        help="a trained world model (its model/ folder) whose dynamics weights this run starts from: fine-tuning, "
+        "e.g. for --proprio-given; the codec comes from --codec-from",
     )
     tr.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
     tr.add_argument("--window", type=int, help="frames per training window (default: the preset's)")

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from wmeval.data.store import Episode, EpisodeMeta, EpisodeStore
 from wmeval.eval.imagination import StartFrame, noise_seed
+from wmeval.eval.success import step_values
 from wmeval.model.world_model import WorldModel, begin
 from wmeval.types import Start
 
@@ -107,13 +108,9 @@ def branch_replay_values(model: WorldModel, store: EpisodeStore, metas: Sequence
         starts = [branch_start(ep, t, 0, context) for ep, t in zip(eps, picks, strict=True)]
         ctx = [torch.from_numpy(np.stack([s.context[k] for s in starts])) for k in range(3)]
         im = begin(model, ctx[0], ctx[1].float(), ctx[2].float(), first_has_action=True)
-        out[b0 : b0 + len(eps), 0] = im.value.float().cpu().numpy()
         g = [torch.Generator().manual_seed(noise_seed(seed, Start.from_json(metas[i].start))) for i in idx]
         chunks = [np.array(ep.actions[t : t + frames]) for ep, t in zip(eps, picks, strict=True)]
-        actions = torch.from_numpy(np.stack(chunks))
-        for k in range(frames):
-            step = im.step(actions[:, k].to(im.value.device), g, decode=False)
-            out[b0 : b0 + len(eps), k + 1] = step.value[:, 0].float().cpu().numpy()
+        out[b0 : b0 + len(eps)] = step_values(im, torch.from_numpy(np.stack(chunks)), g)
         bar.update(len(eps))
     bar.close()
     return out

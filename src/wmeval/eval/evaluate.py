@@ -27,9 +27,10 @@ from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
 from wmeval.eval.branches import STARTS, logged_starts
-from wmeval.eval.calibration import CALIBRATIONS, calibrate, episode_values, spread
+from wmeval.eval.calibration import CALIBRATIONS, calibrate, episode_values
 from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics
+from wmeval.eval.videos import video_path, video_picks, write_episode_video
 from wmeval.model.judge import load_judge
 from wmeval.model.proprio import load_proprio_net
 from wmeval.model.world_model import load_world_model
@@ -209,7 +210,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         keep, steps = set(), cfg.branch_frames
     else:
         starts = {t: recorded_starts(store, t, seeds, index) for t in judged_tasks}
-        keep = _video_picks(specs, runs, seeds, store, cfg.videos)
+        keep = video_picks(specs, runs, seeds, store, cfg.videos)
         steps = layout.horizon if cfg.full_episodes else rule.frames_read(layout.horizon)
     jobs = [Job(s, t, st) for s in specs for t in runs[s.name] for st in starts[t]]
     done, spent = _imagine_all(model, layout, store, jobs, keep, cfg, progress, steps)
@@ -287,17 +288,17 @@ def _imagine_all(model, layout: Layout, store: EpisodeStore, jobs: list[Job], ke
                      "frames": spent["frames"] + len(eps) * steps}  # fmt: skip
             for e in eps:
                 if e.frames is not None:
-                    _write_video(out / "videos", e, store, layout.fps)
+                    write_episode_video(out / "videos", e, store, layout.fps)
             lines = [_episode_json(e, k) for e in eps]
             _append(log, lines)
             atomic_write_text(spent_file, json.dumps(spent) + "\n")
             done.update({(e.policy, e.task, e.seed, k): json.loads(line) for e, line in zip(eps, lines, strict=True)})
     bar.close()
     videos = [j for j in jobs if (j.policy.name, j.task, j.start.start.seed) in keep
-              and not _video_path(out / "videos", j.task, j.policy.name, j.start.start.seed).is_file()]  # fmt: skip
+              and not video_path(out / "videos", j.task, j.policy.name, j.start.start.seed).is_file()]  # fmt: skip
     if videos and not whole:
         for e in imagine(model, layout, videos, cfg.batch_size, cfg.noise_seed, keep, progress=False):
-            _write_video(out / "videos", e, store, layout.fps)
+            write_episode_video(out / "videos", e, store, layout.fps)
     return done, spent
 
 
@@ -359,34 +360,6 @@ def _replay(model, store: EpisodeStore, metas: list[EpisodeMeta], rule: SuccessR
         "episodes_list": [{"policy": m.policy, "task": m.task, "seed": m.seed, "real": bool(m.outcome),
                            "probability": round(float(q), 5)} for m, q in zip(metas, p, strict=True)],
     }  # fmt: skip
-
-
-def _video_picks(specs, runs, seeds, store: EpisodeStore, n: int) -> set[tuple[str, str, int]]:
-    """A few (policy, task, seed) to keep frames of: spread over policies, preferring recorded ones."""
-    cands = [(s.name, t, seeds[i % len(seeds)]) for i, s in enumerate(specs) for t in runs[s.name]]
-    recorded = [c for c in cands if store.has(episode_key(c[1], c[0], c[2]))]
-    return set(spread(recorded or cands, n))
-
-
-def _video_path(folder: Path, task: str, policy: str, seed: int) -> Path:
-    return folder / f"{task}__{policy}__{seed:06d}.gif"
-
-
-def _write_video(folder: Path, e: ImaginedEpisode, store: EpisodeStore, fps: float) -> None:
-    """GIF of the first view: real | imagined when the real episode is recorded, else imagined alone."""
-    import imageio.v2 as imageio
-
-    folder.mkdir(parents=True, exist_ok=True)
-    frames = e.frames[:, 0]
-    key = episode_key(e.task, e.policy, e.seed)
-    if store.has(key):
-        real = np.array(store.load(key, verify=False).frames[:, 0])
-        T = min(len(real), len(frames))
-        frames = np.concatenate([real[:T], frames[:T]], axis=2)
-    path = _video_path(folder, e.task, e.policy, e.seed)
-    tmp = path.with_suffix(".tmp.gif")
-    imageio.mimsave(tmp, list(frames), duration=1 / fps, loop=0)
-    os.replace(tmp, path)
 
 
 def format_evaluation(res: dict) -> str:

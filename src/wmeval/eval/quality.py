@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from wmeval.data.store import EpisodeStore, atomic_write_text
+from wmeval.eval.videos import write_gif
 from wmeval.metrics import auroc, psnr, sharpness, ssim
 from wmeval.model.flow import euler_schedule
 from wmeval.model.world_model import WorldModel, load_world_model, predict
@@ -238,12 +239,10 @@ def one_step_report(model: WorldModel, store: EpisodeStore, keys: list[str], bat
 
 def write_side_by_side(out: Path, samples, fps: float) -> None:
     """GIFs of real | imagined for a few episodes (first view)."""
-    import imageio.v2 as imageio
-
     n = 0
     for real, imag in samples:
         for r, m in zip(real, imag, strict=True):
             frames = torch.cat([r[:, 0], m[:, 0]], dim=2).numpy()  # (H, Hpx, 2*Wpx, 3)
             frames = frames.repeat(2, axis=1).repeat(2, axis=2)
-            imageio.mimsave(out / f"real_vs_imagined_{n:02d}.gif", list(frames), duration=1 / fps, loop=0)
+            write_gif(out / f"real_vs_imagined_{n:02d}.gif", frames, fps)
             n += 1

@@ -261,15 +261,22 @@ def replay_values(
         frames = torch.from_numpy(np.stack([np.array(e.frames[:1]) for e in eps]))
         proprio = torch.from_numpy(np.stack([np.array(e.proprio[:1]) for e in eps]))
         actions = torch.from_numpy(np.stack([np.array(e.actions[: T - 1]) for e in eps]))
-        im = begin(model, frames, proprio)
-        out[idx, 0] = im.value.float().cpu().numpy()
         g = [torch.Generator().manual_seed(noise_seed(seed, Start.from_json(metas[j].start))) for j in idx]
-        for t in range(T - 1):
-            step = im.step(actions[:, t].to(im.value.device), g, decode=False)
-            out[idx, t + 1] = step.value[:, 0].float().cpu().numpy()
+        out[idx, :T] = step_values(begin(model, frames, proprio), actions, g)
         bar.update(len(idx))
         i += len(idx)
     bar.close()
+    return out
+
+
+def step_values(im, actions: torch.Tensor, generators: list[torch.Generator]) -> np.ndarray:
+    """The readout of a begun imagination (`begin`) and of each frame it imagines under `actions` (B, K, chunk,
+    action_dim) applied open loop: float32[B, K + 1]."""
+    out = np.zeros((len(actions), actions.shape[1] + 1), np.float32)
+    out[:, 0] = im.value.float().cpu().numpy()
+    for k in range(actions.shape[1]):
+        step = im.step(actions[:, k].to(im.value.device), generators, decode=False)
+        out[:, k + 1] = step.value[:, 0].float().cpu().numpy()
     return out
 
 

@@ -46,12 +46,18 @@ class DynamicsConfig:
     mlp_ratio: float = 4.0
     success_head: bool = False  # off in checkpoints written before it existed
     residual: bool = False  # predict each frame as the previous frame plus a change (off in older checkpoints)
+    # the proprio token carries its own noise level (`tau_p`): a frame can be sampled given a known proprio
+    # (clean, tau_p = 1) while its latents are noisy; in training a frame's proprio is given with this
+    # probability (0: one noise level per frame, as in older checkpoints)
+    proprio_given: float = 0.0
 
     def __post_init__(self) -> None:
         if self.grid % self.patch:
             raise ValueError(f"latent grid ({self.grid}) must be divisible by patch ({self.patch})")
         if self.d_model % self.heads or (self.d_model // self.heads) % 4:
             raise ValueError(f"d_model/heads ({self.d_model}/{self.heads}) must be a multiple of 4")
+        if not 0 <= self.proprio_given < 1:
+            raise ValueError(f"proprio_given must be in [0, 1), got {self.proprio_given}")
 
     @property
     def patches(self) -> int:
@@ -188,6 +194,10 @@ class Dynamics(nn.Module):
             nn.Linear(cfg.chunk_len * cfg.action_dim + 1, d), nn.SiLU(), nn.Linear(d, d)
         )  # + 1: a "has an action" flag (the first frame of an episode has none)
         self.tau_in = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        if cfg.proprio_given:  # the proprio token's own noise level, added to it; zero at first (one level)
+            self.proprio_tau_in = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+            nn.init.zeros_(self.proprio_tau_in[2].weight)
+            nn.init.zeros_(self.proprio_tau_in[2].bias)
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
@@ -205,11 +215,17 @@ class Dynamics(nn.Module):
         p = self.cfg.patch
         return rearrange(latents, "b t v c (h p1) (w p2) -> b t (v h w) (c p1 p2)", p1=p, p2=p)
 
-    def tokens(self, latents, proprio, actions_in, has_action, tau, prev=None):
+    def tokens(self, latents, proprio, actions_in, has_action, tau, prev=None, tau_p=None):
         """(B, T, V, C, h, w), (B, T, S), (B, T, K, A), (B, T), (B, T) and, for a residual model, the
-        previous frames (latents, proprio) -> tokens (B, T*N, d) and the per-frame conditioning (B, T, d)."""
+        previous frames (latents, proprio) -> tokens (B, T*N, d) and the per-frame conditioning (B, T, d).
+        `tau_p` (B, T): the proprio's own noise level where it differs from the frame's (`proprio_given`)."""
         c = self.cfg
-        x = torch.cat([self.patch_in(self._patches(latents)), self.proprio_in(proprio)[:, :, None]], dim=2)
+        p_tok = self.proprio_in(proprio)
+        if c.proprio_given:
+            p_tok = p_tok + self.proprio_tau_in(timestep_features(tau if tau_p is None else tau_p, c.d_model))
+        elif tau_p is not None:
+            raise ValueError("this dynamics model has one noise level per frame (trained without proprio_given)")
+        x = torch.cat([self.patch_in(self._patches(latents)), p_tok[:, :, None]], dim=2)
         if c.residual:
             if prev is None:
                 raise ValueError("a residual dynamics model needs the previous frames (prev)")
@@ -243,7 +259,8 @@ class Dynamics(nn.Module):
         return DynamicsOutput(lat, prop, self.value_out(ptok).squeeze(-1), success)
 
     # ---- whole windows (training) ----
-    def forward(self, latents, proprio, actions_in, has_action, tau, frame0: int = 0, prev=None, context=None):
+    def forward(self, latents, proprio, actions_in, has_action, tau, frame0: int = 0, prev=None, context=None,
+                tau_p=None):
         """A window (B, T, ...) -> DynamicsOutput, each frame attending to its own and earlier frames.
 
         With `context` = (latents, proprio, tau) of the same T frames at a context signal level (teacher
@@ -253,7 +270,7 @@ class Dynamics(nn.Module):
         context copies); the noisy frame t's output equals `step` on a cache holding context frames < t."""
         B, T = tau.shape
         N = self.cfg.tokens_per_frame
-        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau, prev)
+        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau, prev, tau_p)
         frame_N = torch.arange(T, device=x.device).repeat_interleave(N) + frame0
         q, k = frame_N[:, None], frame_N[None, :]
         mask = q >= k  # block-causal: attend to own frame and the past
@@ -273,10 +290,10 @@ class Dynamics(nn.Module):
 
     # ---- one frame against a KV cache (sampling) ----
     def step(self, latents, proprio, actions_in, has_action, tau, cache: KVCache, commit: bool,
-             prev=None) -> DynamicsOutput:  # fmt: skip
+             prev=None, tau_p=None) -> DynamicsOutput:  # fmt: skip
         """One new frame (T = 1) attending to the cached past; `commit` appends its keys/values."""
         N = self.cfg.tokens_per_frame
-        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau, prev)
+        x, cond = self.tokens(latents, proprio, actions_in, has_action, tau, prev, tau_p)
         frame_N = torch.full((N,), cache.frames, device=x.device)
         for i, blk in enumerate(self.blocks):
             pk = cache.k[i] if i < len(cache.k) else None

@@ -159,11 +159,16 @@ class WorldModel(nn.Module):
         tau = tau.to(dev)
         eps_z = torch.randn(w.latents.shape, generator=generator).to(dev)
         eps_p = torch.randn(w.proprio.shape, generator=generator).to(dev)
-        z_tau, p_tau = interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau)
+        tau_p = None  # the proprio's noise level, where it may differ from the frame's
+        given_p = bool(self.cfg.dynamics.proprio_given)
+        if given_p:  # some frames' proprio given clean, its loss not counted
+            given = (torch.rand((B, T), generator=generator) < self.cfg.dynamics.proprio_given).to(dev)
+            tau_p = torch.where(given, torch.ones_like(tau), tau)
+        z_tau, p_tau = interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau_p if given_p else tau)
         prev = (w.prev_latents, w.prev_proprio) if self.cfg.dynamics.residual else None
         if prev is not None and self.cfg.prev_noise > 0:
-            tau_p = (1 - self.cfg.prev_noise * torch.rand((B, T), generator=generator)).to(dev)
-            prev = tuple(interpolate(x, torch.randn(x.shape, generator=generator).to(x.device), tau_p) for x in prev)
+            tau_prev = (1 - self.cfg.prev_noise * torch.rand((B, T), generator=generator)).to(dev)
+            prev = tuple(interpolate(x, torch.randn(x.shape, generator=generator).to(x.device), tau_prev) for x in prev)
         actions_in, has_action = w.actions_in, w.has_action
         if self.cfg.action_dropout > 0:  # hidden as at an episode's first frame: no action, has_action False
             keep = (torch.rand((B, T), generator=generator) >= self.cfg.action_dropout).to(dev)
@@ -175,9 +180,9 @@ class WorldModel(nn.Module):
             tau_r = (ct + (1 - ct) * torch.rand((B, T), generator=generator)).to(dev)
             ctx = tuple(interpolate(x, torch.randn(x.shape, generator=generator).to(dev), tau_r)
                         for x in (w.latents, w.proprio))  # fmt: skip
-            out, read = net(z_tau, p_tau, actions_in, has_action, tau, prev=prev, context=(*ctx, tau_r))
+            out, read = net(z_tau, p_tau, actions_in, has_action, tau, prev=prev, context=(*ctx, tau_r), tau_p=tau_p)
         else:
-            out = net(z_tau, p_tau, actions_in, has_action, tau, prev=prev)
+            out = net(z_tau, p_tau, actions_in, has_action, tau, prev=prev, tau_p=tau_p)
             read, tau_r = out, tau
         noisy = (tau < 1).float()  # at tau = 1 the velocity target is pure noise: no signal to learn
         if self.cfg.dynamics.residual:  # the velocity form of an x-prediction (see flow.velocity_from_x)
@@ -190,7 +195,8 @@ class WorldModel(nn.Module):
         z_err = z_err.flatten(2).mean(-1)
         p_err = (out.proprio_velocity - v_p).pow(2).mean(-1)
         denom = noisy.sum().clamp_min(1)
-        z_loss, p_loss = (z_err * noisy).sum() / denom, (p_err * noisy).sum() / denom
+        noisy_p = noisy if tau_p is None else (tau_p < 1).float()
+        z_loss, p_loss = (z_err * noisy).sum() / denom, (p_err * noisy_p).sum() / noisy_p.sum().clamp_min(1)
         # The value of a nearly pure-noise frame is unknowable; weight the value loss by the signal level.
         # Frames of episodes whose outcome is unknown carry NaN labels and weigh nothing.
         v_loss = masked_bce(read.value_logit, w.value, tau_r)
@@ -256,20 +262,23 @@ class WorldModel(nn.Module):
         has = torch.ones(B, 1, dtype=torch.bool, device=dev)
         taus = euler_schedule(self.cfg.sample_steps)
         prev, g = cache.last, self.cfg.guidance
-        known = None
-        if self.proprio_net:  # the proprio first, then the frame sampled given it (its path held to the prediction)
+        known = tau_p = None
+        if self.proprio_net:  # the proprio first, then the frame sampled given it
             (net,) = self.proprio_net
             hist_p, hist_a = pad_history(*cache.arm, net.cfg.history + 1)
             known = net(hist_p, torch.cat([hist_a[:, 1:], action_chunk[:, None]], 1), prev[0][:, 0])[:, None]
             eps_p = p
+            if dyn.proprio_given:  # a model trained for it reads the known proprio clean at every step
+                p, tau_p = known, torch.ones(B, 1, device=dev)
         for t0, t1 in zip(taus[:-1], taus[1:], strict=True):
             tau = torch.full((B, 1), float(t0), device=dev)
-            if known is not None:
+            if known is not None and tau_p is None:  # else its path is held to the prediction (replacement)
                 p = interpolate(known, eps_p, tau)
-            out = self.dynamics.step(z, p, a, has, tau, cache, commit=False, prev=prev)
+            out = self.dynamics.step(z, p, a, has, tau, cache, commit=False, prev=prev, tau_p=tau_p)
             v_z, v_p = out.latent_velocity, out.proprio_velocity
             if g != 1:  # guidance: extrapolate from the action-free prediction through the conditional one
-                free = self.dynamics.step(z, p, torch.zeros_like(a), ~has, tau, cache, commit=False, prev=prev)
+                free = self.dynamics.step(z, p, torch.zeros_like(a), ~has, tau, cache, commit=False, prev=prev,
+                                          tau_p=tau_p)
                 v_z = free.latent_velocity + g * (v_z - free.latent_velocity)
                 v_p = free.proprio_velocity + g * (v_p - free.proprio_velocity)
             if self.autoguide:  # autoguidance: extrapolate from the weaker model's prediction through this one's
@@ -278,7 +287,7 @@ class WorldModel(nn.Module):
                 v_z = weak.latent_velocity + w * (v_z - weak.latent_velocity)
                 v_p = weak.proprio_velocity + w * (v_p - weak.proprio_velocity)
             z = z + (t1 - t0) * v_z
-            p = p + (t1 - t0) * v_p
+            p = p + (t1 - t0) * v_p if tau_p is None else p
         if known is not None:
             p = known
             self._arm(cache, known, action_chunk[:, None])

@@ -63,6 +63,8 @@ class WMTrainConfig:
     teacher_forcing: bool = False  # train every frame on context copies of the earlier ones, as rollouts sample
     action_dropout: float = 0.0  # hide each frame's actions with this probability (enables evaluation's guidance)
     motion_weight: float = 0.0  # weight the latent loss by each cell's motion (WorldModelConfig.motion_weight)
+    proprio_given: float = 0.0  # give a frame's proprio clean with this probability (DynamicsConfig.proprio_given)
+    init_from: str | None = None  # a trained world model whose dynamics weights this run starts from (fine-tuning)
     val_fraction: float = 0.1
     codec_steps: int = 1000
     codec_batch: int = 32
@@ -104,7 +106,8 @@ def model_config(cfg: WMTrainConfig, store: EpisodeStore) -> WorldModelConfig:
     window = cfg.window or base.window
     base = sized(base, cfg.latent_channels, cfg.codec_width, d_model=cfg.d_model, depth=cfg.depth, heads=cfg.heads,
                  patch=cfg.patch)  # fmt: skip
-    dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual)
+    dyn = replace(base.dynamics, success_head=cfg.success_head, residual=cfg.residual,
+                  proprio_given=cfg.proprio_given)  # fmt: skip
     context = min(base.context, window - 1)
     return replace(base, value_scheme=cfg.value_scheme, window=window, context=context, dynamics=dyn,
                    prev_noise=cfg.prev_noise, teacher_forcing=cfg.teacher_forcing,
@@ -181,6 +184,18 @@ def resume(cfg: WMTrainConfig, model: WorldModel, opt, device) -> tuple[int, EMA
     return saved["step"], ema
 
 
+def init_dynamics(model: WorldModel, source: str) -> None:
+    """Start the dynamics from another trained world model's (EMA) weights; parameters this model adds (e.g.
+    `proprio_given`'s) keep their initialisation. The codec and normalisation stay this run's own."""
+    theirs = {k.removeprefix("dynamics."): v for k, v in load_weights(source).items() if k.startswith("dynamics.")}
+    mine = model.dynamics.state_dict()
+    bad = [k for k, v in theirs.items() if k not in mine or mine[k].shape != v.shape]
+    if bad or not theirs:
+        raise ValueError(f"--init-from {source}: its dynamics do not fit this model's ({', '.join(bad[:4]) or 'none'}"
+                         "); start from a model of the same preset, sizes and data layout")  # fmt: skip
+    model.dynamics.load_state_dict(theirs, strict=False)
+
+
 def run_meta(cfg, wm_cfg, store, data: Data, world: int) -> dict:
     return {
         "kind": KIND, "model": wm_cfg.to_json(), "layout": store.layout.to_json(), "train": cfg.to_json(),
@@ -230,6 +245,9 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     dyn = model.dynamics
     opt = torch.optim.AdamW(dyn.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     start, ema = resume(cfg, model, opt, device)
+    if start == 0 and cfg.init_from:
+        init_dynamics(model, cfg.init_from)
+        ema = EMA(model, cfg.ema)
     cuda = device.type == "cuda"
     bf16 = cuda if cfg.bf16 is None else cfg.bf16
     # Under DDP the loss calls the wrapper, so gradients are all-reduced across ranks.
