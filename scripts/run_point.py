@@ -62,8 +62,11 @@ def main() -> None:
         return
     if args.point in ABLATIONS:
         ab, where = ABLATIONS[args.point], Path("ablations") / args.point
-        if ab.models_from:
-            raise SystemExit(f"error: {args.point} re-judges {ab.models_from}'s models; run that one first")
+        owner = Path(args.run) / "ablations" / (ab.models_from or "")
+        if ab.models_from and ABLATIONS[ab.models_from].train and not all(
+                (owner / f"wm-s{k}" / "model").exists() for k in seeds):  # fmt: skip
+            raise SystemExit(f"error: {args.point} re-judges {ab.models_from}'s models of seeds {args.seeds}; "
+                             f"train them first (`run_point.py {args.run} {ab.models_from} --seeds K`)")
     else:
         study = points(cfg, PARTS)
         if args.point not in study:
