@@ -105,6 +105,8 @@ ABLATIONS = {
                               "clean half the time; each imagined frame then sampled given a proprio net's "
                               "prediction, clean at every Euler step (`proprio-net`: replaced at its noise level)",
                               train={"proprio_given": 0.5, "init_from": "headline", "steps_scale": 0.15}, proprio={}),
+    "proprio-given-scratch": Ablation("trained from scratch with each frame's proprio given clean half the time; "
+                                      "judged as `proprio-given`", train={"proprio_given": 0.5}, proprio={}),
     "proprio-given-own": Ablation("the `proprio-given` world models sampling their own proprio (no proprio net): "
                                   "what the fine-tuning alone changes", models_from="proprio-given"),
     "proprio-net-imagined": Ablation("as proprio-net, the net trained on the world model's imagined frames of its "
