@@ -628,6 +628,12 @@ def test_a_model_fine_tuned_with_proprio_given_samples_frames_given_the_proprio_
                                torch.ones(1, 1, dtype=torch.bool), torch.ones(1, 1), tau_p=torch.ones(1, 1))  # fmt: skip
     with pytest.raises(ValueError, match="do not fit this model"):
         train_world_model(replace(base, out=str(tmp_path / "wide"), d_model=128, heads=4), progress=False)
+    from wmeval.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        train_world_model(replace(base, out=str(tmp_path / "nowhere"), init_from=str(tmp_path / "missing")),
+                          progress=False)  # fmt: skip
+    assert not (tmp_path / "nowhere" / "codec").exists()  # refused before any work
 
 
 def test_pad_history_pads_a_short_history_as_a_robot_at_rest():

@@ -233,6 +233,8 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     store = EpisodeStore(cfg.store)
     wm_cfg = model_config(cfg, store)
+    if cfg.init_from:  # a wrong path fails now, not after the codec and the latent cache
+        read_config(cfg.init_from)
     torch.manual_seed(cfg.seed)
     codec, data = prepare_data(cfg, wm_cfg, store, device, rank, world, progress)
     unknown = sum(store.meta(k).outcome is None for k in data.train_keys)
