@@ -159,12 +159,12 @@ class WorldModel(nn.Module):
         tau = tau.to(dev)
         eps_z = torch.randn(w.latents.shape, generator=generator).to(dev)
         eps_p = torch.randn(w.proprio.shape, generator=generator).to(dev)
-        tau_p = None  # the proprio's noise level, where it may differ from the frame's
-        given_p = bool(self.cfg.dynamics.proprio_given)
-        if given_p:  # some frames' proprio given clean, its loss not counted
+        tau_p = None  # the proprio's own noise level: some frames' proprio given clean, its loss not counted
+        if self.cfg.dynamics.proprio_given:
             given = (torch.rand((B, T), generator=generator) < self.cfg.dynamics.proprio_given).to(dev)
             tau_p = torch.where(given, torch.ones_like(tau), tau)
-        z_tau, p_tau = interpolate(w.latents, eps_z, tau), interpolate(w.proprio, eps_p, tau_p if given_p else tau)
+        z_tau = interpolate(w.latents, eps_z, tau)
+        p_tau = interpolate(w.proprio, eps_p, tau if tau_p is None else tau_p)
         prev = (w.prev_latents, w.prev_proprio) if self.cfg.dynamics.residual else None
         if prev is not None and self.cfg.prev_noise > 0:
             tau_prev = (1 - self.cfg.prev_noise * torch.rand((B, T), generator=generator)).to(dev)
