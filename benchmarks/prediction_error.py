@@ -29,7 +29,8 @@ import torch
 from wmeval.data.store import EpisodeStore, atomic_write_text
 from wmeval.eval.quality import one_step_report, select_keys
 from wmeval.model.proprio import load_proprio_net
-from wmeval.model.world_model import WorldModel, load_world_model, predict
+from wmeval.model.rollout import predict
+from wmeval.model.world_model import WorldModel, load_world_model
 
 HORIZONS = (1, 4, 8, 24, 47)
 

@@ -510,7 +510,8 @@ def test_a_proprio_net_trains_on_the_models_episodes_and_sets_the_imagined_propr
 
     from wmeval.checkpoint import read_config
     from wmeval.model.proprio import load_proprio_net, pad_history
-    from wmeval.model.world_model import begin, load_world_model
+    from wmeval.model.rollout import begin
+    from wmeval.model.world_model import load_world_model
     from wmeval.train.proprio import ProprioTrainConfig, train_proprio
 
     cfg = ProprioTrainConfig(model=str(world["model"]), out=str(tmp_path / "pnet"), steps=20, batch_size=16,
@@ -566,14 +567,15 @@ def test_a_proprio_net_trains_on_the_models_episodes_and_sets_the_imagined_propr
     assert res["config"]["proprio_net"] == str(path) and len(res["policies"]) == 4
 
 
-def test_a_model_fine_tuned_with_proprio_given_samples_frames_given_the_proprio_nets(world, tmp_path):
+def test_a_model_fine_tuned_with_proprio_given_samples_frames_given_the_proprio_nets(world, tmp_path, capsys):
     """`train --init-from M --proprio-given Q` starts from M's dynamics (its new proprio noise-level input zero,
     so it begins as M) and learns frames given a clean proprio; with a proprio net every imagined frame's proprio
     is the net's prediction and the frame is sampled given it clean (not by replacement). A model of other sizes
     cannot be the start, nor can a model without the input be handed a proprio noise level."""
     import torch
 
-    from wmeval.model.world_model import begin, load_world_model
+    from wmeval.model.rollout import begin
+    from wmeval.model.world_model import load_world_model
     from wmeval.train.proprio import ProprioTrainConfig, train_proprio
     from wmeval.train.world_model import WMTrainConfig, train_world_model
 
@@ -586,6 +588,7 @@ def test_a_model_fine_tuned_with_proprio_given_samples_frames_given_the_proprio_
     first, _ = load_world_model(train_world_model(base, progress=False))
     source, _ = load_world_model(world["model"])
     assert first.cfg.dynamics.proprio_given == 0.5
+    assert "new, at their initialisation: proprio_tau_in.0, proprio_tau_in.2" in capsys.readouterr().out
     # one step at warm-up's small learning rate from the source's weights: close to them, not equal
     theirs = source.dynamics.state_dict()
     moved = [float((v - theirs[k]).abs().max()) for k, v in first.dynamics.state_dict().items() if k in theirs]

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -15,12 +16,19 @@ MICRO = dict(
 )  # fmt: skip
 
 
-def test_pipeline_runs_every_stage_and_resumes(tmp_path):
-    cfg = make_config("cpu", str(tmp_path / "run"), **MICRO)  # the CPU headline preset at micro size
-    res = run_pipeline(cfg, progress=False)
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """One micro run of the CPU headline preset (held out and in distribution), shared by the tests of this
+    module, which add ablations and study points to it; a test that changes what the run holds puts it back."""
+    cfg = make_config("cpu", str(tmp_path_factory.mktemp("bench") / "run"), **MICRO)
+    return cfg, run_pipeline(cfg, progress=False)
+
+
+def test_pipeline_runs_every_stage_and_resumes(bench):
+    cfg, res = bench
     al = res["results"]["heldout"]
     assert al["n_policies"] == 4 and al["n_episodes_per_policy"] == 3  # 2 checkpoints + 2 degraded copies
-    run = tmp_path / "run"
+    run = Path(cfg.out)
     assert (run / "report-heldout.html").is_file() and (run / "alignment-heldout.json").is_file()
     trained_on = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())["data"]["policies"]
     assert trained_on and not any("cnn-proprio" in p for p in trained_on)  # judged policies held out
@@ -60,48 +68,48 @@ def test_a_run_written_before_a_setting_existed_resumes_with_its_default():
     assert not cfg.same_run({**older, "wm_steps": 1})
 
 
-def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
+def test_ablations_reuse_the_bench_data_and_tabulate(bench):
     from wmeval.ablations import ABLATIONS, ROW_HEAD, ablation_rows, parse_names, run_ablation, run_point
 
-    cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
-    run_pipeline(cfg, progress=False)
+    cfg, _ = bench
+    run = Path(cfg.out)
     # the headline's seeds may also run one at a time (scripts/run_point.py RUN headline --seeds K)
-    shutil.rmtree(tmp_path / "run" / "eval-heldout-s1")
+    shutil.rmtree(run / "eval-heldout-s1")
     assert run_headline_seeds(cfg, (0,), progress=False) is None  # seed 1 not evaluated: no alignment
     al = run_headline_seeds(cfg, (1,), progress=False)
-    assert al["n_seeds"] == 2 and (tmp_path / "run" / "eval-heldout-s1" / "evaluation.json").is_file()
-    assert json.loads((tmp_path / "run" / "alignment-heldout.json").read_text())["n_seeds"] == 2
-    model = tmp_path / "run" / "wm-heldout" / "model"
+    assert al["n_seeds"] == 2 and (run / "eval-heldout-s1" / "evaluation.json").is_file()
+    assert json.loads((run / "alignment-heldout.json").read_text())["n_seeds"] == 2
+    model = run / "wm-heldout" / "model"
     model.rename(model.with_name("model.aside"))  # as while the headline's world models still train:
     with pytest.raises(ValueError, match="no finished bench run"):
         run_ablation(cfg, "samples-3", progress=False)  # re-judging needs them,
     # retraining needs only the headline's codec; seeds may run one at a time (side by side, in processes)
-    half, out = ABLATIONS["steps-half"], tmp_path / "run" / "ablations" / "steps-half"
+    half, out = ABLATIONS["steps-half"], run / "ablations" / "steps-half"
     assert run_point(cfg, half, out, progress=False, seeds=(1,)) is None  # seed 0 not evaluated yet: no alignment
     assert run_point(cfg, half, out, progress=False, seeds=(0,))["n_seeds"] == 2  # the last seed aligns both
     assert {"world model (s0)", "world model (s1)", "evaluate (s0)", "evaluate (s1)"} <= set(
         json.loads((out / "timings.json").read_text()))  # each run's stages kept beside the other's
     model.with_name("model.aside").rename(model)
     al = run_ablation(cfg, "samples-3", progress=False)  # re-judges with the headline's own world models
-    ev = json.loads((tmp_path / "run" / "ablations" / "samples-3" / "eval-s0" / "evaluation.json").read_text())
+    ev = json.loads((run / "ablations" / "samples-3" / "eval-s0" / "evaluation.json").read_text())
     assert ev["config"]["samples"] == 3 and ev["timing"]["imagined_episodes"] == 3 * 4 * 3  # samples x policies x starts
-    assert ev["model"] == str(tmp_path / "run" / "wm-heldout" / "model") and al["n_seeds"] == 2
+    assert ev["model"] == str(run / "wm-heldout" / "model") and al["n_seeds"] == 2
     run_ablation(cfg, "steps-half", progress=False)  # retrains, from the headline's codec, half the steps
-    trained = json.loads((tmp_path / "run" / "ablations" / "steps-half" / "wm-s1" / "model" / "config.json").read_text())
+    trained = json.loads((run / "ablations" / "steps-half" / "wm-s1" / "model" / "config.json").read_text())
     assert trained["step"] == 2 and trained["train"]["codec_from"].endswith("wm-heldout")
-    headline = json.loads((tmp_path / "run" / "wm-heldout" / "model" / "config.json").read_text())["model"]
+    headline = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())["model"]
     assert headline["codec"]["latent_channels"] == 8 and headline["codec"]["widths"] == [32, 64, 128]  # the preset's
     run_ablation(cfg, "codec-c4", progress=False)  # trains its own codec at seed 0, shared by seed 1
-    c4 = tmp_path / "run" / "ablations" / "codec-c4"
+    c4 = run / "ablations" / "codec-c4"
     s0, s1 = (json.loads((c4 / f"wm-s{k}" / "model" / "config.json").read_text()) for k in (0, 1))
     assert s0["train"]["codec_from"] is None and s1["train"]["codec_from"].endswith("codec-c4/wm-s0")
     assert s1["model"]["codec"]["latent_channels"] == s1["model"]["dynamics"]["latent_channels"] == 4
     run_ablation(cfg, "action-guidance-2", progress=False)  # trains action-dropout's models, judges them guided
-    dropped = tmp_path / "run" / "ablations" / "action-dropout" / "wm-s1" / "model" / "config.json"
+    dropped = run / "ablations" / "action-dropout" / "wm-s1" / "model" / "config.json"
     assert json.loads(dropped.read_text())["model"]["action_dropout"] == 0.1
-    guided = json.loads((tmp_path / "run" / "ablations" / "action-guidance-2" / "eval-s1" / "evaluation.json").read_text())
+    guided = json.loads((run / "ablations" / "action-guidance-2" / "eval-s1" / "evaluation.json").read_text())
     assert guided["config"]["guidance"] == 2.0 and guided["model"] == str(dropped.parent)
-    abl = tmp_path / "run" / "ablations"  # the training time stays with the models' owner
+    abl = run / "ablations"  # the training time stays with the models' owner
     assert json.loads((abl / "action-dropout" / "timings.json").read_text())["world model (s1)"] > 0
     assert "world model (s1)" not in json.loads((abl / "action-guidance-2" / "timings.json").read_text())
     run_ablation(cfg, "judge", progress=False)  # a judge per seed, trained for the headline's models
@@ -110,7 +118,7 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
     rows = ablation_rows(cfg)
     assert [r["name"] for r in rows] == ["headline", "samples-3", "steps-half", "codec-c4", "action-guidance-2", "judge"]
     assert rows[-2]["cells"][ROW_HEAD.index("train min / model")] != "n/a"
-    assert json.loads((tmp_path / "run" / "ablations.json").read_text())[1]["name"] == "samples-3"
+    assert json.loads((run / "ablations.json").read_text())[1]["name"] == "samples-3"
     with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
         parse_names("samples-3,bogus")
     # an evaluation-only ablation re-judges another point's world models (scripts/run_point.py --rejudge)
@@ -122,16 +130,16 @@ def test_ablations_reuse_the_bench_data_and_tabulate(tmp_path):
         run_point(cfg, half, abl / "bogus", progress=False, models=(half, out))
 
 
-def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path):
+def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(bench):
     from wmeval.study import STEPS_SCALE, format_study, parse_parts, points, run_study
 
-    cfg = make_config("cpu", str(tmp_path / "run"), **{**MICRO, "in_distribution": False})
-    run_pipeline(cfg, progress=False)
+    cfg, _ = bench
+    run = Path(cfg.out)
     assert parse_parts("all") == ("size", "kind", "advice")
     with pytest.raises(ValueError, match="unknown study part"):
         parse_parts("colour")
+    half_before = (run / "ablations" / "steps-half").exists()  # the ablations' test may have run it
     res = run_study(cfg, ("kind",), progress=False)
-    run = tmp_path / "run"
     headline = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())
     pts = points(cfg, ("kind",))
     n = pts["kind-expert"][2].train["train_episodes"]
@@ -154,7 +162,7 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(tmp_path
     assert all(p["train_episodes"] == n for p in kinds)
     # the smallest size point trains what kind `learned` trains when their sizes agree, and runs once
     assert {p["name"] for p in res["points"] if p["axis"] == "size"} <= {"size-12.5"}
-    assert not (run / "ablations" / "steps-half").exists()  # the 100% point belongs to the size part
+    assert (run / "ablations" / "steps-half").exists() == half_before  # the 100% point belongs to the size part
     assert json.loads((run / "study.json").read_text())["points"] == json.loads(json.dumps(res["points"], default=float))
     assert res["figures"] == [str(run / "study-kind.png")] and (run / "study-kind.png").stat().st_size > 1000
     assert "kind-scripted" in format_study(res)

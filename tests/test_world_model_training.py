@@ -12,7 +12,8 @@ from conftest import make_fake_store
 from safetensors.torch import load_file
 
 from wmeval.data.windows import WindowSampler
-from wmeval.model.world_model import WorldModel, load_world_model, predict, preset
+from wmeval.model.rollout import predict
+from wmeval.model.world_model import WorldModel, load_world_model, preset
 from wmeval.train.world_model import WMTrainConfig, train_world_model
 
 

@@ -28,7 +28,8 @@ from tqdm import tqdm
 from wmeval.data.store import Episode, EpisodeMeta, EpisodeStore
 from wmeval.eval.imagination import StartFrame, noise_seed
 from wmeval.eval.success import step_values
-from wmeval.model.world_model import WorldModel, begin
+from wmeval.model.rollout import begin
+from wmeval.model.world_model import WorldModel
 from wmeval.types import Start
 
 STARTS = ("reset", "logged")

@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore
-from wmeval.model.world_model import Imagination, WorldModel, begin
+from wmeval.model.rollout import Imagination, begin
+from wmeval.model.world_model import WorldModel
 from wmeval.policies.base import Policy, PolicyError
 from wmeval.policies.learned import LearnedPolicy, layout_mismatch
 from wmeval.reality.base import Layout

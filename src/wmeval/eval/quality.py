@@ -27,7 +27,8 @@ from wmeval.data.store import EpisodeStore, atomic_write_text
 from wmeval.eval.videos import write_gif
 from wmeval.metrics import auroc, psnr, sharpness, ssim
 from wmeval.model.flow import euler_schedule
-from wmeval.model.world_model import WorldModel, load_world_model, predict
+from wmeval.model.rollout import predict
+from wmeval.model.world_model import WorldModel, load_world_model
 from wmeval.zoo import matches_any
 
 MOVED = 25  # a pixel moved if a channel changed by more than this (of 255) since the last context frame

@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore
 from wmeval.metrics import auroc
-from wmeval.model.world_model import WorldModel, begin
+from wmeval.model.rollout import begin
+from wmeval.model.world_model import WorldModel
 
 STATS = ("final", "max", "mean-last", "mean-first")  # single statistics; `combined` is a logistic mix of them all
 FIRSTS = (2, 5, 10, 15, 20, 30, 40)  # horizons `auto` tries for `mean-first` (those shorter than the episodes)

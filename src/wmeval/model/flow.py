@@ -10,6 +10,8 @@ including clean (tau = 1) ones: that is what autoregressive rollout from clean c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
@@ -40,3 +42,16 @@ def velocity_from_x(x_hat: torch.Tensor, x_tau: torch.Tensor, tau: torch.Tensor,
 def euler_schedule(steps: int) -> torch.Tensor:
     """Signal levels 0 = tau_0 < ... < tau_steps = 1 for a few-step Euler sampler."""
     return torch.linspace(0.0, 1.0, steps + 1)
+
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def randn(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the CPU (repeatable across devices); one generator per batch row
+    when `generator` is a sequence."""
+    if isinstance(generator, Sequence):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator]).to(device)
+    return torch.randn(shape, generator=generator).to(device)

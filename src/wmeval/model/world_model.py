@@ -1,8 +1,8 @@
-"""The world model: codec + dynamics + normalisation, its training loss and its batched sampler."""
+"""The world model: codec + dynamics + normalisation, its training loss and the step that generates one frame
+(rollouts built on it: `wmeval.model.rollout`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,15 @@ from torch import nn
 from wmeval.model.codec import FrameCodec, to_uint8
 from wmeval.model.config import WorldModelConfig, preset, sized  # noqa: F401  (also imported from here)
 from wmeval.model.dynamics import Dynamics, DynamicsOutput, KVCache
-from wmeval.model.flow import euler_schedule, interpolate, sample_tau, velocity_from_x, velocity_target
+from wmeval.model.flow import (
+    Generators,
+    euler_schedule,
+    interpolate,
+    randn,
+    sample_tau,
+    velocity_from_x,
+    velocity_target,
+)
 from wmeval.model.judge import Judge
 from wmeval.model.proprio import ProprioNet, pad_history
 from wmeval.model.value import masked_bce
@@ -302,79 +310,6 @@ class WorldModel(nn.Module):
         cache.last = (z, p)
         value = self._judged(cache, z, p) if self.judge else self.readout(out)
         return z[:, 0], p[:, 0], value[:, 0]
-
-
-Generators = torch.Generator | Sequence[torch.Generator] | None
-
-
-def randn(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:
-    """Standard normal noise drawn on the CPU (repeatable across devices); one generator per batch row
-    when `generator` is a sequence."""
-    if isinstance(generator, Sequence):
-        if len(generator) != shape[0]:
-            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator]).to(device)
-    return torch.randn(shape, generator=generator).to(device)
-
-
-@dataclass
-class Prediction:
-    frames: torch.Tensor | None  # uint8 (B, H, V, H_px, W_px, 3); None when not decoded
-    proprio: torch.Tensor  # (B, H, S), raw units
-    value: torch.Tensor  # (B, H) the readout per predicted frame (WorldModel.readout)
-
-
-class Imagination:
-    """Incremental, batched rollout state: a KV cache over the frames seen so far."""
-
-    def __init__(self, model: WorldModel, cache: KVCache, value: torch.Tensor) -> None:
-        self.model, self.cache, self.value = model, cache, value
-
-    @torch.no_grad()
-    def step(self, action_chunk: torch.Tensor, generator: Generators = None, decode: bool = True) -> Prediction:
-        """Apply one action chunk (B, K, A) to every rollout; returns the next frame (H = 1). With
-        `decode=False` frames are not decoded to pixels (`frames` is None): value and proprio only."""
-        z, p, v = self.model.next_frame(self.cache, action_chunk, generator)
-        self.value = v
-        frames = self.model.decode(z)[:, None] if decode else None
-        return Prediction(frames, self.model.denorm_proprio(p)[:, None], v[:, None])
-
-
-@torch.no_grad()
-def begin(
-    model: WorldModel, frames: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor | None = None,
-    first_has_action: bool = False,
-) -> Imagination:  # fmt: skip
-    """Start rollouts from real context: frames uint8 (B, Tc, V, H, W, 3), proprio (B, Tc, S) raw, and the
-    Tc - 1 chunks executed between them (B, Tc - 1, K, A). The first context frame is treated as an
-    episode start unless `first_has_action`."""
-    B, Tc = frames.shape[:2]
-    dyn = model.cfg.dynamics
-    dev = model.latent_mean.device
-    z = torch.stack([model.encode(frames[:, t].to(dev)) for t in range(Tc)], dim=1)
-    p = model.norm_proprio(proprio.to(dev).float())
-    a_in = torch.zeros(B, Tc, dyn.chunk_len, dyn.action_dim, device=dev)
-    if Tc > 1:
-        a_in[:, 1:] = actions.to(dev).float()
-    has = torch.ones(B, Tc, dtype=torch.bool, device=dev)
-    has[:, 0] = first_has_action
-    cache, readout = model.start(z, p, a_in, has)
-    return Imagination(model, cache, readout[:, -1])
-
-
-@torch.no_grad()
-def predict(
-    model: WorldModel, frames: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor,
-    generator: torch.Generator | None = None,
-) -> Prediction:  # fmt: skip
-    """Open-loop prediction: context frames/proprio (B, Tc, ...) and actions (B, Tc - 1 + H, K, A) in the
-    store's convention (actions[t] is executed after frame t) -> the H frames that follow."""
-    Tc = frames.shape[1]
-    im = begin(model, frames, proprio, actions[:, : Tc - 1])
-    steps = [
-        im.step(actions[:, t].to(model.latent_mean.device).float(), generator) for t in range(Tc - 1, actions.shape[1])
-    ]
-    return Prediction(*(torch.cat([getattr(s, f) for s in steps], dim=1) for f in ("frames", "proprio", "value")))
 
 
 def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[WorldModel, dict]:

@@ -184,9 +184,10 @@ def resume(cfg: WMTrainConfig, model: WorldModel, opt, device) -> tuple[int, EMA
     return saved["step"], ema
 
 
-def init_dynamics(model: WorldModel, source: str) -> None:
+def init_dynamics(model: WorldModel, source: str) -> list[str]:
     """Start the dynamics from another trained world model's (EMA) weights; parameters this model adds (e.g.
-    `proprio_given`'s) keep their initialisation. The codec and normalisation stay this run's own."""
+    `proprio_given`'s) keep their initialisation, and their names are returned so the run can say so. The codec
+    and normalisation stay this run's own."""
     theirs = {k.removeprefix("dynamics."): v for k, v in load_weights(source).items() if k.startswith("dynamics.")}
     mine = model.dynamics.state_dict()
     bad = [k for k, v in theirs.items() if k not in mine or mine[k].shape != v.shape]
@@ -194,6 +195,7 @@ def init_dynamics(model: WorldModel, source: str) -> None:
         raise ValueError(f"--init-from {source}: its dynamics do not fit this model's ({', '.join(bad[:4]) or 'none'}"
                          "); start from a model of the same preset, sizes and data layout")  # fmt: skip
     model.dynamics.load_state_dict(theirs, strict=False)
+    return sorted({k.rsplit(".", 1)[0] for k in mine if k not in theirs})
 
 
 def run_meta(cfg, wm_cfg, store, data: Data, world: int) -> dict:
@@ -248,7 +250,10 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     opt = torch.optim.AdamW(dyn.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     start, ema = resume(cfg, model, opt, device)
     if start == 0 and cfg.init_from:
-        init_dynamics(model, cfg.init_from)
+        fresh = init_dynamics(model, cfg.init_from)
+        if main:
+            print(f"dynamics start from {cfg.init_from}" + (f"; new, at their initialisation: {', '.join(fresh)}"
+                                                            if fresh else ""))  # fmt: skip
         ema = EMA(model, cfg.ema)
     cuda = device.type == "cuda"
     bf16 = cuda if cfg.bf16 is None else cfg.bf16
