@@ -122,15 +122,15 @@ def test_ablations_reuse_the_bench_data_and_tabulate(bench):
     with pytest.raises(ValueError, match="unknown ablation.*valid: closed-loop-calibration"):
         parse_names("samples-3,bogus")
     # an evaluation-only ablation re-judges another point's world models (scripts/run_point.py --rejudge)
-    al = run_point(cfg, ABLATIONS["judge"], abl / "steps-half-judge", progress=False, models=(half, out))
-    ev = json.loads((abl / "steps-half-judge" / "eval-s1" / "evaluation.json").read_text())
-    assert ev["model"] == str(out / "wm-s1" / "model") and al["n_seeds"] == 2
-    assert ev["config"]["judge"] == str(abl / "steps-half-judge" / "judge-s1" / "model")
+    al = run_point(cfg, ABLATIONS["euler-1"], abl / "steps-half-euler-1", progress=False, models=(half, out))
+    ev = json.loads((abl / "steps-half-euler-1" / "eval-s1" / "evaluation.json").read_text())
+    assert ev["model"] == str(out / "wm-s1" / "model") and al["n_seeds"] == 2 and ev["config"]["euler_steps"] == 1
     with pytest.raises(ValueError, match="retrains world models"):
         run_point(cfg, half, abl / "bogus", progress=False, models=(half, out))
 
 
-def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(bench):
+def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(bench, monkeypatch):
+    from wmeval import study
     from wmeval.study import STEPS_SCALE, format_study, parse_parts, points, run_study
 
     cfg, _ = bench
@@ -160,23 +160,29 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(bench):
     kinds = [p for p in res["points"] if p["axis"] == "kind"]
     assert [p["x"] for p in kinds] == ["expert", "scripted", "learned", "judged"]
     assert all(p["train_episodes"] == n for p in kinds)
-    # the smallest size point trains what kind `learned` trains when their sizes agree, and runs once
-    assert {p["name"] for p in res["points"] if p["axis"] == "size"} <= {"size-12.5"}
+    # the smallest size point trains what kind `learned` trains when their sizes agree, and runs once; the
+    # 100% point (the `steps-half` ablation) is reported when the ablations' test has run it
+    sizes = {"size-12.5"} | ({"size-100"} if half_before else set())
+    assert {p["name"] for p in res["points"] if p["axis"] == "size"} <= sizes
     assert (run / "ablations" / "steps-half").exists() == half_before  # the 100% point belongs to the size part
     assert json.loads((run / "study.json").read_text())["points"] == json.loads(json.dumps(res["points"], default=float))
-    assert res["figures"] == [str(run / "study-kind.png")] and (run / "study-kind.png").stat().st_size > 1000
+    kind_png = str(run / "study-kind.png")  # (with the 100% point also the size and compute figures)
+    assert kind_png in res["figures"] and all(Path(f).stat().st_size > 1000 for f in res["figures"])
     assert "kind-scripted" in format_study(res)
 
+    budget = 8  # real episodes per arm (48 in the real study): two of `wmeval suggest`'s blocks of 4
+    monkeypatch.setattr(study, "ADVICE_BUDGET", budget)
     res = run_study(cfg, ("advice",), progress=False)  # wmeval suggest against a random draw, same budget
     plan = json.loads((run / "study" / "advice.json").read_text())
-    assert {arm: sum(a["episodes"] for a in alloc) for arm, alloc in plan.items()} == {"suggest": 48, "random": 48}
+    assert {arm: sum(a["episodes"] for a in alloc) for arm, alloc in plan.items()} == {"suggest": budget,
+                                                                                     "random": budget}
     for arm, k in (("suggest", 2), ("random", 3)):
         data = json.loads((run / "study" / f"advice-{arm}" / "wm-s0" / "model" / "config.json").read_text())["data"]
         own = [int(key.rsplit("/", 1)[1]) for key in data["train_keys"] if "-cnn-proprio-" in key]
-        assert len(own) == 48 and all(cfg.seed + k * 10_000 <= sd < cfg.seed + (k + 1) * 10_000 for sd in own)
+        assert len(own) == budget and all(cfg.seed + k * 10_000 <= sd < cfg.seed + (k + 1) * 10_000 for sd in own)
     assert [p["x"] for p in res["points"] if p["axis"] == "advice"] == ["none", "suggest", "random"]
     n = {p["x"]: p["train_episodes"] for p in res["points"] if p["axis"] == "advice"}
-    assert n["suggest"] == n["random"] == n["none"] + 48  # the arm's real episodes on top of all the data
+    assert n["suggest"] == n["random"] == n["none"] + budget  # the arm's real episodes on top of all the data
 
 
 def test_training_subsets_are_nested():
