@@ -13,6 +13,8 @@ from wmeval.align.metrics import (
     mmrv,
     pairwise_accuracy,
     pearson,
+    resampled_predictions,
+    resampled_rates,
     spearman,
     spearman_brown,
     split_half,
@@ -60,6 +62,20 @@ def test_bootstrap_interval_brackets_the_value():
     pred = [rng.random(50) < p for p in (0.15, 0.35, 0.75, 0.85)]
     value, lo, hi = bootstrap(pearson, real, pred, n=200)
     assert lo <= value <= hi and 0.8 < value <= 1.0
+
+
+def test_draws_shared_by_several_metrics_give_each_metric_its_own_interval():
+    # alignment draws the resampled rates once and reads every metric (and every A/B gap) off them
+    rng = np.random.default_rng(2)
+    real = [rng.random(30) < p for p in np.linspace(0.1, 0.9, 6)]
+    pred = [np.clip(p + rng.normal(0, 0.2, (2, 30)), 0, 1) for p in np.linspace(0.2, 0.8, 6)]
+    draws = resampled_rates(real, pred, n=100, seed=3)
+    assert draws[0].shape == (100, 6) and draws[1].shape == (100, 2, 6)
+    for metric in (pearson, spearman, mmrv):
+        assert bootstrap(metric, real, pred, draws=draws) == bootstrap(metric, real, pred, n=100, seed=3)
+    ab = resampled_predictions(pred, n=100, seed=3)
+    for gap in (0.15, 0.3):
+        assert ab_pick_rate(real, pred, gap, draws=ab) == ab_pick_rate(real, pred, gap, n=100, seed=3)
 
 
 def test_ab_pick_rate_selects_pairs_by_true_gap():

@@ -139,13 +139,14 @@ def score(j: Joined, n_boot: int, seed: int) -> dict:
     rates_real = np.array([r.mean() for r in j.real])
     rates_pred = np.stack([p.mean(1) for p in j.pred], 1)  # (members, policies)
     out = {}
+    draws = M.resampled_rates(j.real, j.pred, n_boot, seed)  # the same draws for every metric
     for name, metric in policy_metrics(j.policies).items():
-        d = _interval(*M.bootstrap(metric, j.real, j.pred, n=n_boot, seed=seed))
+        d = _interval(*M.bootstrap(metric, j.real, j.pred, draws=draws))
         out[name] = _with_seeds(d, [metric(rates_real, p) for p in rates_pred])
     tasks = [p["task"] for p in j.policies]
-    curve = []
+    curve, ab_draws = [], M.resampled_predictions(j.pred, n_boot, seed)
     for gap in GAPS:
-        rate, lo, hi, pairs = M.ab_pick_rate(j.real, j.pred, gap, n=n_boot, seed=seed, groups=tasks)
+        rate, lo, hi, pairs = M.ab_pick_rate(j.real, j.pred, gap, groups=tasks, draws=ab_draws)
         per_member = [M.ab_pick_rate(j.real, [p[s : s + 1] for p in j.pred], gap, n=1, groups=tasks)[0]
                       for s in range(len(rates_pred))] if len(rates_pred) > 1 else []  # fmt: skip
         curve.append(_with_seeds({"gap": gap, "rate": rate, "low": lo, "high": hi, "pairs": pairs}, per_member))

@@ -32,10 +32,8 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     order = np.argsort(x, kind="mergesort")
     ranks = np.empty(len(x))
     ranks[order] = np.arange(1, len(x) + 1)
-    for v in np.unique(x):
-        tie = x == v
-        ranks[tie] = ranks[tie].mean()
-    return ranks
+    _, tie, count = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(tie, weights=ranks) / count)[tie]  # each tie group's mean rank (sums of integers: exact)
 
 
 def spearman(real: np.ndarray, pred: np.ndarray) -> float:
@@ -152,6 +150,22 @@ def member_mean(metric: Metric, real: np.ndarray, pred_members: np.ndarray) -> f
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def resampled_rates(
+    real_episodes: Sequence[np.ndarray], pred_episodes: Sequence[np.ndarray], n: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` bootstrap draws of every policy's rates: real (n, policies) and predicted (n, members, policies).
+    Each policy's real and predicted episodes are resampled independently (they are independent runs);
+    members share the resampled starts. Draw them once and pass them to `bootstrap` for every metric."""
+    rng = np.random.default_rng(seed)
+    preds = _members(pred_episodes)
+    real = np.empty((n, len(real_episodes)))
+    pred = np.empty((n, preds[0].shape[0], len(preds)))
+    for b in range(n):
+        real[b] = [rng.choice(e, len(e)).mean() for e in real_episodes]
+        pred[b] = np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
+    return real, pred
+
+
 def bootstrap(
     metric: Metric,
     real_episodes: Sequence[np.ndarray],
@@ -159,20 +173,17 @@ def bootstrap(
     n: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    draws: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, float, float]:
     """(value, low, high): the metric on per-policy means (averaged over members when predictions are
-    (members, episodes)), and a percentile interval from resampling each policy's episodes (real and
-    predicted resampled independently: they are independent runs; members share the resampled starts)."""
-    rng = np.random.default_rng(seed)
+    (members, episodes)), and a percentile interval over the resampled rates of `resampled_rates(real_episodes,
+    pred_episodes, n, seed)` (`draws`: those, drawn once for several metrics)."""
     preds = _members(pred_episodes)
     real = np.array([np.mean(e) for e in real_episodes])
     value = member_mean(metric, real, np.stack([p.mean(1) for p in preds], 1))
-    draws = []
-    for _ in range(n):
-        r = np.array([rng.choice(e, len(e)).mean() for e in real_episodes])
-        p = np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
-        draws.append(member_mean(metric, r, p))
-    return (value, *bias_corrected_interval(np.array(draws, float), value, level))
+    r_draws, p_draws = draws if draws is not None else resampled_rates(real_episodes, preds, n, seed)
+    vals = np.array([member_mean(metric, r, p) for r, p in zip(r_draws, p_draws, strict=True)], float)
+    return (value, *bias_corrected_interval(vals, value, level))
 
 
 def bias_corrected_interval(draws: np.ndarray, value: float, level: float = 0.95) -> tuple[float, float]:
@@ -202,11 +213,13 @@ def ab_pick_rate(
     n: int = 1000,
     seed: int = 0,
     groups: Sequence[str] | None = None,
+    draws: np.ndarray | None = None,
 ) -> tuple[float, float, float, int]:
     """A/B test: over policy pairs whose true gap is within `gap` +- `width`, how often the model picks the
     truly better one (a model tie counts one half; several members: their mean). With `groups` (e.g. the
     task), only pairs within a group are compared. Returns (rate, low, high, pairs), the interval from
-    resampling the predicted episodes (reality's rates are the reference)."""
+    resampling the predicted episodes (reality's rates are the reference); `draws`: those resampled rates,
+    `resampled_predictions(pred_episodes, n, seed)`, drawn once for several gaps."""
     real = np.array([np.mean(e) for e in real_episodes])
     i, j = np.triu_indices(len(real), k=1)
     d = np.abs(real[i] - real[j])
@@ -219,13 +232,20 @@ def ab_pick_rate(
     pi, pj = i[sel], j[sel]
     better_i = real[pi] > real[pj]
 
-    def rate(pred_members: np.ndarray) -> float:  # (members, policies)
-        dp = pred_members[:, pi] - pred_members[:, pj]
-        return float(np.where(dp == 0, 0.5, (dp > 0) == better_i).mean())
+    def rate(pred_members: np.ndarray) -> np.ndarray:  # (..., members, policies) -> (...)
+        dp = pred_members[..., pi] - pred_members[..., pj]
+        return np.where(dp == 0, 0.5, (dp > 0) == better_i).mean((-2, -1))
 
     preds = _members(pred_episodes)
+    value = float(rate(np.stack([q.mean(1) for q in preds], 1)))
+    rates = rate(draws if draws is not None else resampled_predictions(preds, n, seed))
+    return (value, *bias_corrected_interval(rates.astype(float), value), int(sel.sum()))
+
+
+def resampled_predictions(pred_episodes: Sequence[np.ndarray], n: int = 1000, seed: int = 0) -> np.ndarray:
+    """`n` bootstrap draws of the predicted rates alone, (n, members, policies): `ab_pick_rate`'s draws, the
+    same for every gap (reality's rates are its reference)."""
+    preds = _members(pred_episodes)
     rng = np.random.default_rng(seed)
-    draws = [rate(np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1))
-             for _ in range(n)]  # fmt: skip
-    value = rate(np.stack([q.mean(1) for q in preds], 1))
-    return (value, *bias_corrected_interval(np.array(draws, float), value), int(sel.sum()))
+    return np.stack([np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
+                     for _ in range(n)])  # fmt: skip
