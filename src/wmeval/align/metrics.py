@@ -247,5 +247,7 @@ def resampled_predictions(pred_episodes: Sequence[np.ndarray], n: int = 1000, se
     same for every gap (reality's rates are its reference)."""
     preds = _members(pred_episodes)
     rng = np.random.default_rng(seed)
-    return np.stack([np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
-                     for _ in range(n)])  # fmt: skip
+    out = np.empty((n, preds[0].shape[0], len(preds)))
+    for b in range(n):
+        out[b] = np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
+    return out
