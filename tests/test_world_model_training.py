@@ -92,6 +92,35 @@ def test_resume_matches_uninterrupted(tmp_path, store):
     assert train_world_model(cfg(store, tmp_path / "b"), progress=False) == resumed
 
 
+def test_checkpoints_saved_for_time_bound_what_an_interrupted_run_loses(tmp_path, store, monkeypatch):
+    import wmeval.train.world_model as wm_train
+
+    lr_at = wm_train.lr_at
+    # save_minutes ~0: every step saves; a checkpoint saved for time alone (its step not a multiple of
+    # save_every) is removed once the next one is written: the run keeps its regular ones and its last
+    quick = dict(save_every=4, save_minutes=1e-9)
+    straight = train_world_model(cfg(store, tmp_path / "a", **quick), progress=False)
+    assert sorted(d.name for d in (tmp_path / "a" / "dynamics").glob("step_*")) == ["step_000004", "step_000006"]
+
+    def killed(step, c):
+        if step == 5:
+            raise KeyboardInterrupt  # during the sixth step: five are done, the fifth saved for time
+        return lr_at(step, c)
+
+    monkeypatch.setattr(wm_train, "lr_at", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_world_model(cfg(store, tmp_path / "b", **quick), progress=False)
+    assert sorted(d.name for d in (tmp_path / "b" / "dynamics").glob("step_*")) == ["step_000004", "step_000005"]
+    ran = []
+    monkeypatch.setattr(wm_train, "lr_at", lambda step, c: ran.append(step) or lr_at(step, c))
+    resumed = train_world_model(cfg(store, tmp_path / "b", **quick), progress=False)
+    assert set(ran) == {5}  # from the checkpoint saved for time: only the sixth step again
+    wa, wb = load_file(straight / "train.safetensors"), load_file(resumed / "train.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(ValueError, match="save_minutes must be > 0"):
+        cfg(store, tmp_path / "c", save_minutes=0)
+
+
 def encoded(wm, store, keys, tmp_path):
     """`keys` through the model's codec, as the latent cache training reads."""
     from wmeval.data.windows import EpisodeArrays

@@ -44,8 +44,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_seeds=tuple(int(x) for x in split_csv(args.train_seeds)) if args.train_seeds else None,
         value_scheme=args.value_scheme,
         val_fraction=args.val_fraction, codec_steps=args.codec_steps, steps=args.steps, batch_size=args.batch_size,
-        lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, device=args.device,
-        codec_from=args.codec_from, d_model=args.d_model, depth=args.depth, heads=args.heads, patch=args.patch,
+        lr=args.lr, eval_every=args.eval_every, save_every=args.save_every, save_minutes=args.save_minutes,
+        seed=args.seed, device=args.device, codec_from=args.codec_from, d_model=args.d_model, depth=args.depth,
+        heads=args.heads, patch=args.patch,
         latent_channels=args.latent_channels, codec_width=args.codec_width, success_head=args.success_head,
         residual=args.residual, prev_noise=args.prev_noise, teacher_forcing=args.teacher_forcing,
         action_dropout=args.action_dropout, motion_weight=args.motion_weight, proprio_given=args.proprio_given,
@@ -249,6 +250,8 @@ def add_parsers(sub) -> None:
     tr.add_argument("--lr", type=float, default=5e-4)
     tr.add_argument("--eval-every", type=int, default=250)
     tr.add_argument("--save-every", type=int, default=500)
+    tr.add_argument("--save-minutes", type=float, default=10.0,
+                    help="also checkpoint when this many minutes passed since the last one (kept until the next)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--codec-from", help="reuse this run's finished codec and latent cache (e.g. another seed)")
     tr.add_argument("--d-model", type=int, help="dynamics width (default: the preset's)")

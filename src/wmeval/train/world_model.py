@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
@@ -77,6 +78,9 @@ class WMTrainConfig:
     ema: float = 0.995
     eval_every: int = 250
     save_every: int = 500
+    # also save once this many minutes have passed since the last save, so an interrupted run on a slow machine
+    # loses at most that much; such an in-between checkpoint is removed when the next one is written
+    save_minutes: float = 10.0
     seed: int = 0
     codec_from: str | None = None  # a run directory whose finished codec and latent cache this run reuses
     device: str = "auto"
@@ -95,6 +99,8 @@ class WMTrainConfig:
         for name in ("steps", "batch_size", "eval_every", "save_every", "codec_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.save_minutes > 0:
+            raise ValueError(f"save_minutes must be > 0, got {self.save_minutes}")
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -152,7 +158,7 @@ def init_model(wm_cfg: WorldModelConfig, codec: FrameCodec, data: Data, device) 
 def settings_diff(cfg: WMTrainConfig, saved: dict) -> dict:
     """The settings in which `cfg` differs from a saved checkpoint's (saved, now); a setting added after the
     run was saved counts as saved at its default."""
-    free = ("device", "steps", "eval_every", "save_every", "bf16", "compile")
+    free = ("device", "steps", "eval_every", "save_every", "save_minutes", "bf16", "compile")
     defaults = json.loads(json.dumps({f.name: f.default for f in fields(WMTrainConfig) if f.default is not MISSING}))
     then = defaults | saved["train"]
     return {k: (then.get(k), v) for k, v in cfg.to_json().items() if k not in free and then.get(k) != v}
@@ -272,6 +278,7 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"world model ({cfg.preset})",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     t0, checked, finite = time.perf_counter(), start, torch.ones((), dtype=torch.bool, device=device)
+    saved_at = t0
     for step in bar:
         w, keys = sampler.batch_with_keys(step, cfg.batch_size)
         check_finite(w, keys, step, out)
@@ -286,7 +293,8 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
         opt.step()
         ema.update(model)
         done = step + 1
-        logging, saving = done % cfg.eval_every == 0 or done == cfg.steps, done % cfg.save_every == 0
+        logging = done % cfg.eval_every == 0 or done == cfg.steps
+        saving = done % cfg.save_every == 0 or time.perf_counter() - saved_at >= 60 * cfg.save_minutes
         if done % CHECK_EVERY == 0 or logging or saving:  # before anything is logged or saved
             if not finite:
                 raise FloatingPointError(
@@ -302,6 +310,8 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
             log.scalars(done, m)
         if main and (saving or done == cfg.steps):
             save_dynamics(dyn_dir / f"step_{done:06d}", {**meta, "step": done, "metrics": m}, model, ema, opt)
+            remove_in_between(dyn_dir, cfg.save_every, keep=done)
+            saved_at = time.perf_counter()
     bar.close()
     log.close()
     if world > 1:
@@ -309,6 +319,18 @@ def train_world_model(cfg: WMTrainConfig, progress: bool = True) -> Path:
     if main:
         link_latest(out / "model", dyn_dir)
     return out / "model"
+
+
+def remove_in_between(dyn_dir: Path, save_every: int, keep: int) -> None:
+    """Remove the checkpoints saved for time alone (steps not a multiple of `save_every`) except step `keep`,
+    the one just written, and the run's `model` (a finished run's last step, which a longer run resumes from):
+    the run keeps its regular checkpoints and at most one in between."""
+    link = dyn_dir.parent / "model"
+    published = link.resolve() if link.exists() else None
+    for d in dyn_dir.glob("step_*"):
+        step = int(d.name.removeprefix("step_"))
+        if step % save_every and step != keep and d.resolve() != published:
+            shutil.rmtree(d)
 
 
 def save_dynamics(path: Path, meta: dict, model: WorldModel, ema: EMA, opt) -> None:
