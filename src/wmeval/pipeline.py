@@ -14,7 +14,7 @@
 
 Every step is resumable: re-running the same command skips what is done. `demo` is sized for a 2-core CPU
 (about 10 minutes); `bench` reproduces the headline alignment table of docs/RESULTS.md: preset `cpu` on a
-2-core CPU in under 2 hours, preset `gpu` at full size on one GPU.
+2-core CPU in under 2 hours (about 3 on a slower AVX2-only one), preset `gpu` at full size on one GPU.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ PRESETS = {
         checkpoints=(50, 150, 400), judged=("bc-*-cnn-proprio-*",), episodes=20, wm_preset="tiny",
         codec_steps=600, wm_steps=2400, bc_batch=32, val_fraction=0.2,
     ),
-    # The held-out headline on a 2-core CPU in under 2 hours: 3 tasks whose learned policies span >= 70 points
+    # The held-out headline on a fast 2-core CPU in under 2 hours: 3 tasks whose learned policies span >= 70 points
     # of true success (probed: drawer-open 0-100%, button-press-topdown 10-100%, window-open 15-85%), two
     # variants x three checkpoints x two data sizes + two degraded copies per task; the 24 policies trained on
     # 40 demonstrations (and their degraded copies) are judged (50 starts each) and never in the world models'

@@ -51,7 +51,7 @@ def add_parsers(sub) -> None:
         (
             "bench",
             "the whole held-out experiment: the headline alignment table of docs/RESULTS.md "
-            "(--preset cpu: 2 cores in under 2 hours; gpu: full size on one GPU; humanoid: the humanoid suite)",
+            "(--preset cpu: 2 cores in 2-3 hours; gpu: full size on one GPU; humanoid: the humanoid suite)",
         ),
     ):
         pp = sub.add_parser(name, help=text)
