@@ -13,8 +13,9 @@
     (5-8 again with a world model that saw every policy, when `in_distribution` is set)
 
 Every step is resumable: re-running the same command skips what is done. `demo` is sized for a 2-core CPU
-(about 10 minutes); `bench` reproduces the headline alignment table of docs/RESULTS.md: preset `cpu` on a
-2-core CPU in under 2 hours (about 3 on a slower AVX2-only one), preset `gpu` at full size on one GPU.
+(6 minutes on a fast one, 15 on a slower one); `bench` reproduces the headline alignment table of
+docs/RESULTS.md: preset `cpu` on a 2-core CPU in under 2 hours (about 3 on a slower AVX2-only one), preset
+`gpu` at full size on one GPU.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ class PipelineConfig:
 
 
 PRESETS = {
-    # A 2-core CPU in about 8 minutes: two tasks, two variants of one data size, 16 learned policies of which
-    # 10 are judged; the world model is tiny and briefly trained, so expect weak alignment.
+    # A 2-core CPU in 6-15 minutes (a fast or a slower CPU): two tasks, two variants of one data size, 16 learned
+    # policies of which 10 are judged; the world model is tiny and briefly trained, so expect weak alignment.
     "demo": dict(
         tasks=("door-open", "drawer-open"), demos=25, sizes=(20,), variants=("cnn-proprio", "cnn-noproprio"),
         checkpoints=(50, 150, 400), judged=("bc-*-cnn-proprio-*",), episodes=20, wm_preset="tiny",
