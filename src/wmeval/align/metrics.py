@@ -162,8 +162,14 @@ def resampled_rates(
     pred = np.empty((n, preds[0].shape[0], len(preds)))
     for b in range(n):
         real[b] = [rng.choice(e, len(e)).mean() for e in real_episodes]
-        pred[b] = np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
+        pred[b] = _resampled_members(preds, rng)
     return real, pred
+
+
+def _resampled_members(preds: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One bootstrap draw of every policy's predicted rate per member, (members, policies): each policy's
+    starts resampled once, shared by its members."""
+    return np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
 
 
 def bootstrap(
@@ -249,5 +255,5 @@ def resampled_predictions(pred_episodes: Sequence[np.ndarray], n: int = 1000, se
     rng = np.random.default_rng(seed)
     out = np.empty((n, preds[0].shape[0], len(preds)))
     for b in range(n):
-        out[b] = np.stack([q[:, rng.integers(0, q.shape[1], q.shape[1])].mean(1) for q in preds], 1)
+        out[b] = _resampled_members(preds, rng)
     return out

@@ -328,8 +328,8 @@ def remove_in_between(dyn_dir: Path, save_every: int, keep: int) -> None:
     link = dyn_dir.parent / "model"
     published = link.resolve() if link.exists() else None
     for d in dyn_dir.glob("step_*"):
-        step = int(d.name.removeprefix("step_"))
-        if step % save_every and step != keep and d.resolve() != published:
+        step = d.name.removeprefix("step_")
+        if step.isdigit() and int(step) % save_every and int(step) != keep and d.resolve() != published:
             shutil.rmtree(d)
 
 
