@@ -16,6 +16,12 @@ Point `headline` trains and evaluates the bench run's own world models, seed by 
 start the other seeds once `RUN/wm-heldout/codec` is finished); `wmeval bench` then finds them finished and
 aligns and reports.
 
+`--members N` trains and judges N world models of the point instead of the preset's 3 (seeds 0..N-1), for
+the ensemble curve of `scripts/ensemble_curve.py`, e.g. six half-step models, two processes:
+
+    OMP_NUM_THREADS=1 python scripts/run_point.py runs/bench-cpu steps-half --members 6 --seeds 0,2,4 &
+    OMP_NUM_THREADS=1 python scripts/run_point.py runs/bench-cpu steps-half --members 6 --seeds 1,3,5
+
 `--rejudge ABLATION` judges the point's world models (trained first if need be) the way an evaluation-only
 ablation judges the headline's, in RUN/<point's directory>-ABLATION, e.g. a judge trained in imagination for
 each of the 50% point's models:
@@ -26,6 +32,7 @@ each of the 50% point's models:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from wmeval.ablations import ABLATIONS, run_point
@@ -40,16 +47,23 @@ def main() -> None:
     ap.add_argument("--seeds", required=True, help="comma-separated world-model seeds to run, e.g. 0 or 1,2")
     ap.add_argument("--rejudge", metavar="ABLATION", help="judge the point's world models as this evaluation-only "
                     "ablation judges the headline's (e.g. judge-imagined)")
+    ap.add_argument("--members", type=int, metavar="N", help="world models of the point (the preset's seeds): more "
+                    "seeds for an ensemble curve (scripts/ensemble_curve.py); it aligns once seeds 0..N-1 finish")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
     cfg = make_config(args.preset, args.run)
+    if args.members is not None:
+        if args.members < 1:
+            raise SystemExit(f"error: --members {args.members}: give at least 1")
+        cfg = dataclasses.replace(cfg, seeds=args.members)
     try:
         seeds = tuple(int(s) for s in args.seeds.split(","))
     except ValueError:
         raise SystemExit(f"error: --seeds {args.seeds!r}: give comma-separated integers, e.g. 0 or 1,2") from None
     if any(not 0 <= s < cfg.seeds for s in seeds):
-        raise SystemExit(f"error: --seeds {args.seeds}: the {args.preset} preset trains seeds 0..{cfg.seeds - 1}")
+        raise SystemExit(f"error: --seeds {args.seeds}: the {args.preset} preset trains seeds 0..{cfg.seeds - 1} "
+                         "(--members N for more)")
     if args.point == "headline":
         if args.rejudge:
             raise SystemExit("error: judge the headline's models with `wmeval bench --ablation NAME`, not --rejudge")

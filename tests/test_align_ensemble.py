@@ -47,6 +47,10 @@ def test_members_ensemble_and_spread():
     table = format_summary(res)
     assert "within-task Spearman" in table.splitlines()[2] and "ensemble of 3" in table  # within-task first
     assert "LOW" in format_policies(res)
+    # one member of three errs: any two average the error to a tie or better, all three rank perfectly
+    curve = res["ensemble_curve"]
+    assert [c["members"] for c in curve] == [1, 2, 3] and curve[0]["value"] == pytest.approx(0.75)
+    assert curve[2]["value"] == pytest.approx(1.0) and "ensemble curve" in table
 
 
 def test_noise_ceiling_of_deterministic_reality_is_perfect():

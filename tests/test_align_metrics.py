@@ -8,6 +8,7 @@ from wmeval.align.metrics import (
     bias,
     bootstrap,
     checkpoint_regret,
+    ensemble_curve,
     kendall_tau_b,
     mae,
     mmrv,
@@ -94,6 +95,22 @@ def test_within_tasks_averages_per_task_values():
     f = within_tasks(["a", "a", "a", "b", "b", "c"], spearman)
     assert f(real, pred) == pytest.approx(0.0)
     assert within_tasks(["a", "a", "a", "b", "b", "c"], mmrv)(real, pred) == pytest.approx((0.0 + 0.4) / 2)
+
+
+def test_ensemble_curve_rises_when_members_err_apart_and_stays_flat_when_they_err_alike():
+    real = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    # each member swaps a different neighbouring pair (Spearman 0.9 each); their mean rate orders all five
+    apart = np.array([[0.3, 0.1, 0.5, 0.7, 0.9], [0.1, 0.3, 0.5, 0.9, 0.7], [0.1, 0.5, 0.3, 0.7, 0.9]])
+    curve = ensemble_curve(spearman, real, apart)
+    assert [c["members"] for c in curve] == [1, 2, 3] and [c["ensembles"] for c in curve] == [3, 3, 1]
+    assert curve[0]["value"] == pytest.approx(0.9) and curve[0]["sd"] == pytest.approx(0.0)
+    # any two: one pair tied (0.2, 0.2) -> Spearman with the tie averaged; all three: perfect
+    assert curve[0]["value"] < curve[1]["value"] < curve[2]["value"] == pytest.approx(1.0)
+    alike = np.array([[0.3, 0.1, 0.5, 0.7, 0.9]] * 3)  # the same error three times: nothing to average out
+    assert [c["value"] for c in ensemble_curve(spearman, real, alike)] == pytest.approx([0.9] * 3)
+    # more subsets than draws: that many random ones, each K from 1 to the number of members
+    many = ensemble_curve(spearman, real, np.tile(apart, (3, 1)), draws=10)
+    assert len(many) == 9 and [c["ensembles"] for c in many][:3] == [9, 10, 10] and many[-1]["ensembles"] == 1
 
 
 def test_spearman_brown_doubles_a_split_half_correlation():

@@ -320,6 +320,9 @@ def align(evaluations: dict | list[dict], truth: dict[tuple[str, str], list], tr
                            "episode_auroc": replay.get("ensemble_episode_auroc")}  # fmt: skip
         res["trust"] = trust(j, ens_rates, n_boot, seed)
         res["trust_error_spearman"] = res["trust"]["trust_error_spearman"]
+        by_task = M.within_tasks([p["task"] for p in j.policies], M.spearman)
+        real_rates, member_rates = np.array([r.mean() for r in j.real]), np.stack([q.mean(1) for q in j.pred], 1)
+        res["ensemble_curve"] = M.ensemble_curve(by_task, real_rates, member_rates, seed=seed)
     return res
 
 
@@ -338,6 +341,9 @@ CONVENTIONS = {
                      "splits, mean and 2.5-97.5% range); correlations Spearman-Brown corrected to the full count",
     "trust": f"a policy's uncertainty is the between-seed std of its predicted rate; >= {LOW_TRUST_STD} is "
              "flagged low trust; trust_error_spearman correlates it with the ensemble's absolute error",
+    "ensemble_curve": "within-task Spearman of ensembles of K members (mean of their predicted rates), K = 1 .. "
+                      "seeds: mean, sd and 10-90% range over K-member subsets (all, or 500 drawn); still rising at "
+                      "the last member: another seed would pay",
     "episode_accuracy": "open-loop replay of the judged policies' recorded episodes, p >= 0.5",
     "replay_within_task_spearman": "within-task Spearman of the policies' mean replay probability (their real "
                                    "episodes' actions, open loop) against their real rates",

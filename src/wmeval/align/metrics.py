@@ -11,6 +11,8 @@ each member, and the bootstrap resamples a policy's starts jointly for all membe
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -256,4 +258,28 @@ def resampled_predictions(pred_episodes: Sequence[np.ndarray], n: int = 1000, se
     out = np.empty((n, preds[0].shape[0], len(preds)))
     for b in range(n):
         out[b] = _resampled_members(preds, rng)
+    return out
+
+
+def ensemble_curve(metric: Metric, real: np.ndarray, member_rates: np.ndarray, draws: int = 500,
+                   seed: int = 0) -> list[dict]:  # fmt: skip
+    """`metric` of ensembles of K members (the mean of their predicted rates), K = 1 .. members: the mean,
+    standard deviation and 10-90% range over K-member subsets drawn without replacement (every subset where
+    there are at most `draws`). member_rates (members, policies). A curve still rising at the last member says
+    another training seed would still pay; a flat one, that the members share their errors."""
+    member_rates = np.asarray(member_rates, float)
+    n = member_rates.shape[0]
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(1, n + 1):
+        if math.comb(n, k) <= draws:
+            subsets = [list(s) for s in itertools.combinations(range(n), k)]
+        else:
+            subsets = [rng.choice(n, size=k, replace=False) for _ in range(draws)]
+        vals = np.array([metric(real, member_rates[s].mean(0)) for s in subsets])
+        vals = vals[np.isfinite(vals)]
+        out.append({"members": k, "ensembles": len(subsets), "value": float(vals.mean()) if len(vals) else None,
+                    "sd": float(vals.std()) if len(vals) else None,
+                    "p10": float(np.percentile(vals, 10)) if len(vals) else None,
+                    "p90": float(np.percentile(vals, 90)) if len(vals) else None})  # fmt: skip
     return out

@@ -83,6 +83,10 @@ def summary_rows(res: dict) -> list[list[str]]:
         tail.append([f"low-trust verdicts (seed sd >= {100 * t['low_trust_threshold']:.0f} points): count, MAE "
                      "vs trusted MAE (points)", f"{t['low_trust_policies']}: {mae(t['mae_low_trust'])} vs "
                      f"{mae(t['mae_trusted'])}"])  # fmt: skip
+    if res.get("ensemble_curve"):
+        curve = res["ensemble_curve"]
+        tail.append([f"ensemble curve: within-task Spearman of 1 .. {len(curve)} members (mean over subsets)",
+                     " / ".join("n/a" if c["value"] is None else f"{c['value']:.2f}" for c in curve)])  # fmt: skip
     width = len(summary_head(res))
     return rows + [r + [""] * (width - len(r)) for r in tail]
 
