@@ -1,7 +1,7 @@
 """How should a verdict read an imagined episode? The success rule refitted with statistics that read only the
 first k generated frames, chosen on the world model's validation replays, and the `combined` rule (all
-candidates mixed by a logistic regression), against the evaluation's own rule, and the within-task ranking each
-gives.
+candidates mixed by a logistic regression) and `average` (every candidate's calibrated probability averaged with
+equal weights), against the evaluation's own rule, and the within-task ranking each gives.
 
 For each evaluation (replay calibration only): its calibration episodes (the world model's validation
 episodes, never trained on, never a judged policy's) are replayed again with the same noise, so the refitted
@@ -72,6 +72,16 @@ def analyse(path: str, threads: int) -> dict:
         row["within_task_spearman"] = (score(real, np.array([r.probability(judged[k]).mean() for k in keys]))
                                        if readable else float("nan"))  # fmt: skip
         row["rule"] = r.to_json()
+    # `average`: every candidate's calibrated probability, averaged with equal weights (no fitted mix: nothing
+    # to overfit on the validation episodes; the candidates that read past the stored episodes are left out)
+    parts = [r for _, r in fitted_rules(val, y) if r.frames_read(val.shape[1] - 1) <= stored_frames]
+
+    def average(values: np.ndarray) -> np.ndarray:
+        return np.mean([r.probability(values) for r in parts], 0)
+
+    table["average"] = {"rule": {"stat": "average", "parts": [r.to_json() for r in parts]},
+                        "val_brier": brier(average(val), y), "val_auroc": auroc(average(val), y),
+                        "within_task_spearman": score(real, np.array([average(judged[k]).mean() for k in keys]))}
     return {"evaluation": str(file.parent), "stored": stored.name, "chosen": pick, "rules": table}
 
 

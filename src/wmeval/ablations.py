@@ -274,7 +274,8 @@ def ablation_rows(cfg: PipelineConfig) -> list[dict]:
 def _brief(al: dict) -> dict:
     keys = ("within_task_spearman", "within_task_pearson", "mmrv", "pairwise_accuracy", "ab_pick_rate_10",
             "ab_pick_rate_15", "ab_pick_rate_20", "checkpoint_regret", "episode_accuracy", "pearson", "mae", "bias",
-            "noise_ceiling_spearman", "trust_error_spearman", "replay_within_task_spearman", "n_seeds")  # fmt: skip
+            "noise_ceiling_spearman", "trust_error_spearman", "replay_within_task_spearman", "n_seeds",
+            "ensemble_curve")  # fmt: skip
     return {k: al.get(k) for k in keys} | {"ensemble": {k: (al.get("ensemble") or {}).get(k) for k in keys[:10]}}
 
 
