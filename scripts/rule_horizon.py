@@ -1,7 +1,8 @@
-"""How should a verdict read an imagined episode? The success rule refitted with statistics that read only the
-first k generated frames, chosen on the world model's validation replays, and the `combined` rule (all
-candidates mixed by a logistic regression) and `average` (every candidate's calibrated probability averaged with
-equal weights), against the evaluation's own rule, and the within-task ranking each gives.
+"""How should a verdict read an imagined episode? The success rule refitted with statistics that read only the first k
+generated frames, chosen on the world model's validation replays, and the `combined` rule (all candidates mixed by
+a logistic regression), `average` (every candidate's calibrated probability averaged with equal weights) and
+`max+combined` (the `max` and `combined` probabilities averaged), against the evaluation's own rule, and the
+within-task ranking each gives.
 
 For each evaluation (replay calibration only): its calibration episodes (the world model's validation
 episodes, never trained on, never a judged policy's) are replayed again with the same noise, so the refitted
@@ -65,23 +66,33 @@ def analyse(path: str, threads: int) -> dict:
     keys = sorted(judged)
     real = np.array([truth[k[::-1]] for k in keys])
     score = within_tasks([t for t, _ in keys], spearman)
+    tasks = np.array([t for t, _ in keys])
+
+    def per_task(rates: np.ndarray) -> dict[str, float]:
+        return {t: spearman(real[tasks == t], rates[tasks == t]) for t in sorted(set(tasks))}
+
     stored_frames = min(v.shape[1] for v in judged.values()) - 1  # fewer than the horizon when imagination stopped
     for row in table.values():
         r = row["rule"]
         readable = r.frames_read(val.shape[1] - 1) <= stored_frames  # else: the episodes stop before it reads
-        row["within_task_spearman"] = (score(real, np.array([r.probability(judged[k]).mean() for k in keys]))
-                                       if readable else float("nan"))  # fmt: skip
+        rates = np.array([r.probability(judged[k]).mean() for k in keys]) if readable else None
+        row["within_task_spearman"] = score(real, rates) if readable else float("nan")
+        row["per_task"] = per_task(rates) if readable else {}
         row["rule"] = r.to_json()
-    # `average`: every candidate's calibrated probability, averaged with equal weights (no fitted mix: nothing
-    # to overfit on the validation episodes; the candidates that read past the stored episodes are left out)
-    parts = [r for _, r in fitted_rules(val, y) if r.frames_read(val.shape[1] - 1) <= stored_frames]
+    # equal-weight averages of calibrated probabilities (no fitted mix: nothing to overfit on the validation
+    # episodes): `average`, every candidate the episodes can read; `max+combined`, the whole episode's best
+    # moment (success at any time) beside the fitted mix, which leans on the early frames
+    readable = [r for _, r in fitted_rules(val, y) if r.frames_read(val.shape[1] - 1) <= stored_frames]
+    mixes = {"average": readable, "max+combined": [next(r for r in readable if r.stat == "max"), combined]}
+    for name, parts in mixes.items():
 
-    def average(values: np.ndarray) -> np.ndarray:
-        return np.mean([r.probability(values) for r in parts], 0)
+        def prob(values: np.ndarray, parts=parts) -> np.ndarray:
+            return np.mean([r.probability(values) for r in parts], 0)
 
-    table["average"] = {"rule": {"stat": "average", "parts": [r.to_json() for r in parts]},
-                        "val_brier": brier(average(val), y), "val_auroc": auroc(average(val), y),
-                        "within_task_spearman": score(real, np.array([average(judged[k]).mean() for k in keys]))}
+        rates = np.array([prob(judged[k]).mean() for k in keys])
+        table[name] = {"rule": {"stat": name, "parts": [r.to_json() for r in parts]},
+                       "val_brier": brier(prob(val), y), "val_auroc": auroc(prob(val), y),
+                       "within_task_spearman": score(real, rates), "per_task": per_task(rates)}  # fmt: skip
     return {"evaluation": str(file.parent), "stored": stored.name, "chosen": pick, "rules": table}
 
 
