@@ -33,9 +33,8 @@ def load_pool(paths: list[Path]) -> tuple[list[tuple[str, str]], np.ndarray, np.
     names: list[str] = []
     for path in paths:
         doc = json.loads(path.read_text())
-        if "policies" not in doc or "members" not in doc:
-            raise SystemExit(f"error: {path}: not a multi-seed alignment JSON (no 'policies'/'members'); "
-                             "give files written by `wmeval align` over several evaluations")
+        if doc.get("kind") != "wmeval-alignment" or "policies" not in doc:
+            raise SystemExit(f"error: {path}: not an alignment JSON written by `wmeval align`")
         rows = {(p["task"], p["policy"]): p for p in doc["policies"]}
         if keys is None:
             keys = sorted(rows)
@@ -44,10 +43,10 @@ def load_pool(paths: list[Path]) -> tuple[list[tuple[str, str]], np.ndarray, np.
                              f"(differ: {sorted(set(rows) ^ set(keys))[:4]}); pool alignments of the same zoo")
         for k in keys:
             truth.setdefault(k, []).append(rows[k]["real_rate"])
-        for m, member in enumerate(doc["members"]):
+        for m, member in enumerate(doc.get("members") or [doc["evaluation"]]):
             name = f"{path.stem}:{member['model']}"
             # the same training run's model judged again appears under the same model path and identical rates
-            rates = np.array([rows[k]["member_rates"][m] for k in keys])
+            rates = np.array([rows[k].get("member_rates", [rows[k]["predicted_rate"]])[m] for k in keys])
             if any(np.array_equal(rates, c) for c in columns):
                 continue
             columns.append(rates)
