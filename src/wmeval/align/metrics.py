@@ -278,8 +278,8 @@ def ensemble_curve(metric: Metric, real: np.ndarray, member_rates: np.ndarray, d
             subsets = [rng.choice(n, size=k, replace=False) for _ in range(draws)]
         vals = np.array([metric(real, member_rates[s].mean(0)) for s in subsets])
         vals = vals[np.isfinite(vals)]
-        out.append({"members": k, "ensembles": len(subsets), "value": float(vals.mean()) if len(vals) else None,
-                    "sd": float(vals.std()) if len(vals) else None,
-                    "p10": float(np.percentile(vals, 10)) if len(vals) else None,
-                    "p90": float(np.percentile(vals, 90)) if len(vals) else None})  # fmt: skip
+        stats = (vals.mean(), vals.std(), *np.percentile(vals, [10, 90])) if len(vals) else (None,) * 4
+        names = ("value", "sd", "p10", "p90")
+        out.append({"members": k, "ensembles": len(subsets),
+                    **{n: None if v is None else float(v) for n, v in zip(names, stats, strict=True)}})
     return out
