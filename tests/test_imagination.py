@@ -19,6 +19,7 @@ from conftest import (
 
 from wmeval.align.align import run_align
 from wmeval.align.report import write_report
+from wmeval.eval.calibration import MIN_CLOSED_LOOP, closed_loop_method
 from wmeval.eval.evaluate import EvalConfig, evaluate
 from wmeval.eval.imagination import ImaginationEnv, Job, LayoutMismatch, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics
@@ -386,14 +387,39 @@ def test_closed_loop_calibration_imagines_the_training_policies_from_their_start
                      videos=0, replay=False, device="cpu")  # fmt: skip
     _, meta = load_world_model(world["model"])
     chosen = [m for m in world["store"].index() if m.key in set(meta["data"]["val_keys"]) and m.policy.startswith("bc-")]
+    # the default, auto, resolves by how many such episodes there are, and says so
+    auto = evaluate(replace(cfg, calibration="auto", out=str(tmp_path / "auto")), progress=False)["calibration"]
+    wins = sum(m.outcome for m in chosen)
+    enough = len(chosen) >= MIN_CLOSED_LOOP and min(wins, len(chosen) - wins) >= MIN_CLOSED_LOOP // 6
+    assert auto["requested"] == "auto" and auto["method"] == ("closed-loop" if enough else "replay")
+    assert f"{len(chosen)} " in auto["reason"]
     if len({m.outcome for m in chosen}) < 2:
         with pytest.raises(ValueError, match="closed-loop calibration needs validation episodes of both outcomes"):
             evaluate(cfg, progress=False)
         return
     cal = evaluate(cfg, progress=False)["calibration"]
     assert cal["method"] == "closed-loop" and cal["episodes"] == cal["learned_policy_episodes"] == len(chosen)
+    assert cal["requested"] == "closed-loop"
     with pytest.raises(ValueError, match="unknown calibration 'open'"):
         replace(cfg, calibration="open")
+
+
+def test_auto_calibration_is_closed_loop_only_with_enough_learned_episodes_of_both_outcomes():
+    from types import SimpleNamespace as NS
+
+    def eps(wins, losses):
+        return [NS(outcome=True)] * wins + [NS(outcome=False)] * losses
+
+    cfg = NS(calibration="auto", starts="reset", zoo="zoo.toml")
+    k = MIN_CLOSED_LOOP // 6
+    assert closed_loop_method(cfg, eps(20, 20), eps(k, MIN_CLOSED_LOOP - k))[0] == "closed-loop"
+    assert closed_loop_method(cfg, eps(20, 20), eps(k - 1, MIN_CLOSED_LOOP))[0] == "replay"  # too few successes
+    method, reason = closed_loop_method(cfg, eps(20, 20), eps(10, MIN_CLOSED_LOOP - 11))  # one too few
+    assert method == "replay" and f"{MIN_CLOSED_LOOP - 1} of the 40" in reason
+    assert closed_loop_method(NS(**{**vars(cfg), "starts": "logged"}), [], eps(30, 30))[0] == "replay"
+    assert closed_loop_method(NS(**{**vars(cfg), "calibration": "replay"}), [], eps(30, 30)) == ("replay", "requested")
+    with pytest.raises(ValueError, match="both outcomes from learned policies of zoo.toml"):
+        closed_loop_method(NS(**{**vars(cfg), "calibration": "closed-loop"}), [], eps(5, 0))
 
 
 def test_a_judge_can_train_on_the_world_models_imagination_of_its_episodes(world, tmp_path):

@@ -40,6 +40,9 @@ ABLATIONS = {
     "closed-loop-calibration": Ablation(
         "success rule fitted on the training policies' closed-loop imagination (validation starts, real "
         "outcomes) instead of open-loop replay", evaluate={"calibration": "closed-loop"}),
+    "replay-calibration": Ablation(
+        "success rule fitted on open-loop replays of the validation episodes instead of the training policies' "
+        "closed-loop imagination (`auto`, closed loop where the data allow)", evaluate={"calibration": "replay"}),
     "samples-3": Ablation("3 imagined samples per start, probabilities averaged (1)", evaluate={"samples": 3}),
     "euler-8": Ablation("8 Euler steps per generated frame (4)", evaluate={"euler_steps": 8}),
     # one Euler step from pure noise lands on the flow's estimate of E[frame | context, actions]: the mean

@@ -96,10 +96,11 @@ def add_parsers(sub) -> None:
     )
     ev.add_argument(
         "--calibration",
-        default="replay",
-        choices=["replay", "closed-loop"],
-        help="fit the success rule on the model's validation episodes replayed open loop, or on their "
-        "(learned) policies acting in imagination from the same starts",
+        default="auto",
+        choices=["auto", "closed-loop", "replay"],
+        help="fit the success rule on the model's validation episodes' (learned) policies acting in imagination "
+        "from the same starts (closed-loop), or on the episodes replayed open loop (replay); auto: closed loop "
+        "where there are at least 24 such episodes with 4 of each outcome, replay otherwise",
     )
     ev.add_argument("--calibration-episodes", type=int, default=256)
     ev.add_argument("--no-replay", action="store_true", help="skip open-loop replay of recorded episodes")

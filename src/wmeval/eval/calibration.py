@@ -16,7 +16,10 @@ from wmeval.zoo import load_zoo
 if TYPE_CHECKING:
     from wmeval.eval.evaluate import EvalConfig
 
-CALIBRATIONS = ("replay", "closed-loop")
+CALIBRATIONS = ("auto", "closed-loop", "replay")
+# `auto` fits the rule in closed loop on at least this many validation episodes of learned policies the zoo can
+# run, at least MIN_CLOSED_LOOP // 6 of each outcome; on open-loop replays otherwise
+MIN_CLOSED_LOOP = 24
 
 
 def spread(items: list, n: int) -> list:
@@ -61,6 +64,30 @@ def episode_values(model, store: EpisodeStore, metas: list[EpisodeMeta], cfg: Ev
     return replay_values(model, store, metas, cfg.batch_size, cfg.noise_seed, progress)
 
 
+def closed_loop_method(cfg: EvalConfig, chosen: list[EpisodeMeta], learned: list[EpisodeMeta]) -> tuple[str, str]:
+    """Which calibration `cfg.calibration` resolves to for these calibration episodes (`learned`: those of
+    learned policies the zoo can run), and why."""
+    wins = sum(m.outcome for m in learned)
+    enough = len(learned) >= MIN_CLOSED_LOOP and min(wins, len(learned) - wins) >= MIN_CLOSED_LOOP // 6
+    if cfg.calibration == "replay":
+        return "replay", "requested"
+    if cfg.calibration == "closed-loop":
+        if len({m.outcome for m in learned}) < 2:
+            raise ValueError(
+                f"closed-loop calibration needs validation episodes of both outcomes from learned policies of "
+                f"{cfg.zoo} that the world model was trained on; found {len(learned)}: add such policies' "
+                "rollouts to the training data, or use --calibration replay"
+            )
+        return "closed-loop", "requested"
+    if cfg.starts == "logged":
+        return "replay", "logged starts are calibrated on replays of branched validation episodes"
+    if not enough:
+        return "replay", (f"{len(learned)} of the {len(chosen)} validation episodes are of learned policies the zoo "
+                          f"runs ({wins} successes): closed loop needs >= {MIN_CLOSED_LOOP}, >= "
+                          f"{MIN_CLOSED_LOOP // 6} of each outcome")  # fmt: skip
+    return "closed-loop", f"{len(learned)} validation episodes of learned policies the zoo runs ({wins} successes)"
+
+
 def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
               cfg: EvalConfig, progress: bool):  # fmt: skip
     """Fit the success rule on `calibration_episodes`; report its agreement there.
@@ -68,28 +95,29 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     `replay`: their logged actions replayed open loop. `closed-loop`: their policies (learned ones, named
     in the zoo) act in imagination from the episode's recorded start, as the judged policies will, and
     the real episode's outcome is the label: the rule is then fitted where it is applied, so drift that
-    only closed loop shows (a policy reacting to blurry imagined frames) is calibrated away."""
+    only closed loop shows (a policy reacting to blurry imagined frames) is calibrated away. `auto` (the
+    default): closed loop where there are enough such episodes of both outcomes, replay otherwise.
+    Measured (docs/RESULTS.md, 2026-11-28): fitted in closed loop, each world model's verdicts rank the
+    judged policies a little better on average, and the seeds' errors fall on different tasks, so their
+    ensemble ranks far better than the replay-fitted one's."""
     chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes)
-    if cfg.calibration == "closed-loop":
+    learned = []
+    if cfg.calibration != "replay":
         zoo = load_zoo(cfg.zoo)
         names = {p.name for p in zoo.policies if p.base == "checkpoint"}
-        chosen = [m for m in chosen if m.policy in names]
-        if len({m.outcome for m in chosen}) < 2:
-            raise ValueError(
-                f"closed-loop calibration needs validation episodes of both outcomes from learned policies of "
-                f"{zoo.source} that the world model was trained on; found {len(chosen)}: add such policies' "
-                "rollouts to the training data, or use --calibration replay"
-            )
-        jobs = [Job(zoo.policy(m.policy), m.task, start_frame(store, m)) for m in chosen]
+        learned = [m for m in chosen if m.policy in names]
+    method, reason = closed_loop_method(cfg, chosen, learned)
+    if method == "closed-loop":
+        jobs = [Job(zoo.policy(m.policy), m.task, start_frame(store, m)) for m in learned]
         eps = imagine(model, store.layout, jobs, cfg.batch_size, cfg.noise_seed, progress=progress)
         ok = [i for i, e in enumerate(eps) if e.error is None]
-        chosen, values = [chosen[i] for i in ok], np.stack([eps[i].values for i in ok])
+        chosen, values = [learned[i] for i in ok], np.stack([eps[i].values for i in ok])
     else:
         values = episode_values(model, store, chosen, cfg, progress)
     outcomes = np.array([m.outcome for m in chosen])
     rule = fit_rule(values, outcomes, cfg.rule)
-    learned = sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)
-    return rule, {"method": cfg.calibration, "episodes": len(chosen), "validation_episodes": len(chosen),
-                  "training_episodes": 0,
-                  "learned_policy_episodes": learned,
+    n_learned = sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)
+    return rule, {"method": method, "requested": cfg.calibration, "reason": reason, "episodes": len(chosen),
+                  "validation_episodes": len(chosen), "training_episodes": 0,
+                  "learned_policy_episodes": n_learned,
                   **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip

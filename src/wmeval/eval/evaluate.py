@@ -52,7 +52,9 @@ class EvalConfig:
     seed: int = 1000  # first start seed: starts seed, seed + 1, ... as in `wmeval collect --seed`
     batch_size: int = 64
     rule: str = "combined"  # how the value trajectory is read as success, see wmeval.eval.success
-    calibration: str = "replay"  # fit the rule on: "replay" (open loop) or "closed-loop" imagination
+    # fit the success rule on: "closed-loop" imagination of the training policies, "replay" (open loop), or "auto":
+    # closed loop where there are enough such validation episodes (wmeval.eval.calibration)
+    calibration: str = "auto"
     calibration_episodes: int = 256
     replay: bool = True
     videos: int = 6
@@ -94,9 +96,9 @@ class EvalConfig:
         for name in ("branch_frames", "branch_context"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.starts == "logged" and self.calibration != "replay":
+        if self.starts == "logged" and self.calibration == "closed-loop":
             raise ValueError("--starts logged calibrates on replays of branched validation episodes; use "
-                             "--calibration replay")
+                             "--calibration replay (or auto)")
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -365,7 +367,7 @@ def _replay(model, store: EpisodeStore, metas: list[EpisodeMeta], rule: SuccessR
 def format_evaluation(res: dict) -> str:
     """What `wmeval evaluate` prints: the success rule, every policy's predicted rate, replay and speed."""
     rule, cal = res["rule"], res["calibration"]
-    lines = [f"success rule: {SuccessRule(**rule).describe()}; on {cal['episodes']} "
+    lines = [f"success rule: {SuccessRule(**rule).describe()}; fitted {cal['method']} on {cal['episodes']} "
              f"calibration episodes: accuracy {cal['accuracy']:.3f}, AUROC {cal['auroc']:.3f}, "
              f"Brier {cal['brier']:.3f}",
              f"{'task':<22} {'policy':<44} predicted % [95% CI]   episodes"]  # fmt: skip
