@@ -388,7 +388,10 @@ def test_closed_loop_calibration_imagines_the_training_policies_from_their_start
     _, meta = load_world_model(world["model"])
     chosen = [m for m in world["store"].index() if m.key in set(meta["data"]["val_keys"]) and m.policy.startswith("bc-")]
     # the default, auto, resolves by how many such episodes there are, and says so
-    auto = evaluate(replace(cfg, calibration="auto", out=str(tmp_path / "auto")), progress=False)["calibration"]
+    res = evaluate(replace(cfg, calibration="auto", out=str(tmp_path / "auto")), progress=False)
+    auto = res["calibration"]
+    if auto["method"] == "replay":  # replays are read by the rule fitted on replays: here the verdicts' own
+        assert res["replay_rule"] == res["rule"]
     wins = sum(m.outcome for m in chosen)
     enough = len(chosen) >= MIN_CLOSED_LOOP and min(wins, len(chosen) - wins) >= MIN_CLOSED_LOOP // 6
     assert auto["requested"] == "auto" and auto["method"] == ("closed-loop" if enough else "replay")
@@ -397,8 +400,10 @@ def test_closed_loop_calibration_imagines_the_training_policies_from_their_start
         with pytest.raises(ValueError, match="closed-loop calibration needs validation episodes of both outcomes"):
             evaluate(cfg, progress=False)
         return
-    cal = evaluate(cfg, progress=False)["calibration"]
+    res = evaluate(cfg, progress=False)
+    cal = res["calibration"]
     assert cal["method"] == "closed-loop" and cal["episodes"] == cal["learned_policy_episodes"] == len(chosen)
+    assert res["replay_rule"] != res["rule"]  # replays keep a rule fitted on replays
     assert cal["requested"] == "closed-loop"
     with pytest.raises(ValueError, match="unknown calibration 'open'"):
         replace(cfg, calibration="open")

@@ -100,7 +100,7 @@ def add_parsers(sub) -> None:
         choices=["auto", "closed-loop", "replay"],
         help="fit the success rule on the model's validation episodes' (learned) policies acting in imagination "
         "from the same starts (closed-loop), or on the episodes replayed open loop (replay); auto: closed loop "
-        "where there are at least 24 such episodes with 4 of each outcome, replay otherwise",
+        "where there are at least 48 such episodes with 8 of each outcome, replay otherwise",
     )
     ev.add_argument("--calibration-episodes", type=int, default=256)
     ev.add_argument("--no-replay", action="store_true", help="skip open-loop replay of recorded episodes")

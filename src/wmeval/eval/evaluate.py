@@ -197,11 +197,12 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
 
     def _calibrate() -> dict:
-        rule, calibration = calibrate(model, meta, store, index, tasks, cfg, progress)
-        return {"rule": rule.to_json(), "calibration": calibration}
+        rule, replay_rule, calibration = calibrate(model, meta, store, index, tasks, cfg, progress)
+        return {"rule": rule.to_json(), "replay_rule": replay_rule.to_json(), "calibration": calibration}
 
-    cal = _cached(out / "calibration.json", {}, _calibrate)
+    cal = _cached(out / "calibration.json", {"rules": ["imagined", "replay"]}, _calibrate)
     rule, calibration = SuccessRule(**cal["value"]["rule"]), cal["value"]["calibration"]
+    replay_rule = SuccessRule(**cal["value"]["replay_rule"])
 
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))  # the recorded starts (and the real episodes judged)
     judged_tasks = sorted({t for s in specs for t in runs[s.name]})
@@ -242,8 +243,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     # the judged policies' recorded episodes with a known outcome
     recorded = [by_key[k] for k in keys if k in by_key and by_key[k].outcome is not None]
     if cfg.replay and recorded:
-        rep = _cached(out / "replay.json", {"keys": [m.key for m in recorded], "rule": rule.to_json()},
-                      lambda: _replay(model, store, recorded, rule, cfg, progress))  # fmt: skip
+        rep = _cached(out / "replay.json", {"keys": [m.key for m in recorded], "rule": replay_rule.to_json()},
+                      lambda: _replay(model, store, recorded, replay_rule, cfg, progress))  # fmt: skip
         replay, t_replay = rep["value"], rep["seconds"]
 
     n_frames = spent["frames"]
@@ -254,7 +255,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
                            "exclude_policies": meta["train"].get("exclude_policies", [])},
         "store": str(store.root), "store_fingerprint": store.fingerprint(), "layout": layout.to_json(),
         "zoo": zoo.source, "tasks": list(tasks), "seeds": [seeds[0], seeds[-1]], "config": cfg.to_json(),
-        "rule": rule.to_json(), "calibration": calibration, "policies": policies, "errors": errors,
+        "rule": rule.to_json(), "replay_rule": replay_rule.to_json(), "calibration": calibration,
+        "policies": policies, "errors": errors,
         "replay": replay, "device": str(device),
         "timing": {"calibration_s": cal["seconds"], "imagination_s": spent["seconds"], "replay_s": t_replay,
                    "imagined_episodes": spent["episodes"], "imagined_frames": n_frames, "frames_per_episode": steps,
