@@ -147,6 +147,13 @@ def _videos(eval_dir: Path | None) -> str:
     return '<div class="videos">' + "".join(figs) + "</div>"
 
 
+def _how(cal: dict) -> str:
+    """How the calibration episodes were read (evaluations before `--calibration auto` did not say)."""
+    if cal.get("method") == "closed-loop":
+        return " imagined in closed loop by their own policies"
+    return " replayed open loop" if cal.get("method") == "replay" else ""
+
+
 def _members(res: dict) -> str:
     n = res.get("n_seeds", 1)
     if n < 2:
@@ -171,7 +178,7 @@ def render(res: dict, eval_dir: Path | None = None) -> str:
 (reality: {res["n_real_episodes_per_policy"]}+ per policy). {_members(res)}World model
 <code>{_e(ev["model"])}</code>, trained on
 {len(tr["policies"])} policies' episodes; held out: <code>{_e(excluded)}</code>. Success rule: {_e(rule)},
-calibrated on {cal["episodes"]} validation episodes (accuracy {cal["accuracy"]:.2f},
+calibrated on {cal["episodes"]} validation episodes{_how(cal)} (accuracy {cal["accuracy"]:.2f},
 AUROC {T.fmt_ci(cal["auroc"])}). Truth: <code>{_e(res["truth"])}</code>.</p>
 <h2>Headline</h2>
 {_table(T.summary_head(res), T.summary_rows(res))}
