@@ -224,7 +224,7 @@ def test_evaluate_align_report_end_to_end(world, tmp_path):
     torn = evaluate(cfg, progress=False)
     assert torn["policies"] == res["policies"] and torn["timing"]["imagined_episodes"] == 24 + 24 - 5
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 24
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(episodes: \d+ -> 5\)"):  # says what changed
         evaluate(replace(cfg, episodes=5), progress=False)
 
     al = run_align(out, out=tmp_path / "alignment.json", n_boot=50)

@@ -192,8 +192,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / "run.json"
     want = {"config": cfg.to_json(), "model_step": meta.get("step")}  # the store may grow (e.g. its truth)
-    if run_file.is_file() and not _same_settings(json.loads(run_file.read_text()), want):
-        raise ValueError(f"{out} holds an evaluation with other settings; use a new --out or delete {out}")
+    if run_file.is_file() and not _same_settings(saved := json.loads(run_file.read_text()), want):
+        raise ValueError(f"{out} holds an evaluation with other settings ({_changed(saved, want)}); use a new "
+                         f"--out or delete {out}")  # fmt: skip
     atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
 
     def _calibrate() -> dict:
@@ -322,6 +323,19 @@ def _same_settings(saved: dict, want: dict) -> bool:
     old, new = saved.get("config", {}), want["config"]
     added_ok = all(k in defaults and new[k] == defaults[k] for k in new if k not in old)
     return saved.get("model_step") == want["model_step"] and added_ok and {k: new.get(k) for k in old} == old
+
+
+def _changed(saved: dict, want: dict) -> str:
+    """What differs between a run directory's settings and these, e.g. `calibration: 'replay' -> 'auto'`
+    (a default that changed since the run was written)."""
+    old, new = saved.get("config", {}), want["config"]
+    defaults = {f.name: f.default for f in fields(EvalConfig) if f.default is not MISSING}
+    diffs = [f"{k}: {old[k]!r} -> {new.get(k)!r}" for k in sorted(old) if old[k] != new.get(k)]
+    diffs += [f"{k}: not set -> {new[k]!r}" for k in sorted(set(new) - set(old))
+              if k not in defaults or new[k] != defaults[k]]
+    if saved.get("model_step") != want["model_step"]:
+        diffs.append(f"model step: {saved.get('model_step')} -> {want['model_step']}")
+    return "; ".join(diffs) or "unknown"
 
 
 def _tags(spec: PolicySpec) -> dict:
