@@ -192,8 +192,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / "run.json"
     want = {"config": cfg.to_json(), "model_step": meta.get("step")}  # the store may grow (e.g. its truth)
-    if run_file.is_file() and not _same_settings(saved := json.loads(run_file.read_text()), want):
-        raise ValueError(f"{out} holds an evaluation with other settings ({_changed(saved, want)}); use a new "
+    if run_file.is_file() and (diffs := _differences(json.loads(run_file.read_text()), want)):
+        raise ValueError(f"{out} holds an evaluation with other settings ({'; '.join(diffs)}); use a new "
                          f"--out or delete {out}")  # fmt: skip
     atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
 
@@ -316,26 +316,18 @@ def guide_path(model: str, guide: str) -> Path:
                      f"{Path(model).resolve().parent}; pass an earlier checkpoint of the model's run")  # fmt: skip
 
 
-def _same_settings(saved: dict, want: dict) -> bool:
-    """Whether a run directory holds this evaluation. Settings added to EvalConfig after the run was
-    written count as the same when they are at their defaults (the run used that behaviour)."""
-    defaults = {f.name: f.default for f in fields(EvalConfig) if f.default is not MISSING}
-    old, new = saved.get("config", {}), want["config"]
-    added_ok = all(k in defaults and new[k] == defaults[k] for k in new if k not in old)
-    return saved.get("model_step") == want["model_step"] and added_ok and {k: new.get(k) for k in old} == old
-
-
-def _changed(saved: dict, want: dict) -> str:
-    """What differs between a run directory's settings and these, e.g. `calibration: 'replay' -> 'auto'`
-    (a default that changed since the run was written)."""
+def _differences(saved: dict, want: dict) -> list[str]:
+    """What differs between a run directory's settings and these, e.g. `calibration: 'replay' -> 'auto'` (a
+    default that changed since the run was written); none: the directory holds this evaluation. Settings added
+    to EvalConfig after the run was written count as the same when at their defaults (the run used that)."""
     old, new = saved.get("config", {}), want["config"]
     defaults = {f.name: f.default for f in fields(EvalConfig) if f.default is not MISSING}
     diffs = [f"{k}: {old[k]!r} -> {new.get(k)!r}" for k in sorted(old) if old[k] != new.get(k)]
     diffs += [f"{k}: not set -> {new[k]!r}" for k in sorted(set(new) - set(old))
-              if k not in defaults or new[k] != defaults[k]]
+              if k not in defaults or new[k] != defaults[k]]  # fmt: skip
     if saved.get("model_step") != want["model_step"]:
         diffs.append(f"model step: {saved.get('model_step')} -> {want['model_step']}")
-    return "; ".join(diffs) or "unknown"
+    return diffs
 
 
 def _tags(spec: PolicySpec) -> dict:
