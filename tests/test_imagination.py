@@ -409,6 +409,24 @@ def test_closed_loop_calibration_imagines_the_training_policies_from_their_start
         replace(cfg, calibration="open")
 
 
+def test_calibration_samples_make_every_sample_a_row_of_the_fit(world):
+    from wmeval.eval.calibration import calibrate
+
+    model, meta = load_world_model(world["model"])
+    store = world["store"]
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out="unused", calibration="replay",
+                     calibration_episodes=16, batch_size=8, device="cpu")  # fmt: skip
+    one, _, rep1 = calibrate(model, meta, store, store.index(), ("reach",), cfg, False)
+    two, replay_two, rep2 = calibrate(model, meta, store, store.index(), ("reach",),
+                                      replace(cfg, calibration_samples=2), False)  # fmt: skip
+    assert rep2["samples"] == 2 and rep2["episodes"] == rep1["episodes"]
+    assert rep2["successes"] == 2 * rep1["successes"]  # each sample labelled by its episode's real outcome
+    assert two != one  # the second sample's noise moved the fit
+    assert replay_two == two  # calibrated on replays: one rule reads both
+    with pytest.raises(ValueError, match="calibration_samples must be >= 1"):
+        replace(cfg, calibration_samples=0)
+
+
 def test_auto_calibration_is_closed_loop_only_with_enough_learned_episodes_of_both_outcomes():
     from types import SimpleNamespace as NS
 

@@ -16,7 +16,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         model=args.model, zoo=args.zoo, out=args.out, store=args.store, policies=csv_tuple(args.policies),
         tasks=csv_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
-        calibration=args.calibration, calibration_episodes=args.calibration_episodes, replay=not args.no_replay,
+        calibration=args.calibration, calibration_episodes=args.calibration_episodes,
+        calibration_samples=args.calibration_samples, replay=not args.no_replay,
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, full_episodes=args.full_episodes,
         euler_steps=args.euler_steps,
         context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance,
@@ -103,6 +104,9 @@ def add_parsers(sub) -> None:
         "where there are at least 48 such episodes with 8 of each outcome, replay otherwise",
     )
     ev.add_argument("--calibration-episodes", type=int, default=256)
+    ev.add_argument("--calibration-samples", type=int, default=1,
+                    help="replays or imagined episodes per calibration episode, each with its own noise and each a "
+                    "row of the success rule's fit (a steadier rule for more calibration time)")  # fmt: skip
     ev.add_argument("--no-replay", action="store_true", help="skip open-loop replay of recorded episodes")
     ev.add_argument("--videos", type=int, default=6, help="imagined episodes saved as GIFs")
     ev.add_argument("--noise-seed", type=int, default=0)

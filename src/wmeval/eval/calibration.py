@@ -58,13 +58,15 @@ def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str,
     return chosen
 
 
-def episode_values(model, store: EpisodeStore, metas: list[EpisodeMeta], cfg: EvalConfig, progress: bool):
+def episode_values(model, store: EpisodeStore, metas: list[EpisodeMeta], cfg: EvalConfig, progress: bool,
+                   sample: int = 0):  # fmt: skip
     """The readout of recorded episodes replayed open loop with their own actions, as the evaluation's judged
-    episodes begin: from the recorded start to the end, or (`--starts logged`) from one branch point on."""
+    episodes begin: from the recorded start to the end, or (`--starts logged`) from one branch point on.
+    Sample k draws its noise from seed `noise_seed + k`."""
     if cfg.starts == "logged":
         return branch_replay_values(model, store, metas, cfg.branch_frames, cfg.branch_context, cfg.batch_size,
-                                    cfg.noise_seed, progress)  # fmt: skip
-    return replay_values(model, store, metas, cfg.batch_size, cfg.noise_seed, progress)
+                                    cfg.noise_seed + sample, progress)  # fmt: skip
+    return replay_values(model, store, metas, cfg.batch_size, cfg.noise_seed + sample, progress)
 
 
 def closed_loop_method(cfg: EvalConfig, chosen: list[EpisodeMeta], learned: list[EpisodeMeta]) -> tuple[str, str]:
@@ -100,7 +102,9 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     `replay`: their logged actions replayed open loop. `closed-loop`: their policies (learned ones, named
     in the zoo) act in imagination from the episode's recorded start, as the judged policies will, and
     the real episode's outcome is the label: the rule is then fitted where it is applied, so drift that
-    only closed loop shows (a policy reacting to blurry imagined frames) is calibrated away. `auto` (the
+    only closed loop shows (a policy reacting to blurry imagined frames) is calibrated away. Each episode is
+    replayed or imagined `calibration_samples` times (sample k with noise seed `noise_seed + k`), every
+    sample a row of the fit labelled by the real outcome, as each judged sample is read alone. `auto` (the
     default): closed loop where there are enough such episodes of both outcomes, replay otherwise.
     Measured (docs/RESULTS.md, 2026-11-28): fitted in closed loop, each world model's verdicts rank the
     judged policies a little better on average, and the seeds' errors fall on different tasks, so their
@@ -112,19 +116,22 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
         names = {p.name for p in zoo.policies if p.base == "checkpoint"}
         learned = [m for m in chosen if m.policy in names]
     method, reason = closed_loop_method(cfg, chosen, learned)
-    replay_vals = episode_values(model, store, chosen, cfg, progress)
-    replay_rule = fit_rule(replay_vals, np.array([m.outcome for m in chosen]), cfg.rule)
+    k = cfg.calibration_samples
+    replay_vals = np.concatenate([episode_values(model, store, chosen, cfg, progress, j) for j in range(k)])
+    replay_rule = fit_rule(replay_vals, np.array([m.outcome for m in chosen] * k), cfg.rule)
     if method == "closed-loop":
         jobs = [Job(zoo.policy(m.policy), m.task, start_frame(store, m)) for m in learned]
-        eps = imagine(model, store.layout, jobs, cfg.batch_size, cfg.noise_seed, progress=progress)
-        ok = [i for i, e in enumerate(eps) if e.error is None]
-        chosen, values = [learned[i] for i in ok], np.stack([eps[i].values for i in ok])
-        outcomes = np.array([m.outcome for m in chosen])
+        eps = [e for j in range(k) for e in imagine(model, store.layout, jobs, cfg.batch_size, cfg.noise_seed + j,
+                                                     progress=progress)]  # fmt: skip
+        ok = [i for i, e in enumerate(eps) if e.error is None]  # sample i // n of episode i % n
+        n = len(learned)
+        values, outcomes = np.stack([eps[i].values for i in ok]), np.array([learned[i % n].outcome for i in ok])
+        chosen = [learned[i] for i in sorted({i % n for i in ok})]
         rule = fit_rule(values, outcomes, cfg.rule)
     else:
-        values, outcomes, rule = replay_vals, np.array([m.outcome for m in chosen]), replay_rule
-    report = {"method": method, "requested": cfg.calibration, "reason": reason, "episodes": len(chosen),
-              "validation_episodes": len(chosen), "training_episodes": 0,
-              "learned_policy_episodes": sum(m.policy_spec.get("base") == "checkpoint" for m in chosen),
-              **outcome_metrics(rule.probability(values), outcomes)}  # fmt: skip
+        values, outcomes, rule = replay_vals, np.array([m.outcome for m in chosen] * k), replay_rule
+    report = {"method": method, "requested": cfg.calibration, "reason": reason,
+              **outcome_metrics(rule.probability(values), outcomes),  # over every sample
+              "episodes": len(chosen), "samples": k, "validation_episodes": len(chosen), "training_episodes": 0,
+              "learned_policy_episodes": sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)}  # fmt: skip
     return rule, replay_rule, report

@@ -56,6 +56,7 @@ class EvalConfig:
     # closed loop where there are enough such validation episodes (wmeval.eval.calibration)
     calibration: str = "auto"
     calibration_episodes: int = 256
+    calibration_samples: int = 1  # replays or imagined episodes per calibration episode, each its own noise
     replay: bool = True
     videos: int = 6
     noise_seed: int = 0
@@ -80,7 +81,7 @@ class EvalConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "batch_size", "calibration_episodes", "samples"):
+        for name in ("episodes", "batch_size", "calibration_episodes", "calibration_samples", "samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.euler_steps is not None and self.euler_steps < 1:
