@@ -19,7 +19,7 @@ from conftest import (
 
 from wmeval.align.align import run_align
 from wmeval.align.report import write_report
-from wmeval.eval.calibration import MIN_CLOSED_LOOP, closed_loop_method
+from wmeval.eval.calibration import MIN_CLOSED_LOOP, calibrate, closed_loop_method
 from wmeval.eval.evaluate import EvalConfig, evaluate
 from wmeval.eval.imagination import ImaginationEnv, Job, LayoutMismatch, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics
@@ -410,8 +410,6 @@ def test_closed_loop_calibration_imagines_the_training_policies_from_their_start
 
 
 def test_calibration_samples_make_every_sample_a_row_of_the_fit(world):
-    from wmeval.eval.calibration import calibrate
-
     model, meta = load_world_model(world["model"])
     store = world["store"]
     cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out="unused", calibration="replay",
@@ -425,6 +423,24 @@ def test_calibration_samples_make_every_sample_a_row_of_the_fit(world):
     assert replay_two == two  # calibrated on replays: one rule reads both
     with pytest.raises(ValueError, match="calibration_samples must be >= 1"):
         replace(cfg, calibration_samples=0)
+
+
+def test_closed_loop_calibration_fits_every_imagined_sample_with_its_episodes_outcome(world):
+    model, meta = load_world_model(world["model"])
+    store, val = world["store"], set(meta["data"]["val_keys"])
+    index = store.index()
+    learned = sorted(m.key for m in index if m.key in val and m.policy.startswith("bc-"))
+    assert len(learned) >= 2
+    # the fixture's learned policies all fail: relabel every other validation episode for two outcomes
+    flip = set(learned[::2])
+    index = [replace(m, outcome=not m.outcome) if m.key in flip else m for m in index]
+    wins = sum(m.outcome for m in index if m.key in set(learned))
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out="unused", calibration="closed-loop",
+                     calibration_episodes=64, calibration_samples=2, batch_size=8, device="cpu")  # fmt: skip
+    rule, replay_rule, rep = calibrate(model, meta, store, index, ("reach",), cfg, False)
+    assert rep["method"] == "closed-loop" and rep["episodes"] == rep["learned_policy_episodes"] == len(learned)
+    assert rep["samples"] == 2 and rep["successes"] == 2 * wins  # each sample labelled by its own episode
+    assert rule != replay_rule  # replays keep a rule fitted on replays
 
 
 def test_auto_calibration_is_closed_loop_only_with_enough_learned_episodes_of_both_outcomes():
