@@ -346,7 +346,9 @@ def _tags(spec: PolicySpec) -> dict:
 
 def _cached(path: Path, key: dict, compute) -> dict:
     """{"value": compute(), "seconds": ...}, computed once per evaluation directory and reused by resumed
-    runs while `key` matches (run.json already guards the settings)."""
+    runs while `key` matches (run.json already guards the settings). The key is compared as JSON reads it back
+    (a rule's tuples come back as lists)."""
+    key = json.loads(json.dumps(key))
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("key") == key:
