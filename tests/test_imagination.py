@@ -19,7 +19,7 @@ from conftest import (
 
 from wmeval.align.align import run_align
 from wmeval.align.report import write_report
-from wmeval.eval.calibration import MIN_CLOSED_LOOP, calibrate, closed_loop_method
+from wmeval.eval.calibration import CLOSED_LOOP_SAMPLES, MIN_CLOSED_LOOP, calibrate, closed_loop_method
 from wmeval.eval.evaluate import EvalConfig, evaluate
 from wmeval.eval.imagination import ImaginationEnv, Job, LayoutMismatch, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics
@@ -418,6 +418,7 @@ def test_calibration_samples_make_every_sample_a_row_of_the_fit(world):
     cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out="unused", calibration="replay",
                      calibration_episodes=16, batch_size=8, device="cpu")  # fmt: skip
     one, _, rep1 = calibrate(model, meta, store, store.index(), ("reach",), cfg, False)
+    assert rep1["samples"] == 1  # the default on replays
     two, replay_two, rep2 = calibrate(model, meta, store, store.index(), ("reach",),
                                       replace(cfg, calibration_samples=2), False)  # fmt: skip
     assert rep2["samples"] == 2 and rep2["episodes"] == rep1["episodes"]
@@ -439,10 +440,11 @@ def test_closed_loop_calibration_fits_every_imagined_sample_with_its_episodes_ou
     index = [replace(m, outcome=not m.outcome) if m.key in flip else m for m in index]
     wins = sum(m.outcome for m in index if m.key in set(learned))
     cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out="unused", calibration="closed-loop",
-                     calibration_episodes=64, calibration_samples=2, batch_size=8, device="cpu")  # fmt: skip
+                     calibration_episodes=64, batch_size=8, device="cpu")  # fmt: skip
     rule, replay_rule, rep = calibrate(model, meta, store, index, ("reach",), cfg, False)
     assert rep["method"] == "closed-loop" and rep["episodes"] == rep["learned_policy_episodes"] == len(learned)
-    assert rep["samples"] == 2 and rep["successes"] == 2 * wins  # each sample labelled by its own episode
+    k = CLOSED_LOOP_SAMPLES  # the default in closed loop; each sample is labelled by its own episode
+    assert rep["samples"] == k and rep["successes"] == k * wins
     assert rule != replay_rule  # replays keep a rule fitted on replays
 
 

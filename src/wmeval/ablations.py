@@ -43,9 +43,9 @@ ABLATIONS = {
     "replay-calibration": Ablation(
         "success rule fitted on open-loop replays of the validation episodes instead of the training policies' "
         "closed-loop imagination (`auto`, closed loop where the data allow)", evaluate={"calibration": "replay"}),
-    "calibration-samples-4": Ablation(
-        "the success rule fitted on 4 imagined (or replayed) samples of each calibration episode (1)",
-        evaluate={"calibration_samples": 4}),
+    "calibration-samples-1": Ablation(
+        "the success rule fitted on one imagined (and replayed) sample of each calibration episode (4 in closed "
+        "loop)", evaluate={"calibration_samples": 1}),
     "samples-3": Ablation("3 imagined samples per start, probabilities averaged (1)", evaluate={"samples": 3}),
     "euler-8": Ablation("8 Euler steps per generated frame (4)", evaluate={"euler_steps": 8}),
     # one Euler step from pure noise lands on the flow's estimate of E[frame | context, actions]: the mean

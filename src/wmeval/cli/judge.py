@@ -104,9 +104,9 @@ def add_parsers(sub) -> None:
         "where there are at least 48 such episodes with 8 of each outcome, replay otherwise",
     )
     ev.add_argument("--calibration-episodes", type=int, default=256)
-    ev.add_argument("--calibration-samples", type=int, default=1,
+    ev.add_argument("--calibration-samples", type=int, default=None,
                     help="replays or imagined episodes per calibration episode, each with its own noise and each a "
-                    "row of the success rule's fit (a steadier rule for more calibration time)")  # fmt: skip
+                    "row of the success rule's fit (default: 4 when fitted in closed loop, 1 on replays)")  # fmt: skip
     ev.add_argument("--no-replay", action="store_true", help="skip open-loop replay of recorded episodes")
     ev.add_argument("--videos", type=int, default=6, help="imagined episodes saved as GIFs")
     ev.add_argument("--noise-seed", type=int, default=0)

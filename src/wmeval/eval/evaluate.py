@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
 from wmeval.eval.branches import STARTS, logged_starts
-from wmeval.eval.calibration import CALIBRATIONS, calibrate, episode_values
+from wmeval.eval.calibration import CALIBRATIONS, CLOSED_LOOP_SAMPLES, calibrate, episode_values
 from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics
 from wmeval.eval.videos import video_path, video_picks, write_episode_video
@@ -56,7 +56,8 @@ class EvalConfig:
     # closed loop where there are enough such validation episodes (wmeval.eval.calibration)
     calibration: str = "auto"
     calibration_episodes: int = 256
-    calibration_samples: int = 1  # replays or imagined episodes per calibration episode, each its own noise
+    # replays or imagined episodes per calibration episode, each its own noise (None: 4 in closed loop, 1 on replays)
+    calibration_samples: int | None = None
     replay: bool = True
     videos: int = 6
     noise_seed: int = 0
@@ -82,7 +83,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         for name in ("episodes", "batch_size", "calibration_episodes", "calibration_samples", "samples"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.euler_steps is not None and self.euler_steps < 1:
             raise ValueError(f"euler_steps must be >= 1, got {self.euler_steps}")
@@ -202,7 +203,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         rule, replay_rule, calibration = calibrate(model, meta, store, index, tasks, cfg, progress)
         return {"rule": rule.to_json(), "replay_rule": replay_rule.to_json(), "calibration": calibration}
 
-    cal = _cached(out / "calibration.json", {"rules": ["imagined", "replay"]}, _calibrate)
+    # the key changes with what a setting's default means, so runs calibrated under another one recalibrate
+    key = {"rules": ["imagined", "replay"], "samples": cfg.calibration_samples or f"closed loop {CLOSED_LOOP_SAMPLES}"}
+    cal = _cached(out / "calibration.json", key, _calibrate)
     rule, calibration = SuccessRule(**cal["value"]["rule"]), cal["value"]["calibration"]
     replay_rule = SuccessRule(**cal["value"]["replay_rule"])
 
