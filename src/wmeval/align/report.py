@@ -149,9 +149,10 @@ def _videos(eval_dir: Path | None) -> str:
 
 def _how(cal: dict) -> str:
     """How the calibration episodes were read (evaluations before `--calibration auto` did not say)."""
+    times = f", {cal['samples']} samples each" if cal.get("samples", 1) > 1 else ""
     if cal.get("method") == "closed-loop":
-        return " imagined in closed loop by their own policies"
-    return " replayed open loop" if cal.get("method") == "replay" else ""
+        return f" imagined in closed loop by their own policies{times}"
+    return f" replayed open loop{times}" if cal.get("method") == "replay" else ""
 
 
 def _members(res: dict) -> str:
