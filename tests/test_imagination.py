@@ -417,14 +417,20 @@ def test_calibration_samples_make_every_sample_a_row_of_the_fit(world):
     store = world["store"]
     cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out="unused", calibration="replay",
                      calibration_episodes=16, batch_size=8, device="cpu")  # fmt: skip
-    one, _, rep1 = calibrate(model, meta, store, store.index(), ("reach",), cfg, False)
-    assert rep1["samples"] == 1  # the default on replays
-    two, replay_two, rep2 = calibrate(model, meta, store, store.index(), ("reach",),
-                                      replace(cfg, calibration_samples=2), False)  # fmt: skip
-    assert rep2["samples"] == 2 and rep2["episodes"] == rep1["episodes"]
-    assert rep2["successes"] == 2 * rep1["successes"]  # each sample labelled by its episode's real outcome
-    assert two != one  # the second sample's noise moved the fit
-    assert replay_two == two  # calibrated on replays: one rule reads both
+    one = calibrate(model, meta, store, store.index(), ("reach",), cfg, False)
+    assert one.report["samples"] == 1  # the default on replays
+    two = calibrate(model, meta, store, store.index(), ("reach",), replace(cfg, calibration_samples=2), False)
+    assert two.report["samples"] == 2 and two.report["episodes"] == one.report["episodes"]
+    assert two.report["successes"] == 2 * one.report["successes"]  # each sample labelled by its episode's outcome
+    assert two.rule != one.rule  # the second sample's noise moved the fit
+    assert two.replay_rule == two.rule  # calibrated on replays: one rule reads both
+    # the rows it was fitted on: sample 0 repeats the one-sample fit's, and refitting them gives the rule
+    n = one.report["episodes"]
+    assert two.rows["sample"] == [0] * n + [1] * n and two.rows["key"][:n] == one.rows["key"]
+    assert two.rows["values"][:n] == one.rows["values"]
+    refit = fit_rule(np.array(two.rows["values"]), np.array(two.rows["outcome"]), cfg.rule)
+    p = np.array(two.rows["values"])
+    np.testing.assert_allclose(refit.probability(p), two.rule.probability(p), atol=1e-3)
     with pytest.raises(ValueError, match="calibration_samples must be >= 1"):
         replace(cfg, calibration_samples=0)
 
@@ -441,10 +447,14 @@ def test_closed_loop_calibration_fits_every_imagined_sample_with_its_episodes_ou
     wins = sum(m.outcome for m in index if m.key in set(learned))
     cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out="unused", calibration="closed-loop",
                      calibration_episodes=64, batch_size=8, device="cpu")  # fmt: skip
-    rule, replay_rule, rep = calibrate(model, meta, store, index, ("reach",), cfg, False)
+    c = calibrate(model, meta, store, index, ("reach",), cfg, False)
+    rule, replay_rule, rep = c.rule, c.replay_rule, c.report
     assert rep["method"] == "closed-loop" and rep["episodes"] == rep["learned_policy_episodes"] == len(learned)
     k = CLOSED_LOOP_SAMPLES  # the default in closed loop; each sample is labelled by its own episode
     assert rep["samples"] == k and rep["successes"] == k * wins
+    outcome = {m.key: m.outcome for m in index}
+    assert sorted(set(c.rows["key"])) == learned
+    assert all(outcome[x] == y for x, y in zip(c.rows["key"], c.rows["outcome"], strict=True))
     assert rule != replay_rule  # replays keep a rule fitted on replays
 
 

@@ -3,6 +3,7 @@ never its training ones) and how their values are obtained (open-loop replay or 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from wmeval.data.store import EpisodeMeta, EpisodeStore
 from wmeval.eval.branches import branch_replay_values
 from wmeval.eval.imagination import Job, imagine, start_frame
-from wmeval.eval.success import fit_rule, outcome_metrics, replay_values
+from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics, replay_values
 from wmeval.zoo import load_zoo
 
 if TYPE_CHECKING:
@@ -103,11 +104,20 @@ def closed_loop_method(cfg: EvalConfig, chosen: list[EpisodeMeta], learned: list
     return "closed-loop", f"{len(learned)} validation episodes of learned policies the zoo runs ({wins} successes)"
 
 
+@dataclass(frozen=True)
+class Calibration:
+    rule: SuccessRule  # reads the judged policies' imagined episodes
+    replay_rule: SuccessRule  # reads open-loop replays (the same rule when calibrated on replays)
+    report: dict  # how it was fitted, and its agreement on the rows it was fitted on
+    # the rows `rule` was fitted on, for offline analyses of other rules: per row the calibration episode's
+    # key, the sample, the real outcome and the readout of every frame
+    rows: dict
+
+
 def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
-              cfg: EvalConfig, progress: bool):  # fmt: skip
-    """Fit the success rule on `calibration_episodes`; report its agreement there. Returns the rule that
-    reads the judged policies' imagined episodes, the rule that reads open-loop replays (the same one when
-    calibrated on replays: each is fitted on values obtained the way it is applied) and the report.
+              cfg: EvalConfig, progress: bool) -> Calibration:  # fmt: skip
+    """Fit the success rule on `calibration_episodes`; report its agreement there. Each rule is fitted on
+    values obtained the way it is applied.
 
     `replay`: their logged actions replayed open loop. `closed-loop`: their policies (learned ones, named
     in the zoo) act in imagination from the episode's recorded start, as the judged policies will, and
@@ -136,12 +146,16 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
         ok = [i for i, e in enumerate(eps) if e.error is None]  # sample i // n of episode i % n
         n = len(learned)
         values, outcomes = np.stack([eps[i].values for i in ok]), np.array([learned[i % n].outcome for i in ok])
+        keys, samples = [learned[i % n].key for i in ok], [i // n for i in ok]
         chosen = [learned[i] for i in sorted({i % n for i in ok})]
         rule = fit_rule(values, outcomes, cfg.rule)
     else:
         values, outcomes, rule = replay_vals, np.array([m.outcome for m in chosen] * k), replay_rule
+        keys, samples = [m.key for m in chosen] * k, [j for j in range(k) for _ in chosen]
     report = {"method": method, "requested": cfg.calibration, "reason": reason,
               **outcome_metrics(rule.probability(values), outcomes),  # over every sample
               "episodes": len(chosen), "samples": k, "validation_episodes": len(chosen), "training_episodes": 0,
               "learned_policy_episodes": sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)}  # fmt: skip
-    return rule, replay_rule, report
+    rows = {"key": keys, "sample": samples, "outcome": [bool(y) for y in outcomes],
+            "values": [[round(float(v), 5) for v in row] for row in values]}  # fmt: skip
+    return Calibration(rule, replay_rule, report, rows)

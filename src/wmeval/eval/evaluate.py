@@ -4,6 +4,8 @@
                            episode's probability; the success rule and its calibration; open-loop replay
                            agreement per episode; throughput
     OUT/episodes.jsonl     imagined episodes as they finish (what a restarted run skips)
+    OUT/calibration.json   the success rules, and every row (episode, sample, outcome, readout) the one that
+                           reads imagined episodes was fitted on, for offline analyses of other rules
     OUT/videos/*.gif       a few imagined episodes, beside the real one when the store has it
 
 Steps: (1) calibrate the success rule on the world model's validation episodes, replayed open loop;
@@ -200,8 +202,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     atomic_write_text(run_file, json.dumps(want, indent=2) + "\n")
 
     def _calibrate() -> dict:
-        rule, replay_rule, calibration = calibrate(model, meta, store, index, tasks, cfg, progress)
-        return {"rule": rule.to_json(), "replay_rule": replay_rule.to_json(), "calibration": calibration}
+        c = calibrate(model, meta, store, index, tasks, cfg, progress)
+        return {"rule": c.rule.to_json(), "replay_rule": c.replay_rule.to_json(), "calibration": c.report,
+                "rows": c.rows}  # fmt: skip
 
     # the key changes with what a setting's default means, so runs calibrated under another one recalibrate
     key = {"rules": ["imagined", "replay"], "samples": cfg.calibration_samples or f"closed loop {CLOSED_LOOP_SAMPLES}"}
