@@ -46,6 +46,12 @@ def samples_for(cfg: EvalConfig, method: str) -> int:
     return cfg.calibration_samples or (CLOSED_LOOP_SAMPLES if method == "closed-loop" else 1)
 
 
+def cache_key(cfg: EvalConfig) -> dict:
+    """What a cached calibration was computed for (run.json guards the settings themselves): it names what
+    the defaults mean, so runs calibrated under an earlier default recalibrate on resume."""
+    return {"rules": ["imagined", "replay"], "samples": cfg.calibration_samples or f"closed loop {CLOSED_LOOP_SAMPLES}"}
+
+
 def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str, ...], n: int) -> list[EpisodeMeta]:
     """Episodes to fit the success rule on: the world model's validation episodes only (its weights never saw
     them; training episodes would make the rule, and the calibration it reports, optimistic), of the

@@ -18,7 +18,6 @@ policies' real episodes, if the store has them, and score the predicted outcome 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
@@ -29,8 +28,9 @@ from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
 from wmeval.eval.branches import STARTS, logged_starts
-from wmeval.eval.calibration import CALIBRATIONS, CLOSED_LOOP_SAMPLES, calibrate, episode_values
-from wmeval.eval.imagination import ImaginedEpisode, Job, check_layout, imagine, recorded_starts
+from wmeval.eval.calibration import CALIBRATIONS, cache_key, calibrate, episode_values
+from wmeval.eval.imagination import Job, check_layout, imagine, recorded_starts
+from wmeval.eval.rundir import append_lines, cached, episode_json, load_done
 from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics
 from wmeval.eval.videos import video_path, video_picks, write_episode_video
 from wmeval.model.judge import load_judge
@@ -126,36 +126,6 @@ def check_policies(specs: list[PolicySpec], tasks: dict[str, list[str]], model_l
             spec.check(task, layout)
 
 
-def _episode_json(e: ImaginedEpisode, sample: int = 0) -> str:
-    d = {"policy": e.policy, "task": e.task, "seed": e.seed, "sample": sample,
-         "values": [round(float(v), 5) for v in e.values], "error": e.error}  # fmt: skip
-    return json.dumps(d)
-
-
-def _load_done(path: Path) -> dict[tuple[str, str, int, int], dict]:
-    """Episodes finished by an earlier run. A torn last line (a run killed mid-write) is dropped from the
-    file, so that what this run appends stays readable."""
-    done: dict[tuple[str, str, int, int], dict] = {}
-    if not path.is_file():
-        return done
-    lines = path.read_text().splitlines()
-    for n, line in enumerate(lines):
-        try:
-            d = json.loads(line)
-            done[(d["policy"], d["task"], d["seed"], d.get("sample", 0))] = d
-        except (json.JSONDecodeError, KeyError):
-            atomic_write_text(path, "".join(x + "\n" for x in lines[:n]))
-            break
-    return done
-
-
-def _append(path: Path, lines: list[str]) -> None:
-    with open(path, "a") as f:
-        f.write("".join(line + "\n" for line in lines))
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def load_eval_model(cfg: EvalConfig, device: str | torch.device):
     """The world model an evaluation judges with: its checkpoint with the evaluation's sampling settings, guide
     and judge applied; returns (model, checkpoint config)."""
@@ -206,9 +176,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         return {"rule": c.rule.to_json(), "replay_rule": c.replay_rule.to_json(), "calibration": c.report,
                 "rows": c.rows}  # fmt: skip
 
-    # the key changes with what a setting's default means, so runs calibrated under another one recalibrate
-    key = {"rules": ["imagined", "replay"], "samples": cfg.calibration_samples or f"closed loop {CLOSED_LOOP_SAMPLES}"}
-    cal = _cached(out / "calibration.json", key, _calibrate)
+    cal = cached(out / "calibration.json", cache_key(cfg), _calibrate)
     rule, calibration = SuccessRule(**cal["value"]["rule"]), cal["value"]["calibration"]
     replay_rule = SuccessRule(**cal["value"]["replay_rule"])
 
@@ -251,7 +219,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     # the judged policies' recorded episodes with a known outcome
     recorded = [by_key[k] for k in keys if k in by_key and by_key[k].outcome is not None]
     if cfg.replay and recorded:
-        rep = _cached(out / "replay.json", {"keys": [m.key for m in recorded], "rule": replay_rule.to_json()},
+        rep = cached(out / "replay.json", {"keys": [m.key for m in recorded], "rule": replay_rule.to_json()},
                       lambda: _replay(model, store, recorded, replay_rule, cfg, progress))  # fmt: skip
         replay, t_replay = rep["value"], rep["seconds"]
 
@@ -284,7 +252,7 @@ def _imagine_all(model, layout: Layout, store: EpisodeStore, jobs: list[Job], ke
     (policy, task, seed, sample) and the imagination time spent over every run."""
     out = Path(cfg.out)
     log = out / "episodes.jsonl"
-    done = _load_done(log)
+    done = load_done(log)
     spent_file = out / "imagination_time.json"  # seconds, episodes and frames over every run that imagined some
     spent = json.loads(spent_file.read_text()) if spent_file.is_file() else {"seconds": 0.0, "episodes": 0}
     spent.setdefault("frames", spent["episodes"] * layout.horizon)  # runs before `steps` imagined whole episodes
@@ -301,8 +269,8 @@ def _imagine_all(model, layout: Layout, store: EpisodeStore, jobs: list[Job], ke
             for e in eps:
                 if e.frames is not None:
                     write_episode_video(out / "videos", e, store, layout.fps)
-            lines = [_episode_json(e, k) for e in eps]
-            _append(log, lines)
+            lines = [episode_json(e, k) for e in eps]
+            append_lines(log, lines)
             atomic_write_text(spent_file, json.dumps(spent) + "\n")
             done.update({(e.policy, e.task, e.seed, k): json.loads(line) for e, line in zip(eps, lines, strict=True)})
     bar.close()
@@ -348,22 +316,6 @@ def _tags(spec: PolicySpec) -> dict:
     tags["run"] = str(Path(spec.checkpoint).parent)
     tags["degraded"] = bool(spec.degrade)
     return tags
-
-
-def _cached(path: Path, key: dict, compute) -> dict:
-    """{"value": compute(), "seconds": ...}, computed once per evaluation directory and reused by resumed
-    runs while `key` matches (run.json already guards the settings). The key is compared as JSON reads it back
-    (a rule's tuples come back as lists)."""
-    key = json.loads(json.dumps(key))
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("key") == key:
-            return saved
-    t0 = time.perf_counter()
-    value = compute()
-    saved = {"key": key, "value": value, "seconds": time.perf_counter() - t0}
-    atomic_write_text(path, json.dumps(saved) + "\n")
-    return saved
 
 
 def _replay(model, store: EpisodeStore, metas: list[EpisodeMeta], rule: SuccessRule, cfg: EvalConfig,
