@@ -384,6 +384,29 @@ def test_calibration_uses_only_episodes_the_weights_never_saw(world):
         calibration_episodes(one_class, index, ("reach",), 1000)
 
 
+def test_a_packed_model_calibrates_on_any_episode_it_never_trained_on_but_the_judged_ones(world):
+    from wmeval.eval.calibration import calibration_episodes, unseen_episodes
+
+    _, meta = load_world_model(world["model"])
+    index = world["store"].index()
+    by_key = {m.key: m for m in index}
+    trained = set(meta["data"]["train_keys"])
+    # as a shipped model on another store knows its training episodes: by content digest, not by key
+    packed = {**meta, "data": {**meta["data"], "train_digests": sorted(by_key[k].digest for k in trained)}}
+    judged = {m.policy for m in index if fnmatch.fnmatch(m.policy, JUDGED)}
+    pool = unseen_episodes(packed, index, judged)
+    assert pool and not {m.key for m in pool} & trained and not {m.policy for m in pool} & judged
+    # every unseen episode of the other policies counts, the validation ones and those never selected for training
+    assert {m.key for m in pool} == {m.key for m in index if m.key not in trained and m.policy not in judged
+                                      and m.outcome is not None}  # fmt: skip
+    assert {m.key for m in unseen_episodes(meta, index, judged)} <= {m.key for m in pool}  # keys: validation only
+    chosen = calibration_episodes(packed, index, ("reach",), 1000, judged)
+    assert chosen and not any(m.key in trained for m in chosen)
+    # the same content under another key (a copied or re-collected episode) is still a training episode
+    renamed = [replace(m, key=f"{m.task}/copied/{m.seed:06d}", policy="copied") for m in index if m.key in trained][:3]
+    assert renamed and not unseen_episodes(packed, renamed, set())
+
+
 def test_closed_loop_calibration_imagines_the_training_policies_from_their_starts(world, tmp_path):
     cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out=str(tmp_path / "eval"), policies=(JUDGED,),
                      episodes=2, seed=104, batch_size=8, calibration="closed-loop", calibration_episodes=64,

@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
-from wmeval.pipeline import PRESETS, make_config, run_headline_seeds, run_pipeline
+from wmeval.pipeline import PRESETS, make_config, run_headline_seeds, run_pipeline, run_pretraining
 
 MICRO = dict(
     tasks=("drawer-open",), demos=8, sizes=(3,), variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(2, 4),
@@ -56,9 +57,49 @@ def glob_episodes(store, policy):
 def test_presets_are_complete():
     for name in PRESETS:
         cfg = make_config(name, "x")
-        assert cfg.judged and cfg.episodes >= 20
+        assert (cfg.judged and cfg.episodes >= 20) or (name.endswith("-model") and cfg.world_model is None)
+    shipped = make_config("demo-model", "x")  # the demo's world model never sees the demo's judged policies
+    demo = make_config("demo", "x")
+    assert demo.world_model == "demo" and shipped.tasks == demo.tasks and demo.sizes[0] not in shipped.sizes
+    assert shipped.seed >= demo.seed + demo.episodes  # nor its evaluation starts
     for name in ("cpu", "gpu"):  # the headline: >= 3 seeds, 50 episodes per judged policy
         assert make_config(name, "x").episodes == 50 and make_config(name, "x").seeds >= 3
+
+
+def test_a_world_model_to_ship_is_packed_and_judges_another_run(bench, tmp_path):
+    from wmeval.model.world_model import load_world_model
+
+    cfg, res = bench
+    run = Path(cfg.out)
+
+    def copy_data(to: Path) -> Path:  # the bench's data stages, found finished
+        shutil.copytree(run / "store", to / "store")
+        shutil.copytree(run / "policies", to / "policies")
+        return to
+
+    pcfg = dataclasses.replace(cfg, out=str(copy_data(tmp_path / "ship")), judged=(), in_distribution=False, seeds=1)
+    with pytest.raises(ValueError, match="run_pretraining"):
+        run_pipeline(pcfg, progress=False)
+    shipped = run_pretraining(pcfg, progress=False)
+    packed = Path(shipped["packed"])
+    meta = json.loads((packed / "config.json").read_text())
+    assert any("cnn-proprio" in p for p in meta["data"]["policies"])  # trained on every policy
+    assert len(meta["data"]["train_digests"]) == meta["data"]["train_episodes"]
+    full, _ = load_world_model(shipped["model"])
+    half, _ = load_world_model(packed)
+    assert (packed / "model.safetensors").stat().st_size < 0.6 * (Path(shipped["model"]) / "model.safetensors").stat().st_size
+    for (name, a), b in zip(full.state_dict().items(), half.state_dict().values(), strict=True):
+        assert b.dtype == a.dtype and torch.allclose(a, b, rtol=1e-3, atol=1e-4), name  # float16, read back
+    # another run judges with it instead of training a world model; its calibration never reads a training episode
+    jcfg = dataclasses.replace(cfg, out=str(copy_data(tmp_path / "judge")), world_model=str(packed), seeds=1,
+                               in_distribution=False)  # fmt: skip
+    al = run_pipeline(jcfg, progress=False)["results"]["heldout"]
+    assert al["n_policies"] == 4 and not (Path(jcfg.out) / "wm-heldout").exists()
+    ev = json.loads((Path(jcfg.out) / "eval-heldout" / "evaluation.json").read_text())
+    assert Path(ev["model"]) == packed
+    rows = json.loads((Path(jcfg.out) / "eval-heldout" / "calibration.json").read_text())["value"]["rows"]
+    trained = set(meta["data"]["train_keys"])
+    assert rows["key"] and not trained & set(rows["key"]) and not any("cnn-proprio" in k for k in rows["key"])
 
 
 def test_a_run_written_before_a_setting_existed_resumes_with_its_default():

@@ -58,6 +58,9 @@ class PipelineConfig:
     eval_batch: int = 64
     videos: int = 6
     suite: str = "metaworld"  # the reality (see `wmeval.reality`): its expert and scripted zoo give the data
+    # judge with this shipped world model (wmeval.models) instead of training one on the run's data (the run's
+    # episodes of the policies not judged then calibrate its success rule)
+    world_model: str | None = None
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -75,7 +78,16 @@ PRESETS = {
     "demo": dict(
         tasks=("door-open", "drawer-open"), demos=25, sizes=(20,), variants=("cnn-proprio", "cnn-noproprio"),
         checkpoints=(50, 150, 400), judged=("bc-*-cnn-proprio-*",), episodes=20, wm_preset="tiny",
-        codec_steps=600, wm_steps=2400, bc_batch=32, val_fraction=0.2,
+        codec_steps=600, wm_steps=2400, bc_batch=32, val_fraction=0.2, world_model="demo",
+    ),
+    # The world model `wmeval demo` ships (wmeval.models; `run_pretraining`): the demo's two tasks, trained on
+    # experts, the scripted zoo's failures and the rollouts of behaviour-cloned policies other than the demo's
+    # judged ones (10 and 40 demonstrations; the demo judges those trained on 20), from starts 5000 on (the demo
+    # judges starts 1000-1019); the cpu preset's 8-channel codec. About an hour on 2 cores.
+    "demo-model": dict(
+        tasks=("door-open", "drawer-open"), demos=50, sizes=(10, 40), variants=("cnn-proprio", "cnn-noproprio"),
+        checkpoints=(50, 150, 400), judged=(), episodes=20, wm_preset="tiny", codec_steps=1500, wm_steps=15000,
+        bc_batch=32, latent_channels=8, codec_width=32, scripted_zoo="default", scripted_episodes=10, seed=5000,
     ),
     # The held-out headline on a fast 2-core CPU in under 2 hours: 3 tasks whose learned policies span >= 70 points
     # of true success (probed: drawer-open 0-100%, button-press-topdown 10-100%, window-open 15-85%), two
@@ -184,8 +196,13 @@ def headline_seed(cfg: PipelineConfig, k: int, case: str, exclude: tuple[str, ..
 
     out = Path(cfg.out)
     name = seed_name(case, k)
-    wm = world_model_config(cfg, out / f"wm-{name}", k, exclude, out / f"wm-{case}" if k else None)
-    model = timer.run(f"world model ({name})", train_world_model, wm, progress)
+    if cfg.world_model:
+        from wmeval.models import shipped
+
+        model = shipped(cfg.world_model)
+    else:
+        wm = world_model_config(cfg, out / f"wm-{name}", k, exclude, out / f"wm-{case}" if k else None)
+        model = timer.run(f"world model ({name})", train_world_model, wm, progress)
     ev = out / f"eval-{name}"
     timer.run(f"evaluate ({name})", evaluate, eval_config(cfg, model, ev, zoo_path, judged,
                                                           videos=cfg.videos if k == 0 else 0), progress)  # fmt: skip
@@ -213,45 +230,63 @@ def run_headline_seeds(cfg: PipelineConfig, seeds: tuple[int, ...], progress: bo
     return timer.run("align (heldout)", run_align, evals, out=out / "alignment-heldout.json", accumulate=False)
 
 
-def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
-    from wmeval.align.align import run_align
-    from wmeval.align.report import write_report
+def collect_data(cfg: PipelineConfig, timer: Timer, progress: bool = True) -> tuple[Path, list[str]]:
+    """Stages 1-4: demonstrations, the scripted zoo, the behaviour-cloned grid and every learned policy's
+    rollouts in reality; returns the grid's zoo file and the judged policies (those `cfg.judged` selects)."""
     from wmeval.collect import collect
     from wmeval.policies.grid import GridConfig, train_grid
     from wmeval.reality import default_zoo
     from wmeval.reality import make_config as reality_config
     from wmeval.zoo import load_zoo, matches_any
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = out / "pipeline.json"
-    if saved.is_file() and not cfg.same_run(json.loads(saved.read_text())):
-        raise ValueError(f"{out} holds a run with other settings; use a new --out or delete {out}")
-    atomic_write_text(saved, json.dumps(cfg.to_json(), indent=2) + "\n")
-    timer = Timer(out / "timings.json")
-    store = str(out / "store")
+    store = str(Path(cfg.out) / "store")
     workers = cfg.workers or os.cpu_count() or 1
     reality = reality_config(cfg.suite)
-
     expert = load_zoo(default_zoo(cfg.suite)).select(["expert"])
     timer.run("demos", collect, store, expert, cfg.tasks, cfg.demos, reality, seed=0, workers=workers,
               progress=progress, command="wmeval demo/bench: demonstrations")  # fmt: skip
     if cfg.scripted_zoo and cfg.scripted_episodes:
         timer.run("scripted", collect, store, load_zoo(cfg.scripted_zoo), cfg.tasks, cfg.scripted_episodes, reality,
                   seed=0, workers=workers, progress=progress, command="wmeval demo/bench: scripted zoo")  # fmt: skip
-    grid = GridConfig(store=store, out=str(out / "policies"), tasks=cfg.tasks, sizes=cfg.sizes, variants=cfg.variants,
-                      checkpoints=cfg.checkpoints, batch_size=cfg.bc_batch, device=cfg.device)  # fmt: skip
+    grid = GridConfig(store=store, out=str(Path(cfg.out) / "policies"), tasks=cfg.tasks, sizes=cfg.sizes,
+                      variants=cfg.variants, checkpoints=cfg.checkpoints, batch_size=cfg.bc_batch,
+                      device=cfg.device)  # fmt: skip
     zoo_path = timer.run("policies", train_grid, grid, progress)
     zoo = load_zoo(zoo_path)
     judged = [p.name for p in zoo.policies if matches_any(p.name, cfg.judged)]
-    if not judged or len(judged) == len(zoo.policies):
-        raise ValueError(f"the judged patterns {list(cfg.judged)} must select some but not all of {zoo_path}")
     others = [p.name for p in zoo.policies if p.name not in judged]
-    timer.run("rollouts", collect, store, zoo.select(judged), cfg.tasks, cfg.episodes, reality, seed=cfg.seed,
-              workers=workers, progress=progress, command="wmeval demo/bench: judged learned policies")  # fmt: skip
+    if judged:
+        timer.run("rollouts", collect, store, zoo.select(judged), cfg.tasks, cfg.episodes, reality, seed=cfg.seed,
+                  workers=workers, progress=progress, command="wmeval demo/bench: judged learned policies")  # fmt: skip
     timer.run("rollouts (others)", collect, store, zoo.select(others), cfg.tasks, cfg.train_episodes or cfg.episodes,
               reality, seed=cfg.seed, workers=workers, progress=progress,
               command="wmeval demo/bench: other learned policies")  # fmt: skip
+    return zoo_path, judged
+
+
+def start_run(cfg: PipelineConfig) -> Timer:
+    """Create (or check, when resuming) the run directory; its stage timer."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "pipeline.json"
+    if saved.is_file() and not cfg.same_run(json.loads(saved.read_text())):
+        raise ValueError(f"{out} holds a run with other settings; use a new --out or delete {out}")
+    atomic_write_text(saved, json.dumps(cfg.to_json(), indent=2) + "\n")
+    return Timer(out / "timings.json")
+
+
+def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
+    from wmeval.align.align import run_align
+    from wmeval.align.report import write_report
+    from wmeval.zoo import load_zoo
+
+    if not cfg.judged:
+        raise ValueError("a pipeline with no judged policies trains a world model to ship: run_pretraining")
+    out = Path(cfg.out)
+    timer = start_run(cfg)
+    zoo_path, judged = collect_data(cfg, timer, progress)
+    if not judged or len(judged) == len(load_zoo(zoo_path).policies):
+        raise ValueError(f"the judged patterns {list(cfg.judged)} must select some but not all of {zoo_path}")
 
     results = {}
     cases = [("heldout", cfg.judged, cfg.seeds)] + ([("indist", (), 1)] if cfg.in_distribution else [])
@@ -264,5 +299,22 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     return {"results": results, "timings": timer.stages, "out": str(out)}
 
 
-__all__ = ["PRESETS", "PipelineConfig", "Timer", "eval_config", "headline_seed", "make_config", "run_headline_seeds",
-           "run_pipeline", "world_model_config"]
+def run_pretraining(cfg: PipelineConfig, progress: bool = True) -> dict:
+    """A world model to ship (a preset with no judged policies, e.g. `demo-model`): the data stages, then one
+    world model trained on every episode (its validation split aside), packed for package data
+    (`wmeval.models.pack`) in OUT/packed."""
+    from wmeval.models import pack
+    from wmeval.train.world_model import train_world_model
+
+    if cfg.judged:
+        raise ValueError(f"preset judges {list(cfg.judged)}: a world model to ship is trained on every policy")
+    out = Path(cfg.out)
+    timer = start_run(cfg)
+    collect_data(cfg, timer, progress)
+    model = timer.run("world model", train_world_model, world_model_config(cfg, out / "wm", 0, (), None), progress)
+    packed = timer.run("pack", pack, model, out / "packed", accumulate=False)
+    return {"model": str(model), "packed": str(packed), "timings": timer.stages, "out": str(out)}
+
+
+__all__ = ["PRESETS", "PipelineConfig", "Timer", "collect_data", "eval_config", "headline_seed", "make_config",
+           "run_headline_seeds", "run_pipeline", "run_pretraining", "world_model_config"]

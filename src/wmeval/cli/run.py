@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from wmeval.align.tables import format_per_task, format_summary
-    from wmeval.pipeline import make_config, run_pipeline
+    from wmeval.pipeline import make_config, run_pipeline, run_pretraining
 
     preset = args.cmd
     if args.cmd == "bench":
         import torch
 
         preset = args.preset if args.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
-    out = args.out or ("runs/demo" if preset == "demo" else f"runs/bench-{preset}")
+    own = getattr(args, "train_world_model", False)
+    out = args.out or ({"demo": "runs/demo-trained" if own else "runs/demo"}.get(preset) or f"runs/bench-{preset}")
     cfg = make_config(preset, out, episodes=args.episodes, workers=args.workers, device=args.device)
+    if own:
+        cfg = replace(cfg, world_model=None)
     names, parts = None, None
     if getattr(args, "ablation", None):
         from wmeval.ablations import parse_names
@@ -26,6 +30,11 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         from wmeval.study import parse_parts
 
         parts = parse_parts(args.study)
+    if not cfg.judged:  # a world model to ship
+        res = run_pretraining(cfg, progress=not args.no_progress)
+        print(f"world model: {res['model']}\npacked for package data: {res['packed']}")
+        print(f"wall time per stage (s): {json.dumps(res['timings'])}")
+        return 0
     res = run_pipeline(cfg, progress=not args.no_progress)
     for case, al in res["results"].items():
         label = "held out by policy" if case == "heldout" else "in distribution"
@@ -60,9 +69,9 @@ def add_parsers(sub) -> None:
             pp.add_argument(
                 "--preset",
                 default="auto",
-                choices=["auto", "cpu", "gpu", "humanoid"],
+                choices=["auto", "cpu", "gpu", "humanoid", "demo-model"],
                 help="auto: gpu when CUDA is available, else cpu (both MetaWorld); humanoid: the humanoid suite "
-                "on a CPU",
+                "on a CPU; demo-model: trains the world model `wmeval demo` ships (wmeval/models)",
             )
             pp.add_argument(
                 "--ablation",
@@ -73,6 +82,13 @@ def add_parsers(sub) -> None:
                 "--study",
                 help="then run the data study's parts (size, kind, advice, comma-separated, or all) on the same data "
                 "and write OUT/study.json and its figures; see wmeval/study.py",
+            )
+        if name == "demo":
+            pp.add_argument(
+                "--train-world-model",
+                action="store_true",
+                help="train a tiny world model on the demo's own data (minutes) instead of judging with the one "
+                "wmeval ships (wmeval/models); default --out runs/demo-trained",
             )
         pp.add_argument("--episodes", type=int, help="episodes per policy in reality and in imagination")
         pp.add_argument("--workers", type=int, help="collection processes (default: all cores)")

@@ -52,15 +52,26 @@ def cache_key(cfg: EvalConfig) -> dict:
     return {"rules": ["imagined", "replay"], "samples": cfg.calibration_samples or f"closed loop {CLOSED_LOOP_SAMPLES}"}
 
 
-def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str, ...], n: int) -> list[EpisodeMeta]:
-    """Episodes to fit the success rule on: the world model's validation episodes only (its weights never saw
-    them; training episodes would make the rule, and the calibration it reports, optimistic), of the
-    policies it was trained on (never the judged ones when they were held out). Learned policies' episodes
-    alone when there are enough, since they fail the way the judged (learned) policies do."""
-    val = set(meta["data"]["val_keys"])
-    trained = set(meta["data"]["policies"])
-    pool = sorted((m for m in index if m.task in tasks and m.policy in trained and m.key in val
-                   and m.outcome is not None), key=lambda m: m.key)  # fmt: skip
+def unseen_episodes(meta: dict, index: list[EpisodeMeta], judged: set[str]) -> list[EpisodeMeta]:
+    """Episodes of `index` the world model's weights never saw and the evaluation does not judge, with a known
+    outcome. On its own training store: its validation episodes, of the policies it was trained on (never
+    the judged ones when they were held out). A packed model (wmeval.models) knows the content digests of its
+    training episodes, so on another store (a shipped model judging the user's policies) every episode whose
+    digest is not among them counts, of any policy but the judged ones."""
+    digests = meta["data"].get("train_digests")
+    if digests is not None:
+        seen = set(digests)
+        return [m for m in index if m.digest not in seen and m.policy not in judged and m.outcome is not None]
+    val, trained = set(meta["data"]["val_keys"]), set(meta["data"]["policies"])
+    return [m for m in index if m.policy in trained and m.key in val and m.outcome is not None]
+
+
+def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str, ...], n: int,
+                         judged: set[str] = frozenset()) -> list[EpisodeMeta]:  # fmt: skip
+    """Episodes to fit the success rule on: `unseen_episodes` only (training episodes would make the rule, and
+    the calibration it reports, optimistic). Learned policies' episodes alone when there are enough, since
+    they fail the way the judged (learned) policies do."""
+    pool = sorted((m for m in unseen_episodes(meta, index, judged) if m.task in tasks), key=lambda m: m.key)
     learned = [m for m in pool if m.policy_spec.get("base") == "checkpoint"]
     wins = sum(m.outcome for m in learned)
     if len(learned) >= MIN_LEARNED and min(wins, len(learned) - wins) >= MIN_LEARNED // 6:
@@ -68,8 +79,8 @@ def calibration_episodes(meta: dict, index: list[EpisodeMeta], tasks: tuple[str,
     chosen = spread(pool, n)
     if len({m.outcome for m in chosen}) < 2:
         raise ValueError(
-            f"the world model's validation episodes on tasks {list(tasks)} hold {len(chosen)} episodes with "
-            f"{sum(m.outcome for m in chosen)} successes: calibration needs unseen episodes of both outcomes; "
+            f"the episodes on tasks {list(tasks)} that the world model never trained on hold {len(chosen)} episodes "
+            f"with {sum(m.outcome for m in chosen)} successes: calibration needs unseen episodes of both outcomes; "
             "retrain with a larger --val-fraction, or evaluate with the store it was trained on (--store)"
         )
     return chosen
@@ -135,7 +146,8 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     Measured (docs/RESULTS.md, 2026-11-28): fitted in closed loop, each world model's verdicts rank the
     judged policies a little better on average, and the seeds' errors fall on different tasks, so their
     ensemble ranks far better than the replay-fitted one's."""
-    chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes)
+    judged = {p.name for p in load_zoo(cfg.zoo).select(list(cfg.policies) if cfg.policies else None).policies}
+    chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes, judged)
     learned = []
     if cfg.calibration != "replay":
         zoo = load_zoo(cfg.zoo)

@@ -1,0 +1,64 @@
+"""World models shipped with wmeval as package data, so `wmeval demo` judges with a model trained on more data
+than its few minutes allow. Each is written by one command and never trained on the policies it is shipped
+to judge:
+
+    demo/    `wmeval bench --preset demo-model` (about an hour on 2 cores), then
+             `cp runs/bench-demo-model/packed/* src/wmeval/models/demo/`
+
+A packed model is a world-model checkpoint (config.json + model.safetensors) with its EMA weights stored in
+float16 (half the bytes; loaded back as float32) and, in config.json, the content digests of the episodes it
+was trained on, so an evaluation on another store calibrates on episodes it never saw (wmeval.eval.calibration).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from wmeval.checkpoint import load_weights, read_config
+
+SHIPPED = Path(__file__).parent
+NAMES = ("demo",)
+
+
+def shipped(name: str) -> Path:
+    """The directory of a shipped world model (what `--model` takes), by name, or a packed model's directory."""
+    if name not in NAMES and not Path(name).is_dir():
+        raise ValueError(f"unknown shipped world model {name!r}: neither one of {', '.join(NAMES)} nor a directory")
+    path = SHIPPED / name if name in NAMES else Path(name)
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{path} holds no packed world model; make it with `wmeval bench --preset "
+                                f"{name}-model` and copy OUT/packed/* there")  # fmt: skip
+    return path
+
+
+def pack(model: str | Path, out: str | Path) -> Path:
+    """Write a trained world model as package data: float16 weights, and the config with the digests of its
+    training episodes (from the training store, which the package does not carry). Atomic (temp dir, rename)."""
+    from wmeval.data.store import EpisodeStore
+
+    cfg = read_config(model)
+    store = EpisodeStore(cfg["data"]["store"])
+    cfg["data"]["train_digests"] = sorted(store.meta(k).digest for k in cfg["data"]["train_keys"])
+    cfg["packed"] = {"from": str(Path(model).resolve()), "dtype": "float16"}
+    weights = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_weights(model).items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        save_file(weights, tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+__all__ = ["NAMES", "SHIPPED", "pack", "shipped"]
