@@ -362,6 +362,17 @@ def test_align_takes_the_truth_from_a_csv_of_real_trials(world, tmp_path):
         run_align(out, true_table=str(tmp_path / "results.csv"))
 
 
+def test_a_model_whose_training_store_is_elsewhere_asks_for_the_store_to_judge_on(world, tmp_path):
+    moved = tmp_path / "model"
+    shutil.copytree(world["model"], moved)
+    cfg = json.loads((moved / "config.json").read_text())
+    cfg["data"]["store"] = str(tmp_path / "not-here")  # as a shipped model's, trained on another machine
+    (moved / "config.json").write_text(json.dumps(cfg))
+    ev = EvalConfig(model=str(moved), zoo=str(world["zoo"]), out=str(tmp_path / "e"), episodes=1, device="cpu")
+    with pytest.raises(ValueError, match="not on this machine.*--store"):
+        evaluate(ev, progress=False)
+
+
 def test_scripted_policies_cannot_be_judged_in_imagination(world, tmp_path):
     zoo = tmp_path / "zoo.toml"
     zoo.write_text('[zoo]\nname = "z"\nsuite = "metaworld"\n\n[[policy]]\nname = "expert"\nbase = "expert"\n')

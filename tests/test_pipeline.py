@@ -61,7 +61,6 @@ def test_presets_are_complete():
     shipped = make_config("demo-model", "x")  # the demo's world model never sees the demo's judged policies
     demo = make_config("demo", "x")
     assert demo.world_model == "demo" and shipped.tasks == demo.tasks and demo.sizes[0] not in shipped.sizes
-    assert shipped.seed >= demo.seed + demo.episodes  # nor its evaluation starts
     for name in ("cpu", "gpu"):  # the headline: >= 3 seeds, 50 episodes per judged policy
         assert make_config(name, "x").episodes == 50 and make_config(name, "x").seeds >= 3
 

@@ -150,6 +150,9 @@ def load_eval_model(cfg: EvalConfig, device: str | torch.device):
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     device = resolve_device(cfg.device)
     model, meta = load_eval_model(cfg, device)
+    if cfg.store is None and not Path(meta["data"]["store"]).is_dir():  # e.g. a shipped model (wmeval.models)
+        raise ValueError(f"{cfg.model} was trained on {meta['data']['store']}, which is not on this machine: name "
+                         "the store that holds the starts (and real episodes) to judge with --store")  # fmt: skip
     store = EpisodeStore(cfg.store or meta["data"]["store"])
     layout = store.layout
     check_layout(meta["layout"], layout, cfg.model, f"the store {store.root}")

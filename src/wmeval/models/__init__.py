@@ -44,7 +44,7 @@ def pack(model: str | Path, out: str | Path) -> Path:
     cfg = read_config(model)
     store = EpisodeStore(cfg["data"]["store"])
     cfg["data"]["train_digests"] = sorted(store.meta(k).digest for k in cfg["data"]["train_keys"])
-    cfg["packed"] = {"from": str(Path(model).resolve()), "dtype": "float16"}
+    cfg["packed"] = {"from": str(model), "dtype": "float16"}  # the path as given (a run's, not this machine's)
     weights = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_weights(model).items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +52,9 @@ def pack(model: str | Path, out: str | Path) -> Path:
     try:
         save_file(weights, tmp / "model.safetensors")
         (tmp / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
+        for f in tmp.iterdir():  # package data: readable by all, as a checkout's files are
+            f.chmod(0o644)
+        tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
