@@ -13,9 +13,10 @@
     (5-8 again with a world model that saw every policy, when `in_distribution` is set)
 
 Every step is resumable: re-running the same command skips what is done. `demo` is sized for a 2-core CPU
-(6 minutes on a fast one, 15 on a slower one); `bench` reproduces the headline alignment table of
-docs/RESULTS.md: preset `cpu` on a 2-core CPU in under 2 hours (about 3 on a slower AVX2-only one), preset
-`gpu` at full size on one GPU.
+(6 minutes judged by the shipped world model, `world_model`; 6-15 minutes training its own); `bench`
+reproduces the headline alignment table of docs/RESULTS.md: preset `cpu` on a 2-core CPU in under 2 hours
+(about 3 on a slower AVX2-only one), preset `gpu` at full size on one GPU; preset `demo-model` trains the
+world model the demo ships (`run_pretraining`).
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class PipelineConfig:
 
 
 PRESETS = {
-    # A 2-core CPU in 6-15 minutes (a fast or a slower CPU): two tasks, two variants of one data size, 16 learned
-    # policies of which 10 are judged; the world model is tiny and briefly trained, so expect weak alignment.
+    # A 2-core CPU in about 6 minutes: two tasks, two variants of one data size, 16 learned policies of which 10
+    # are judged by the shipped world model (`demo-model` below), calibrated on the others' episodes; with
+    # world_model=None (`wmeval demo --train-world-model`) a tiny one briefly trained here judges, less well.
     "demo": dict(
         tasks=("door-open", "drawer-open"), demos=25, sizes=(20,), variants=("cnn-proprio", "cnn-noproprio"),
         checkpoints=(50, 150, 400), judged=("bc-*-cnn-proprio-*",), episodes=20, wm_preset="tiny",
