@@ -16,8 +16,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         import torch
 
         preset = args.preset if args.preset != "auto" else ("gpu" if torch.cuda.is_available() else "cpu")
-    own = getattr(args, "train_world_model", False)
-    out = args.out or ({"demo": "runs/demo-trained" if own else "runs/demo"}.get(preset) or f"runs/bench-{preset}")
+    own = getattr(args, "train_world_model", False)  # the demo trains its own world model
+    out = args.out or (f"runs/demo{'-trained' if own else ''}" if preset == "demo" else f"runs/bench-{preset}")
     cfg = make_config(preset, out, episodes=args.episodes, workers=args.workers, device=args.device)
     if own:
         cfg = replace(cfg, world_model=None)

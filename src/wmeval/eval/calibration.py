@@ -146,11 +146,11 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     Measured (docs/RESULTS.md, 2026-11-28): fitted in closed loop, each world model's verdicts rank the
     judged policies a little better on average, and the seeds' errors fall on different tasks, so their
     ensemble ranks far better than the replay-fitted one's."""
-    judged = {p.name for p in load_zoo(cfg.zoo).select(list(cfg.policies) if cfg.policies else None).policies}
+    zoo = load_zoo(cfg.zoo)
+    judged = {p.name for p in zoo.select(list(cfg.policies) if cfg.policies else None).policies}
     chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes, judged)
     learned = []
     if cfg.calibration != "replay":
-        zoo = load_zoo(cfg.zoo)
         names = {p.name for p in zoo.policies if p.base == "checkpoint"}
         learned = [m for m in chosen if m.policy in names]
     method, reason = closed_loop_method(cfg, chosen, learned)

@@ -12,14 +12,9 @@ was trained on, so an evaluation on another store calibrates on episodes it neve
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
-from safetensors.torch import save_file
-
-from wmeval.checkpoint import load_weights, read_config
+from wmeval.checkpoint import load_weights, read_config, save_checkpoint
 
 SHIPPED = Path(__file__).parent
 NAMES = ("demo",)
@@ -27,40 +22,30 @@ NAMES = ("demo",)
 
 def shipped(name: str) -> Path:
     """The directory of a shipped world model (what `--model` takes), by name, or a packed model's directory."""
-    if name not in NAMES and not Path(name).is_dir():
+    if name in NAMES:
+        path, make = SHIPPED / name, f"make it with `wmeval bench --preset {name}-model` and copy OUT/packed/* there"
+    elif Path(name).is_dir():
+        path, make = Path(name), "pack one with wmeval.models.pack"
+    else:
         raise ValueError(f"unknown shipped world model {name!r}: neither one of {', '.join(NAMES)} nor a directory")
-    path = SHIPPED / name if name in NAMES else Path(name)
     if not (path / "model.safetensors").is_file():
-        raise FileNotFoundError(f"{path} holds no packed world model; make it with `wmeval bench --preset "
-                                f"{name}-model` and copy OUT/packed/* there")  # fmt: skip
+        raise FileNotFoundError(f"{path} holds no packed world model; {make}")
     return path
 
 
 def pack(model: str | Path, out: str | Path) -> Path:
     """Write a trained world model as package data: float16 weights, and the config with the digests of its
-    training episodes (from the training store, which the package does not carry). Atomic (temp dir, rename)."""
+    training episodes (from the training store, which the package does not carry). Atomic, as every checkpoint."""
     from wmeval.data.store import EpisodeStore
 
     cfg = read_config(model)
     store = EpisodeStore(cfg["data"]["store"])
     cfg["data"]["train_digests"] = sorted(store.meta(k).digest for k in cfg["data"]["train_keys"])
     cfg["packed"] = {"from": str(model), "dtype": "float16"}  # the path as given (a run's, not this machine's)
-    weights = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_weights(model).items()}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        save_file(weights, tmp / "model.safetensors")
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=1) + "\n")
-        for f in tmp.iterdir():  # package data: readable by all, as a checkout's files are
-            f.chmod(0o644)
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in load_weights(model).items()}
+    out = save_checkpoint(out, cfg, weights)
+    for f in out.iterdir():  # package data: readable by all, as a checkout's files are
+        f.chmod(0o644)
     return out
 
 
