@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from wmeval.checkpoint import CheckpointError
+from wmeval.models import members
 from wmeval.pipeline import PRESETS, make_config, run_headline_seeds, run_pipeline, run_pretraining
 
 MICRO = dict(
@@ -76,29 +78,43 @@ def test_a_world_model_to_ship_is_packed_and_judges_another_run(bench, tmp_path)
         shutil.copytree(run / "policies", to / "policies")
         return to
 
-    pcfg = dataclasses.replace(cfg, out=str(copy_data(tmp_path / "ship")), judged=(), in_distribution=False, seeds=1)
+    pcfg = dataclasses.replace(cfg, out=str(copy_data(tmp_path / "ship")), judged=(), in_distribution=False, seeds=2)
     with pytest.raises(ValueError, match="run_pretraining"):
         run_pipeline(pcfg, progress=False)
     shipped = run_pretraining(pcfg, progress=False)
     packed = Path(shipped["packed"])
-    meta = json.loads((packed / "config.json").read_text())
-    assert any("cnn-proprio" in p for p in meta["data"]["policies"])  # trained on every policy
-    assert len(meta["data"]["train_digests"]) == meta["data"]["train_episodes"]
-    full, _ = load_world_model(shipped["model"])
-    half, _ = load_world_model(packed)
-    assert (packed / "model.safetensors").stat().st_size < 0.6 * (Path(shipped["model"]) / "model.safetensors").stat().st_size
-    for (name, a), b in zip(full.state_dict().items(), half.state_dict().values(), strict=True):
-        assert b.dtype == a.dtype and torch.allclose(a, b, rtol=1e-3, atol=1e-4), name  # float16, read back
-    # another run judges with it instead of training a world model; its calibration never reads a training episode
-    jcfg = dataclasses.replace(cfg, out=str(copy_data(tmp_path / "judge")), world_model=str(packed), seeds=1,
+    assert members(packed) == [packed / "seed-0", packed / "seed-1"]  # two seeds, one codec stored once
+    meta = [load_world_model(m)[1] for m in members(packed)]
+    assert meta[0]["data"]["train_digests"] == meta[1]["data"]["train_digests"]
+    assert any("cnn-proprio" in p for p in meta[0]["data"]["policies"])  # trained on every policy
+    assert len(meta[0]["data"]["train_digests"]) == meta[0]["data"]["train_episodes"]
+    size = sum(f.stat().st_size for f in packed.rglob("*.safetensors"))  # float16 halves it; the codec once, more
+    assert size < 0.45 * sum((Path(m) / "model.safetensors").stat().st_size for m in shipped["models"])
+    for full, half in zip(shipped["models"], members(packed), strict=True):
+        a_sd, b_sd = load_world_model(full)[0].state_dict(), load_world_model(half)[0].state_dict()
+        for (name, a), b in zip(a_sd.items(), b_sd.values(), strict=True):
+            assert b.dtype == a.dtype and torch.allclose(a, b, rtol=1e-3, atol=1e-4), name  # float16, read back
+    with pytest.raises(CheckpointError, match="packed ensemble of 2 world models: evaluate with each member"):
+        load_world_model(packed)
+    (packed / "shared.json").rename(packed / "aside.json")
+    with pytest.raises(CheckpointError, match="shared.json.*copy the packed model's whole directory"):
+        load_world_model(packed / "seed-0")
+    (packed / "aside.json").rename(packed / "shared.json")
+    # another run judges with it instead of training world models; its calibration never reads a training episode
+    jcfg = dataclasses.replace(cfg, out=str(copy_data(tmp_path / "judge")), world_model=str(packed), seeds=3,
                                in_distribution=False)  # fmt: skip
+    with pytest.raises(ValueError, match="holds 2 seed.s., not the 3 this run judges with"):
+        run_pipeline(jcfg, progress=False)
+    assert not (Path(jcfg.out) / "pipeline.json").exists()  # refused before the run began
+    jcfg = dataclasses.replace(jcfg, seeds=2)
     al = run_pipeline(jcfg, progress=False)["results"]["heldout"]
-    assert al["n_policies"] == 4 and not (Path(jcfg.out) / "wm-heldout").exists()
-    ev = json.loads((Path(jcfg.out) / "eval-heldout" / "evaluation.json").read_text())
-    assert Path(ev["model"]) == packed
-    rows = json.loads((Path(jcfg.out) / "eval-heldout" / "calibration.json").read_text())["value"]["rows"]
-    trained = set(meta["data"]["train_keys"])
-    assert rows["key"] and not trained & set(rows["key"]) and not any("cnn-proprio" in k for k in rows["key"])
+    assert al["n_policies"] == 4 and al["n_seeds"] == 2 and not (Path(jcfg.out) / "wm-heldout").exists()
+    for k, name in enumerate(("eval-heldout", "eval-heldout-s1")):
+        ev = json.loads((Path(jcfg.out) / name / "evaluation.json").read_text())
+        assert Path(ev["model"]) == packed / f"seed-{k}"
+        rows = json.loads((Path(jcfg.out) / name / "calibration.json").read_text())["value"]["rows"]
+        trained = set(meta[0]["data"]["train_keys"])
+        assert rows["key"] and not trained & set(rows["key"]) and not any("cnn-proprio" in k for k in rows["key"])
 
 
 def test_a_run_written_before_a_setting_existed_resumes_with_its_default():

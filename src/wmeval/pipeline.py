@@ -57,6 +57,7 @@ class PipelineConfig:
     workers: int = 0  # 0: all cores
     device: str = "auto"
     eval_batch: int = 64
+    calibration_samples: int | None = None  # per calibration episode (EvalConfig; None: its default)
     videos: int = 6
     suite: str = "metaworld"  # the reality (see `wmeval.reality`): its expert and scripted zoo give the data
     # judge with this shipped world model (wmeval.models) instead of training one on the run's data (the run's
@@ -74,22 +75,25 @@ class PipelineConfig:
 
 
 PRESETS = {
-    # A 2-core CPU in about 6 minutes: two tasks, two variants of one data size, 16 learned policies of which 10
-    # are judged by the shipped world model (`demo-model` below), calibrated on the others' episodes; with
-    # world_model=None (`wmeval demo --train-world-model`) a tiny one briefly trained here judges, less well.
+    # A 2-core CPU in under 10 minutes: two tasks, two variants of one data size, 16 learned policies of which 10
+    # are judged by the shipped world models (`demo-model` below; three seeds, an ensemble), each calibrated on
+    # the others' episodes; with world_model=None (`wmeval demo --train-world-model`) one tiny world model
+    # briefly trained here judges, less well.
     "demo": dict(
         tasks=("door-open", "drawer-open"), demos=25, sizes=(20,), variants=("cnn-proprio", "cnn-noproprio"),
         checkpoints=(50, 150, 400), judged=("bc-*-cnn-proprio-*",), episodes=20, wm_preset="tiny",
-        codec_steps=600, wm_steps=2400, bc_batch=32, val_fraction=0.2, world_model="demo",
+        codec_steps=600, wm_steps=2400, bc_batch=32, val_fraction=0.2, world_model="demo", seeds=3,
+        calibration_samples=1,  # three members' calibrations within the 10 minutes (docs/RESULTS.md)
     ),
     # The world model `wmeval demo` ships (wmeval.models; `run_pretraining`): the demo's two tasks, trained on
     # experts, the scripted zoo's failures and the rollouts of behaviour-cloned policies other than the demo's
     # judged ones (10 and 40 demonstrations; the demo judges those trained on 20), from the starts the demo
-    # judges on (held out by policy, as the bench is); the cpu preset's 8-channel codec. About an hour on 2 cores.
+    # judges on (held out by policy, as the bench is); the cpu preset's 8-channel codec; three seeds sharing it,
+    # packed as one ensemble (wmeval.models; 4.9 MB). About 75 minutes on 2 cores.
     "demo-model": dict(
         tasks=("door-open", "drawer-open"), demos=50, sizes=(10, 40), variants=("cnn-proprio", "cnn-noproprio"),
         checkpoints=(50, 150, 400), judged=(), episodes=20, wm_preset="tiny", codec_steps=1500, wm_steps=15000,
-        bc_batch=32, latent_channels=8, codec_width=32, scripted_zoo="default", scripted_episodes=10,
+        bc_batch=32, latent_channels=8, codec_width=32, scripted_zoo="default", scripted_episodes=10, seeds=3,
     ),
     # The held-out headline on a fast 2-core CPU in under 2 hours: 3 tasks whose learned policies span >= 70 points
     # of true success (probed: drawer-open 0-100%, button-press-topdown 10-100%, window-open 15-85%), two
@@ -179,13 +183,24 @@ def eval_config(cfg: PipelineConfig, model: Path, out: Path, zoo: Path, judged: 
     return EvalConfig(**{
         "model": str(model), "zoo": str(zoo), "out": str(out), "store": str(Path(cfg.out) / "store"),
         "policies": tuple(judged), "episodes": cfg.episodes, "seed": cfg.seed, "batch_size": cfg.eval_batch,
-        "videos": videos, "device": cfg.device, **overrides,
+        "videos": videos, "device": cfg.device, "calibration_samples": cfg.calibration_samples, **overrides,
     })  # fmt: skip
 
 
 def seed_name(case: str, k: int) -> str:
     """How a bench run names seed k's world model and evaluation (`wm-NAME`, `eval-NAME`)."""
     return case if k == 0 else f"{case}-s{k}"
+
+
+def shipped_members(cfg: PipelineConfig) -> list[Path]:
+    """The members of the shipped world model a run judges with, one per seed of the run."""
+    from wmeval.models import members, shipped
+
+    ensemble = members(shipped(cfg.world_model))
+    if cfg.seeds > len(ensemble):
+        raise ValueError(f"the shipped world model {cfg.world_model!r} holds {len(ensemble)} seed(s), not the "
+                         f"{cfg.seeds} this run judges with: judge with {len(ensemble)} seeds or fewer")  # fmt: skip
+    return ensemble[: cfg.seeds]
 
 
 def headline_seed(cfg: PipelineConfig, k: int, case: str, exclude: tuple[str, ...], zoo_path: Path,
@@ -199,9 +214,7 @@ def headline_seed(cfg: PipelineConfig, k: int, case: str, exclude: tuple[str, ..
     out = Path(cfg.out)
     name = seed_name(case, k)
     if cfg.world_model:
-        from wmeval.models import shipped
-
-        model = shipped(cfg.world_model)
+        model = shipped_members(cfg)[k]
     else:
         wm = world_model_config(cfg, out / f"wm-{name}", k, exclude, out / f"wm-{case}" if k else None)
         model = timer.run(f"world model ({name})", train_world_model, wm, progress)
@@ -284,6 +297,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
 
     if not cfg.judged:
         raise ValueError("a pipeline with no judged policies trains a world model to ship: run_pretraining")
+    if cfg.world_model:
+        shipped_members(cfg)  # refused before the data stages, not after
     out = Path(cfg.out)
     timer = start_run(cfg)
     zoo_path, judged = collect_data(cfg, timer, progress)
@@ -302,9 +317,9 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
 
 
 def run_pretraining(cfg: PipelineConfig, progress: bool = True) -> dict:
-    """A world model to ship (a preset with no judged policies, e.g. `demo-model`): the data stages, then one
-    world model trained on every episode (its validation split aside), packed for package data
-    (`wmeval.models.pack`) in OUT/packed."""
+    """World models to ship (a preset with no judged policies, e.g. `demo-model`): the data stages, then one world
+    model per seed trained on every episode (its validation split aside; seed 0 trains the codec the others
+    share), packed as one ensemble for package data (`wmeval.models.pack`) in OUT/packed."""
     from wmeval.models import pack
     from wmeval.train.world_model import train_world_model
 
@@ -313,9 +328,13 @@ def run_pretraining(cfg: PipelineConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     timer = start_run(cfg)
     collect_data(cfg, timer, progress)
-    model = timer.run("world model", train_world_model, world_model_config(cfg, out / "wm", 0, (), None), progress)
-    packed = timer.run("pack", pack, model, out / "packed", accumulate=False)
-    return {"model": str(model), "packed": str(packed), "timings": timer.stages, "out": str(out)}
+    models = []
+    for k in range(cfg.seeds):
+        name = "wm" if k == 0 else f"wm-s{k}"
+        wm = world_model_config(cfg, out / name, k, (), out / "wm" if k else None)
+        models.append(timer.run(f"world model ({name})" if k else "world model", train_world_model, wm, progress))
+    packed = timer.run("pack", pack, models, out / "packed", accumulate=False)
+    return {"models": [str(m) for m in models], "packed": str(packed), "timings": timer.stages, "out": str(out)}
 
 
 __all__ = ["PRESETS", "PipelineConfig", "Timer", "collect_data", "eval_config", "headline_seed", "make_config",

@@ -313,12 +313,20 @@ class WorldModel(nn.Module):
 
 
 def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[WorldModel, dict]:
-    """A trained world model (EMA weights) and its checkpoint config (layout, training data, metrics)."""
+    """A trained world model (EMA weights) and its checkpoint config (layout, training data, metrics), or a member
+    of a packed ensemble (wmeval.models)."""
     from wmeval.checkpoint import CheckpointError, load_weights, read_config
+    from wmeval.models import members, read_shared
 
+    if not (Path(path) / "config.json").is_file() and (ms := members(path)):
+        raise CheckpointError(
+            f"{path} is a packed ensemble of {len(ms)} world models: evaluate with each member "
+            f"({', '.join(str(m) for m in ms)}) and align the evaluations together (`wmeval align EVAL ...`)"
+        )
     cfg = read_config(path)
     if cfg.get("kind") != "world-model":
         raise CheckpointError(f"{path} holds a {cfg.get('kind')!r} checkpoint, not a 'world-model'")
+    cfg, shared = read_shared(path, cfg)  # a member of a packed ensemble (wmeval.models) shares its codec
     missing = [k for k in ("model", "layout", "data", "train") if not isinstance(cfg.get(k), dict)]
     try:
         if missing:
@@ -330,7 +338,7 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tu
             "use another checkpoint or train again"
         ) from None
     try:
-        model.load_state_dict(load_weights(path))
+        model.load_state_dict({**shared, **load_weights(path)})
     except RuntimeError as e:  # weights of another shape than config.json says
         raise CheckpointError(f"{path}: model.safetensors does not match config.json ({str(e)[:200]})") from None
     return model.to(device).eval(), cfg

@@ -1,52 +1,120 @@
-"""World models shipped with wmeval as package data, so `wmeval demo` judges with a model trained on more data
+"""World models shipped with wmeval as package data, so `wmeval demo` judges with models trained on more data
 than its few minutes allow. Each is written by one command and never trained on the policies it is shipped
 to judge:
 
-    demo/    `wmeval bench --preset demo-model` (about an hour on 2 cores), then
-             `cp runs/bench-demo-model/packed/* src/wmeval/models/demo/`
+    demo/    `wmeval bench --preset demo-model` (about 75 minutes on 2 cores), then
+             `rm -r src/wmeval/models/demo && cp -r runs/bench-demo-model/packed src/wmeval/models/demo`
 
-A packed model is a world-model checkpoint (config.json + model.safetensors) with its EMA weights stored in
-float16 (half the bytes; loaded back as float32) and, in config.json, the content digests of the episodes it
-was trained on, so an evaluation on another store calibrates on episodes it never saw (wmeval.eval.calibration).
+A packed model is an ensemble: the world models of several seeds of one recipe, trained on the same episodes
+with one codec (`wmeval bench` trains its seeds so). Its weights are stored in float16 (half the bytes; loaded
+back as float32), what the members share once:
+
+    NAME/shared.safetensors    the weights every member holds alike (the codec, the normalisation)
+    NAME/shared.json           the members' training split: the keys and the content digests of their
+                               training episodes, so an evaluation on another store calibrates on episodes
+                               they never saw (wmeval.eval.calibration)
+    NAME/seed-K/               member K, a world-model checkpoint (config.json + model.safetensors) holding
+                               only its own weights (the dynamics); `load_world_model` reads it whole
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
-from wmeval.checkpoint import load_weights, read_config, save_checkpoint
+import torch
+from safetensors.torch import save_file
+
+from wmeval.checkpoint import CheckpointError, load_weights, read_config, save_checkpoint
 
 SHIPPED = Path(__file__).parent
 NAMES = ("demo",)
+SHARED_WEIGHTS, SHARED_DATA = "shared.safetensors", "shared.json"
+OWN = "dynamics."  # the weights a member has of its own; every other weight is the codec's or the normalisation's
 
 
 def shipped(name: str) -> Path:
-    """The directory of a shipped world model (what `--model` takes), by name, or a packed model's directory."""
+    """The directory of a shipped world model, by name, or a packed model's directory."""
     if name in NAMES:
-        path, make = SHIPPED / name, f"make it with `wmeval bench --preset {name}-model` and copy OUT/packed/* there"
+        path, make = SHIPPED / name, f"make it with `wmeval bench --preset {name}-model` and copy OUT/packed there"
     elif Path(name).is_dir():
         path, make = Path(name), "pack one with wmeval.models.pack"
     else:
         raise ValueError(f"unknown shipped world model {name!r}: neither one of {', '.join(NAMES)} nor a directory")
-    if not (path / "model.safetensors").is_file():
+    if not members(path):
         raise FileNotFoundError(f"{path} holds no packed world model; {make}")
     return path
 
 
-def pack(model: str | Path, out: str | Path) -> Path:
-    """Write a trained world model as package data: float16 weights, and the config with the digests of its
-    training episodes (from the training store, which the package does not carry). Atomic, as every checkpoint."""
+def members(path: str | Path) -> list[Path]:
+    """The checkpoints of a packed model, in seed order: its `seed-K` directories, or the directory itself when
+    it is one world-model checkpoint (a model packed before ensembles, or any trained model)."""
+    path = Path(path)
+    if (path / "model.safetensors").is_file():
+        return [path]
+    found = [p for p in path.glob("seed-*") if (p / "config.json").is_file()]
+    return sorted(found, key=lambda p: (len(p.name), p.name))  # seed-2 before seed-10
+
+
+def read_shared(path: str | Path, cfg: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A packed member's config completed with its ensemble's training split, and the ensemble's shared weights
+    ({} for a checkpoint that holds all of its own)."""
+    shared = (cfg.get("packed") or {}).get("shared")
+    if not shared:
+        return cfg, {}
+    root = Path(path) / shared
+    try:
+        data = json.loads((root / SHARED_DATA).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{root / SHARED_DATA}, which the member {path} needs, is missing or damaged ({e}); "
+                              "copy the packed model's whole directory") from None  # fmt: skip
+    return {**cfg, "data": {**(cfg.get("data") or {}), **data}}, load_weights(root, SHARED_WEIGHTS)
+
+
+def pack(models: str | Path | list, out: str | Path) -> Path:
+    """Write trained world models (seeds of one recipe: one codec, one training split) as one packed ensemble
+    (the module docstring's layout): float16 weights, the shared ones once, and the digests of the training
+    episodes (from the training store, which the package does not carry). Written to a temporary sibling and
+    renamed into place, as every checkpoint."""
     from wmeval.data.store import EpisodeStore
 
-    cfg = read_config(model)
-    store = EpisodeStore(cfg["data"]["store"])
-    cfg["data"]["train_digests"] = sorted(store.meta(k).digest for k in cfg["data"]["train_keys"])
-    cfg["packed"] = {"from": str(model), "dtype": "float16"}  # the path as given (a run's, not this machine's)
-    weights = {k: v.half() if v.is_floating_point() else v for k, v in load_weights(model).items()}
-    out = save_checkpoint(out, cfg, weights)
-    for f in out.iterdir():  # package data: readable by all, as a checkout's files are
-        f.chmod(0o644)
+    models = [Path(m) for m in ([models] if isinstance(models, (str, Path)) else models)]
+    cfgs = [read_config(m) for m in models]
+    weights = [{k: v.half() if v.is_floating_point() else v for k, v in load_weights(m).items()} for m in models]
+    split = {k: cfgs[0]["data"][k] for k in ("train_keys", "val_keys")}
+    for m, cfg, w in zip(models[1:], cfgs[1:], weights[1:], strict=True):
+        if any(cfg["data"][k] != v for k, v in split.items()):
+            raise ValueError(f"{m} was trained on other episodes than {models[0]}: pack seeds of one run")
+        if w.keys() != weights[0].keys() or any(not torch.equal(w[k], v) for k, v in weights[0].items()
+                                                  if not k.startswith(OWN)):  # fmt: skip
+            raise ValueError(f"{m} has another codec than {models[0]}: pack seeds that share one (codec_from)")
+    store = EpisodeStore(cfgs[0]["data"]["store"])
+    data = {"train_keys": split["train_keys"],
+            "train_digests": sorted(store.meta(k).digest for k in split["train_keys"])}  # fmt: skip
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        save_file({k: v.contiguous() for k, v in weights[0].items() if not k.startswith(OWN)}, tmp / SHARED_WEIGHTS)
+        (tmp / SHARED_DATA).write_text(json.dumps(data) + "\n")
+        for k, (m, cfg, w) in enumerate(zip(models, cfgs, weights, strict=True)):
+            cfg = {key: v for key, v in cfg.items() if key != "optimizer"}
+            cfg["data"] = {key: v for key, v in cfg["data"].items() if key not in data}
+            cfg["packed"] = {"from": str(m), "dtype": "float16", "shared": ".."}  # the path as given
+            save_checkpoint(tmp / f"seed-{k}", cfg, {key: v for key, v in w.items() if key.startswith(OWN)})
+        for f in tmp.rglob("*"):  # package data: readable by all, as a checkout's files are
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
 
 
-__all__ = ["NAMES", "SHIPPED", "pack", "shipped"]
+__all__ = ["NAMES", "SHIPPED", "members", "pack", "read_shared", "shipped"]
