@@ -13,10 +13,10 @@
     (5-8 again with a world model that saw every policy, when `in_distribution` is set)
 
 Every step is resumable: re-running the same command skips what is done. `demo` is sized for a 2-core CPU
-(6 minutes judged by the shipped world model, `world_model`; 6-15 minutes training its own); `bench`
+(7 minutes judged by the shipped ensemble, `world_model`; 6-15 minutes training its own); `bench`
 reproduces the headline alignment table of docs/RESULTS.md: preset `cpu` on a 2-core CPU in under 2 hours
 (about 3 on a slower AVX2-only one), preset `gpu` at full size on one GPU; preset `demo-model` trains the
-world model the demo ships (`run_pretraining`).
+world models the demo ships (`run_pretraining`).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     for name, text in (
-        ("demo", "the whole loop at toy size on a CPU (about 6 minutes on 2 cores), judged by a shipped world model"),
+        ("demo", "the whole loop at toy size on a CPU (about 7 minutes on 2 cores), judged by shipped world models"),
         (
             "bench",
             "the whole held-out experiment: the headline alignment table of docs/RESULTS.md "
