@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,29 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
     opt.load_state_dict({"state": state, "param_groups": extra["param_groups"]})
 
 
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling of `path` to fill; when the block ends it replaces `path` whole (its files synced
+    first), so a reader sees all of it or none; when the block raises it is removed and `path` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)
+        if path.exists():  # replacing an older save
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with os_errors(path):  # a full disk: an OSError naming the checkpoint
+            raise
+
+
 def save_checkpoint(
     path: str | Path,
     config: dict[str, Any],
@@ -67,12 +92,9 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write the checkpoint (weights, optimiser, `extra` safetensors files by name) to a temporary sibling
-    directory, then rename it into place: a reader sees the whole checkpoint or none of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
+    """Write the checkpoint (weights, optimiser, `extra` safetensors files by name) atomically
+    (`atomic_directory`): a reader sees the whole checkpoint or none of it."""
+    with atomic_directory(path) as tmp:
         state = model if isinstance(model, dict) else model.state_dict()
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp / "model.safetensors")
         for name, tensors in (extra or {}).items():
@@ -82,18 +104,7 @@ def save_checkpoint(
             save_file(tensors, tmp / "optim.safetensors")
             config = {**config, "optimizer": extra}
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755)
-        if path.exists():  # replacing an older save of the same step
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        with os_errors(path):  # a full disk: an OSError naming the checkpoint
-            raise
-    return path
+    return Path(path)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -20,15 +20,12 @@ back as float32), what the members share once:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from wmeval.checkpoint import CheckpointError, load_weights, read_config, save_checkpoint
+from wmeval.checkpoint import CheckpointError, atomic_directory, load_weights, read_config, save_checkpoint
 
 SHIPPED = Path(__file__).parent
 NAMES = ("demo",)
@@ -77,8 +74,7 @@ def read_shared(path: str | Path, cfg: dict) -> tuple[dict, dict[str, torch.Tens
 def pack(models: str | Path | list, out: str | Path) -> Path:
     """Write trained world models (seeds of one recipe: one codec, one training split) as one packed ensemble
     (the module docstring's layout): float16 weights, the shared ones once, and the digests of the training
-    episodes (from the training store, which the package does not carry). Written to a temporary sibling and
-    renamed into place, as every checkpoint."""
+    episodes (from the training store, which the package does not carry). Atomic, as every checkpoint."""
     from wmeval.data.store import EpisodeStore
 
     models = [Path(m) for m in ([models] if isinstance(models, (str, Path)) else models)]
@@ -94,10 +90,7 @@ def pack(models: str | Path | list, out: str | Path) -> Path:
     store = EpisodeStore(cfgs[0]["data"]["store"])
     data = {"train_keys": split["train_keys"],
             "train_digests": sorted(store.meta(k).digest for k in split["train_keys"])}  # fmt: skip
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with atomic_directory(out) as tmp:
         save_file({k: v.contiguous() for k, v in weights[0].items() if not k.startswith(OWN)}, tmp / SHARED_WEIGHTS)
         (tmp / SHARED_DATA).write_text(json.dumps(data) + "\n")
         for k, (m, cfg, w) in enumerate(zip(models, cfgs, weights, strict=True)):
@@ -107,14 +100,7 @@ def pack(models: str | Path | list, out: str | Path) -> Path:
             save_checkpoint(tmp / f"seed-{k}", cfg, {key: v for key, v in w.items() if key.startswith(OWN)})
         for f in tmp.rglob("*"):  # package data: readable by all, as a checkout's files are
             f.chmod(0o755 if f.is_dir() else 0o644)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)
 
 
 __all__ = ["NAMES", "SHIPPED", "members", "pack", "read_shared", "shipped"]
