@@ -492,6 +492,57 @@ def test_closed_loop_calibration_fits_every_imagined_sample_with_its_episodes_ou
     assert rule != replay_rule  # replays keep a rule fitted on replays
 
 
+def test_a_model_shipped_with_calibration_readouts_fits_its_rules_on_them(world, tmp_path):
+    """A packed model can carry its calibration (wmeval.models.write_readouts): the value statistics of episodes
+    of its training policies it never saw, imagined closed loop; an evaluation then fits its rules on them, not on
+    episodes of the store, and says so; readouts that do not fit the evaluation are refused or passed over."""
+    from wmeval.checkpoint import CheckpointError
+    from wmeval.eval.calibration import readouts
+    from wmeval.eval.success import fit_statistics, statistics, statistics_probability
+    from wmeval.models import read_readouts, write_readouts
+
+    model, meta = load_world_model(world["model"])
+    store, val = world["store"], set(meta["data"]["val_keys"])
+    learned = sorted(m.key for m in store.index() if m.key in val and m.policy.startswith("bc-"))
+    flip = set(learned[::2])  # the fixture's learned policies all fail: two outcomes, as in the test above
+    index = [replace(m, outcome=not m.outcome) if m.key in flip else m for m in store.index()]
+    cfg = EvalConfig(model=str(world["model"]), zoo=str(world["zoo"]), out="unused", calibration="closed-loop",
+                     calibration_episodes=64, calibration_samples=2, batch_size=8, device="cpu")  # fmt: skip
+    r = readouts(model, meta, store, index, ("reach",), cfg, False)
+    c = calibrate(model, meta, store, index, ("reach",), cfg, False, judged=set())
+    values, y = np.array(c.rows["values"]), np.array(c.rows["outcome"])
+    parts, z = statistics(values)
+    assert r["how"]["episodes"] == len(learned) and r["how"]["samples"] == 2 and r["tasks"] == ["reach"]
+    np.testing.assert_allclose(r["imagined"]["z"], z)  # every imagined sample of every episode, as statistics
+    assert r["imagined"]["outcome"] == [int(v) for v in y] and r["imagined"]["sample"] == c.rows["sample"]
+    assert len(r["replay"]["z"]) == len(c.replay_rows["outcome"]) >= 2 * len(learned)  # every calibration episode
+    assert r["parts"] == [p.to_json() for p in parts]
+    for stat in ("combined", "auto"):  # fitted on the statistics alone: the rule the values fit
+        np.testing.assert_allclose(statistics_probability(fit_statistics(z, y, parts, stat), parts, z),
+                                   fit_rule(values, y, stat).probability(values), atol=1e-9)  # fmt: skip
+    shipped = tmp_path / "model"
+    shutil.copytree(world["model"], shipped)
+    write_readouts(shipped, r)
+    back = read_readouts(shipped)
+    np.testing.assert_allclose(back["imagined"]["z"], z, rtol=2e-3, atol=2e-3)  # float16
+    ev = EvalConfig(model=str(shipped), zoo=str(world["zoo"]), out=str(tmp_path / "eval"), policies=(JUDGED,),
+                    episodes=2, seed=104, batch_size=8, videos=0, replay=False, device="cpu")  # fmt: skip
+    res = evaluate(ev, progress=False)
+    cal = res["calibration"]
+    assert cal["method"] == "shipped" and cal["episodes"] == len(learned) and cal["samples"] == 2
+    want = fit_statistics(back["imagined"]["z"], np.array(back["imagined"]["outcome"]), parts)
+    np.testing.assert_allclose(res["rule"]["weights"], want.weights)
+    # readouts of other tasks only: refused when asked for, passed over (saying why) by auto
+    write_readouts(shipped, {**r, "tasks": ["push"]})
+    with pytest.raises(ValueError, match="readouts of .* do not fit this evaluation .*no episodes of task 'reach'"):
+        evaluate(replace(ev, calibration="shipped", out=str(tmp_path / "shipped")), progress=False)
+    res = evaluate(replace(ev, out=str(tmp_path / "auto")), progress=False)
+    assert res["calibration"]["method"] != "shipped" and "readouts do not fit" in res["calibration"]["reason"]
+    (shipped / "readouts.safetensors").write_bytes(b"damaged")
+    with pytest.raises(CheckpointError, match="calibration readouts .* are damaged"):
+        read_readouts(shipped)
+
+
 def test_auto_calibration_is_closed_loop_only_with_enough_learned_episodes_of_both_outcomes():
     from types import SimpleNamespace as NS
 

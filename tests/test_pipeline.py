@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from wmeval.checkpoint import CheckpointError
+from wmeval.data.store import EpisodeStore
 from wmeval.models import members
 from wmeval.pipeline import PRESETS, make_config, run_headline_seeds, run_pipeline, run_pretraining
 
@@ -88,6 +89,7 @@ def test_a_world_model_to_ship_is_packed_and_judges_another_run(bench, tmp_path)
     assert meta[0]["data"]["train_digests"] == meta[1]["data"]["train_digests"]
     assert any("cnn-proprio" in p for p in meta[0]["data"]["policies"])  # trained on every policy
     assert len(meta[0]["data"]["train_digests"]) == meta[0]["data"]["train_episodes"]
+    assert sum(meta[0]["data"]["train_policies"].values()) == meta[0]["data"]["train_episodes"]
     size = sum(f.stat().st_size for f in packed.rglob("*.safetensors"))  # float16 halves it; the codec once, more
     assert size < 0.45 * sum((Path(m) / "model.safetensors").stat().st_size for m in shipped["models"])
     for full, half in zip(shipped["models"], members(packed), strict=True):
@@ -113,8 +115,10 @@ def test_a_world_model_to_ship_is_packed_and_judges_another_run(bench, tmp_path)
         ev = json.loads((Path(jcfg.out) / name / "evaluation.json").read_text())
         assert Path(ev["model"]) == packed / f"seed-{k}"
         rows = json.loads((Path(jcfg.out) / name / "calibration.json").read_text())["value"]["rows"]
-        trained = set(meta[0]["data"]["train_keys"])
-        assert rows["key"] and not trained & set(rows["key"]) and not any("cnn-proprio" in k for k in rows["key"])
+        digest = {m.key: m.digest[:16] for m in EpisodeStore(Path(jcfg.out) / "store").index()}
+        trained = set(meta[0]["data"]["train_digests"])  # their first 16 hex digits
+        assert rows["key"] and not any(digest[k] in trained for k in rows["key"])
+        assert not any("cnn-proprio" in k for k in rows["key"])
 
 
 def test_a_run_written_before_a_setting_existed_resumes_with_its_default():

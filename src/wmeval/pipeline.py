@@ -63,6 +63,11 @@ class PipelineConfig:
     # judge with this shipped world model (wmeval.models) instead of training one on the run's data (the run's
     # episodes of the policies not judged then calibrate its success rule)
     world_model: str | None = None
+    # a world model to ship (`run_pretraining`): real episodes per learned policy collected after training (from
+    # start seed + READOUT_SEEDS, so never trained on), which each member reads as its calibration readouts
+    # (wmeval.models.write_readouts) with this many imagined samples each; 0: ship none
+    readout_episodes: int = 0
+    readout_samples: int = 2
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -75,13 +80,13 @@ class PipelineConfig:
 
 
 PRESETS = {
-    # A 2-core CPU in under 10 minutes: two tasks, two variants of one data size, 16 learned policies of which 10
-    # are judged by the shipped world models (`demo-model` below; three seeds, an ensemble), each calibrated on
-    # the others' episodes; with world_model=None (`wmeval demo --train-world-model`) one tiny world model
-    # briefly trained here judges, less well.
+    # A 2-core CPU in under 10 minutes: two tasks, two variants of one data size, 16 learned policies, all judged
+    # by the shipped world models (`demo-model` below; three seeds, an ensemble), each calibrated on the readouts
+    # it ships with; with world_model=None (`wmeval demo --train-world-model`) one tiny world model briefly
+    # trained here on the `cnn-noproprio` policies' episodes judges the others, less well.
     "demo": dict(
         tasks=("door-open", "drawer-open"), demos=25, sizes=(20,), variants=("cnn-proprio", "cnn-noproprio"),
-        checkpoints=(50, 150, 400), judged=("bc-*-cnn-proprio-*",), episodes=20, wm_preset="tiny",
+        checkpoints=(50, 150, 400), judged=("bc-*",), episodes=20, wm_preset="tiny",
         codec_steps=600, wm_steps=2400, bc_batch=32, val_fraction=0.2, world_model="demo", seeds=3,
         calibration_samples=1,  # three members' calibrations within the 10 minutes (docs/RESULTS.md)
     ),
@@ -94,6 +99,7 @@ PRESETS = {
         tasks=("door-open", "drawer-open"), demos=50, sizes=(10, 40), variants=("cnn-proprio", "cnn-noproprio"),
         checkpoints=(50, 150, 400), judged=(), episodes=20, wm_preset="tiny", codec_steps=1500, wm_steps=15000,
         bc_batch=32, latent_channels=8, codec_width=32, scripted_zoo="default", scripted_episodes=10, seeds=3,
+        readout_episodes=10,  # 280 more episodes the members read as their calibration (docs/RESULTS.md)
     ),
     # The held-out headline on a fast 2-core CPU in under 2 hours: 3 tasks whose learned policies span >= 70 points
     # of true success (probed: drawer-open 0-100%, button-press-topdown 10-100%, window-open 15-85%), two
@@ -273,9 +279,10 @@ def collect_data(cfg: PipelineConfig, timer: Timer, progress: bool = True) -> tu
     if judged:
         timer.run("rollouts", collect, store, zoo.select(judged), cfg.tasks, cfg.episodes, reality, seed=cfg.seed,
                   workers=workers, progress=progress, command="wmeval demo/bench: judged learned policies")  # fmt: skip
-    timer.run("rollouts (others)", collect, store, zoo.select(others), cfg.tasks, cfg.train_episodes or cfg.episodes,
-              reality, seed=cfg.seed, workers=workers, progress=progress,
-              command="wmeval demo/bench: other learned policies")  # fmt: skip
+    if others:
+        timer.run("rollouts (others)", collect, store, zoo.select(others), cfg.tasks,
+                  cfg.train_episodes or cfg.episodes, reality, seed=cfg.seed, workers=workers, progress=progress,
+                  command="wmeval demo/bench: other learned policies")  # fmt: skip
     return zoo_path, judged
 
 
@@ -302,7 +309,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     timer = start_run(cfg)
     zoo_path, judged = collect_data(cfg, timer, progress)
-    if not judged or len(judged) == len(load_zoo(zoo_path).policies):
+    if not judged or (len(judged) == len(load_zoo(zoo_path).policies) and not cfg.world_model):
         raise ValueError(f"the judged patterns {list(cfg.judged)} must select some but not all of {zoo_path}")
 
     results = {}
@@ -316,12 +323,43 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     return {"results": results, "timings": timer.stages, "out": str(out)}
 
 
+READOUT_SEEDS = 2000  # readout episodes start at seed + this, past every start the data stages use
+
+
+def member_readouts(cfg: PipelineConfig, member: Path, zoo_path: Path, out: Path, progress: bool = True) -> Path:
+    """One packed member's calibration readouts on its training store (wmeval.eval.calibration.readouts),
+    written to `out` (readouts.json + .safetensors) for `pack` to ship beside its weights."""
+    import torch
+
+    from wmeval.data.store import EpisodeStore
+    from wmeval.eval.calibration import readouts
+    from wmeval.model.world_model import load_world_model
+    from wmeval.models import write_readouts
+    from wmeval.train.common import resolve_device
+
+    device = resolve_device(cfg.device)
+    model, meta = load_world_model(member, device)
+    store = EpisodeStore(Path(cfg.out) / "store")
+    ev = eval_config(cfg, member, out, zoo_path, [], 0, calibration="closed-loop", calibration_episodes=100_000,
+                     calibration_samples=cfg.readout_samples)  # fmt: skip
+    with torch.no_grad():
+        r = readouts(model, meta, store, store.index(), tuple(cfg.tasks), ev, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    write_readouts(out, r)
+    return out
+
+
 def run_pretraining(cfg: PipelineConfig, progress: bool = True) -> dict:
     """World models to ship (a preset with no judged policies, e.g. `demo-model`): the data stages, then one world
     model per seed trained on every episode (its validation split aside; seed 0 trains the codec the others
-    share), packed as one ensemble for package data (`wmeval.models.pack`) in OUT/packed."""
-    from wmeval.models import pack
+    share), packed as one ensemble for package data (`wmeval.models.pack`) in OUT/packed; with
+    `readout_episodes`, new episodes of every learned policy, which each member reads as the calibration
+    readouts it ships with (`member_readouts`)."""
+    from wmeval.collect import collect
+    from wmeval.models import READOUTS, members, pack
+    from wmeval.reality import make_config as reality_config
     from wmeval.train.world_model import train_world_model
+    from wmeval.zoo import load_zoo
 
     if cfg.judged:
         raise ValueError(f"preset judges {list(cfg.judged)}: a world model to ship is trained on every policy")
@@ -334,6 +372,19 @@ def run_pretraining(cfg: PipelineConfig, progress: bool = True) -> dict:
         wm = world_model_config(cfg, out / name, k, (), out / "wm" if k else None)
         models.append(timer.run(f"world model ({name})" if k else "world model", train_world_model, wm, progress))
     packed = timer.run("pack", pack, models, out / "packed", accumulate=False)
+    if cfg.readout_episodes:
+        zoo_path = out / "policies" / "zoo.toml"
+        learned = [p for p in load_zoo(zoo_path).policies if p.base == "checkpoint"]
+        timer.run("readout rollouts", collect, str(out / "store"), load_zoo(zoo_path).select([p.name for p in learned]),
+                  cfg.tasks, cfg.readout_episodes, reality_config(cfg.suite), seed=cfg.seed + READOUT_SEEDS,
+                  workers=cfg.workers or os.cpu_count() or 1, progress=progress,
+                  command="wmeval bench: readout episodes of the learned policies")  # fmt: skip
+        dirs = []
+        for k, member in enumerate(members(packed)):  # read by the members as shipped (float16)
+            dirs.append(out / "readouts" / f"seed-{k}")
+            if not (dirs[-1] / f"{READOUTS}.json").is_file():
+                timer.run(f"readouts (seed-{k})", member_readouts, cfg, member, zoo_path, dirs[-1], progress)
+        packed = timer.run("pack (with readouts)", pack, models, out / "packed", dirs, accumulate=False)
     return {"models": [str(m) for m in models], "packed": str(packed), "timings": timer.stages, "out": str(out)}
 
 

@@ -98,10 +98,12 @@ def add_parsers(sub) -> None:
     ev.add_argument(
         "--calibration",
         default="auto",
-        choices=["auto", "closed-loop", "replay"],
+        choices=["auto", "closed-loop", "replay", "shipped"],
         help="fit the success rule on the model's validation episodes' (learned) policies acting in imagination "
-        "from the same starts (closed-loop), or on the episodes replayed open loop (replay); auto: closed loop "
-        "where there are at least 48 such episodes with 8 of each outcome, replay otherwise",
+        "from the same starts (closed-loop), on the episodes replayed open loop (replay), or on the calibration "
+        "readouts a packed model ships with (shipped: no episodes of the store needed); auto: shipped where the "
+        "model has readouts of every judged task, else closed loop where there are at least 48 such episodes "
+        "with 8 of each outcome, replay otherwise",
     )
     ev.add_argument("--calibration-episodes", type=int, default=256)
     ev.add_argument("--calibration-samples", type=int, default=None,

@@ -20,7 +20,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     out = args.out or (f"runs/demo{'-trained' if own else ''}" if preset == "demo" else f"runs/bench-{preset}")
     cfg = make_config(preset, out, episodes=args.episodes, workers=args.workers, device=args.device)
     if own:  # one tiny world model, briefly trained: the ensemble the demo ships took an hour and more data
-        cfg = replace(cfg, world_model=None, seeds=1)
+        cfg = replace(cfg, world_model=None, seeds=1, judged=("bc-*-cnn-proprio-*",))  # trained on the others
     names, parts = None, None
     if getattr(args, "ablation", None):
         from wmeval.ablations import parse_names

@@ -3,7 +3,9 @@ never its training ones) and how their values are obtained (open-loop replay or 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +19,7 @@ from wmeval.zoo import load_zoo
 if TYPE_CHECKING:
     from wmeval.eval.evaluate import EvalConfig
 
-CALIBRATIONS = ("auto", "closed-loop", "replay")
+CALIBRATIONS = ("auto", "closed-loop", "replay", "shipped")
 
 
 def spread(items: list, n: int) -> list:
@@ -49,7 +51,13 @@ def samples_for(cfg: EvalConfig, method: str) -> int:
 def cache_key(cfg: EvalConfig) -> dict:
     """What a cached calibration was computed for (run.json guards the settings themselves): it names what
     the defaults mean, so runs calibrated under an earlier default recalibrate on resume."""
-    return {"rules": ["imagined", "replay"], "samples": cfg.calibration_samples or f"closed loop {CLOSED_LOOP_SAMPLES}"}
+    from wmeval.models import READOUTS
+
+    key = {"rules": ["imagined", "replay"], "samples": cfg.calibration_samples or f"closed loop {CLOSED_LOOP_SAMPLES}"}
+    shipped = Path(cfg.model) / f"{READOUTS}.json"
+    if cfg.calibration in ("auto", "shipped") and shipped.is_file():  # a model packed with readouts since
+        key["readouts"] = json.loads(shipped.read_text()).get("how")
+    return key
 
 
 def unseen_episodes(meta: dict, index: list[EpisodeMeta], judged: set[str]) -> list[EpisodeMeta]:
@@ -59,9 +67,9 @@ def unseen_episodes(meta: dict, index: list[EpisodeMeta], judged: set[str]) -> l
     training episodes, so on another store (a shipped model judging the user's policies) every episode whose
     digest is not among them counts, of any policy but the judged ones."""
     digests = meta["data"].get("train_digests")
-    if digests is not None:
-        seen = set(digests)
-        return [m for m in index if m.digest not in seen and m.policy not in judged and m.outcome is not None]
+    if digests is not None:  # a packed model keeps their first DIGEST_CHARS hex digits (older ones: all)
+        seen, n = set(digests), len(digests[0]) if digests else 64
+        return [m for m in index if m.digest[:n] not in seen and m.policy not in judged and m.outcome is not None]
     val, trained = set(meta["data"]["val_keys"]), set(meta["data"]["policies"])
     return [m for m in index if m.policy in trained and m.key in val and m.outcome is not None]
 
@@ -129,10 +137,89 @@ class Calibration:
     # the rows `rule` was fitted on, for offline analyses of other rules: per row the calibration episode's
     # key, the sample, the real outcome and the readout of every frame
     rows: dict
+    replay_rows: dict | None = None  # the same of `replay_rule` (None: fitted on readouts, wmeval.models)
+
+
+def shipped_readouts(cfg: EvalConfig, tasks: tuple[str, ...], frames: int) -> tuple[dict | None, str]:
+    """The model's calibration readouts (wmeval.models.write_readouts) on `tasks`, when this evaluation can fit
+    its rules on them (else None), and why not. They can when they hold every task with both outcomes, read
+    episodes of the judged ones' length with the statistics of today's rules, and the evaluation reads
+    episodes as they were read (from the recorded start, by a `combined` or `auto` rule of the value head)."""
+    from wmeval.eval.success import candidates
+    from wmeval.models import read_readouts
+
+    r = read_readouts(cfg.model) if cfg.calibration in ("auto", "shipped") else None
+    if r is None:
+        return None, "the model ships no calibration readouts" if cfg.calibration == "shipped" else ""
+    parts = [c.to_json() for c in candidates(r["frames"], "auto")]
+    why = ("they read episodes of {} frames, these have {}".format(r["frames"], frames) if r["frames"] != frames
+           else "they were read by other statistics than this version's rules" if r["parts"] != parts
+           else f"--rule {cfg.rule} is not fitted on statistics (combined or auto are)" if cfg.rule not in
+           ("combined", "auto") else "--starts logged reads branched episodes" if cfg.starts != "reset"
+           else "a judge reads the episodes, not the value head" if cfg.judge else "")  # fmt: skip
+    for t in tasks:
+        i = r["tasks"].index(t) if t in r["tasks"] else -1
+        outcomes = {y for kind in ("imagined", "replay")
+                    for ti, y in zip(r[kind]["task"], r[kind]["outcome"], strict=True) if ti == i}  # fmt: skip
+        if len(outcomes) < 2:
+            why = why or f"they hold {'no' if i < 0 else 'one outcome of the'} episodes of task {t!r}"
+    if why and cfg.calibration == "shipped":
+        raise ValueError(f"--calibration shipped: the calibration readouts of {cfg.model} do not fit this "
+                         f"evaluation ({why}); calibrate on the store's episodes (--calibration auto)")  # fmt: skip
+    return (None, why) if why else (r, "")
+
+
+def from_readouts(r: dict, tasks: tuple[str, ...], cfg: EvalConfig, why_not_own: str) -> Calibration:
+    """The success rules fitted on the model's calibration readouts of `tasks` (`shipped_readouts`)."""
+    from wmeval.eval.success import SuccessRule, fit_statistics, statistics_probability
+
+    parts = [SuccessRule(**p) for p in r["parts"]]
+    keep = {r["tasks"].index(t) for t in tasks}
+    fitted = {}
+    for kind in ("imagined", "replay"):
+        rows = r[kind]
+        sel = np.array([t in keep for t in rows["task"]])
+        z, y = rows["z"][sel], np.array(rows["outcome"])[sel].astype(bool)
+        fitted[kind] = (fit_statistics(z, y, parts, cfg.rule), z, y, np.array(rows["sample"])[sel],
+                        [r["tasks"][t] for t, s in zip(rows["task"], sel, strict=True) if s])  # fmt: skip
+    rule, z, y, samples, row_tasks = fitted["imagined"]
+    how = r.get("how") or {}
+    report = {"method": "shipped", "requested": cfg.calibration, "reason": why_not_own or (
+              f"the model's calibration readouts: {how.get('episodes', '?')} episodes of its training policies "
+              f"that it never saw, imagined closed loop by it ({how.get('samples', '?')} samples each)"),
+              **outcome_metrics(statistics_probability(rule, parts, z), y), "episodes": int(len(y) // max(1, len(
+              set(samples.tolist())))), "samples": len(set(samples.tolist())), "validation_episodes": 0,
+              "training_episodes": 0, "learned_policy_episodes": 0, "readouts": how}  # fmt: skip
+    rows = {"task": row_tasks, "sample": samples.tolist(), "outcome": y.tolist(),
+            "statistics": [[round(float(v), 4) for v in row] for row in z]}  # fmt: skip
+    return Calibration(rule, fitted["replay"][0], report, rows)
+
+
+def readouts(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
+             cfg: EvalConfig, progress: bool) -> dict:  # fmt: skip
+    """A model's calibration readouts (wmeval.models.write_readouts) on its training store's episodes that it
+    never saw, of learned policies (of every policy in `cfg.zoo`: none is judged), imagined closed loop and
+    replayed open loop as `calibrate` does: what an evaluation that ships with the model fits its rules on."""
+    from wmeval.eval.success import statistics
+
+    c = calibrate(model, meta, store, index, tasks, cfg, progress, judged=set())
+    if c.report["method"] != "closed-loop":
+        raise ValueError(f"calibration readouts are imagined closed loop, but {c.report['reason']}")
+    parts, z = statistics(np.array(c.rows["values"]))
+    tasks_of = {m.key: m.task for m in index}
+    out = {"parts": [p.to_json() for p in parts], "frames": len(c.rows["values"][0]), "tasks": list(tasks),
+           "how": {"store_fingerprint": store.fingerprint(), "episodes": c.report["episodes"],
+                   "samples": c.report["samples"], "noise_seed": cfg.noise_seed,
+                   "successes": int(sum(c.rows["outcome"]) // c.report["samples"])}}  # fmt: skip
+    for kind, rows, zz in (("imagined", c.rows, z), ("replay", c.replay_rows, statistics(np.array(
+            c.replay_rows["values"]))[1])):  # fmt: skip
+        out[kind] = {"z": zz, "task": [tasks.index(tasks_of[k]) for k in rows["key"]],
+                     "outcome": [int(y) for y in rows["outcome"]], "sample": rows["sample"]}  # fmt: skip
+    return out
 
 
 def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
-              cfg: EvalConfig, progress: bool) -> Calibration:  # fmt: skip
+              cfg: EvalConfig, progress: bool, judged: set[str] | None = None) -> Calibration:  # fmt: skip
     """Fit the success rule on `calibration_episodes`; report its agreement there. Each rule is fitted on
     values obtained the way it is applied.
 
@@ -146,8 +233,12 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     Measured (docs/RESULTS.md, 2026-11-28): fitted in closed loop, each world model's verdicts rank the
     judged policies a little better on average, and the seeds' errors fall on different tasks, so their
     ensemble ranks far better than the replay-fitted one's."""
+    r, why = shipped_readouts(cfg, tasks, store.layout.horizon + 1)
+    if r is not None:
+        return from_readouts(r, tasks, cfg, "")
     zoo = load_zoo(cfg.zoo)
-    judged = {p.name for p in zoo.select(list(cfg.policies) if cfg.policies else None).policies}
+    if judged is None:
+        judged = {p.name for p in zoo.select(list(cfg.policies) if cfg.policies else None).policies}
     chosen = calibration_episodes(meta, index, tasks, cfg.calibration_episodes, judged)
     learned = []
     if cfg.calibration != "replay":
@@ -157,6 +248,8 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     k = samples_for(cfg, method)
     replay_vals = np.concatenate([episode_values(model, store, chosen, cfg, progress, j) for j in range(k)])
     replay_rule = fit_rule(replay_vals, np.array([m.outcome for m in chosen] * k), cfg.rule)
+    replay_rows = {"key": [m.key for m in chosen] * k, "sample": [j for j in range(k) for _ in chosen],
+                   "outcome": [bool(m.outcome) for m in chosen] * k, "values": replay_vals.tolist()}  # fmt: skip
     if method == "closed-loop":
         jobs = [Job(zoo.policy(m.policy), m.task, start_frame(store, m)) for m in learned]
         eps = [e for j in range(k) for e in imagine(model, store.layout, jobs, cfg.batch_size, cfg.noise_seed + j,
@@ -170,10 +263,12 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     else:
         values, outcomes, rule = replay_vals, np.array([m.outcome for m in chosen] * k), replay_rule
         keys, samples = [m.key for m in chosen] * k, [j for j in range(k) for _ in chosen]
+    if why:
+        reason = f"{reason}; the model's calibration readouts do not fit ({why})"
     report = {"method": method, "requested": cfg.calibration, "reason": reason,
               **outcome_metrics(rule.probability(values), outcomes),  # over every sample
               "episodes": len(chosen), "samples": k, "validation_episodes": len(chosen), "training_episodes": 0,
               "learned_policy_episodes": sum(m.policy_spec.get("base") == "checkpoint" for m in chosen)}  # fmt: skip
     rows = {"key": keys, "sample": samples, "outcome": [bool(y) for y in outcomes],
             "values": [[round(float(v), 5) for v in row] for row in values]}  # fmt: skip
-    return Calibration(rule, replay_rule, report, rows)
+    return Calibration(rule, replay_rule, report, rows, replay_rows)

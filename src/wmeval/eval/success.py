@@ -208,9 +208,39 @@ def fit_combined(values: np.ndarray, outcomes: np.ndarray, last: int = 4, l2: fl
     """Every candidate statistic of `auto` as a standardised logit, mixed by a logistic regression whose weights
     are pulled towards 0 (strength `l2`; the bias is free): correlated candidates share the weight instead of
     one of them winning on noise."""
-    y = _labels(outcomes)
+    parts, z = statistics(values, last)
+    return fit_statistics(z, outcomes, parts, "combined", l2)
+
+
+def statistics(values: np.ndarray, last: int = 4) -> tuple[list[SuccessRule], np.ndarray]:
+    """The candidates of `auto` for episodes of these values' length, and float[N, len(candidates)]: each one's
+    statistic of every episode as a logit. What `combined` and `auto` are fitted on, so episodes kept as these
+    alone (a shipped model's calibration readouts, wmeval.models) fit the same rules as their values would."""
     parts = candidates(np.shape(values)[1], "auto", last)
-    z = _features(parts, values, 0.0, 1.0)
+    return parts, _features(parts, values, 0.0, 1.0)
+
+
+def statistics_probability(rule: SuccessRule, parts: Sequence[SuccessRule], z: np.ndarray) -> np.ndarray:
+    """`rule.probability` of the episodes whose `statistics` over `parts` are z (rule: fitted on such)."""
+    if rule.stat == "combined":
+        return _sigmoid((z - np.asarray(rule.center)) / np.asarray(rule.scale) @ np.array(rule.weights) + rule.b)
+    i = [p.name for p in parts].index(rule.name)
+    return _sigmoid(rule.a * z[:, i] + rule.b)
+
+
+def fit_statistics(z: np.ndarray, outcomes: np.ndarray, parts: Sequence[SuccessRule], stat: str = "combined",
+                   l2: float = COMBINED_L2) -> SuccessRule:  # fmt: skip
+    """`fit_rule` (stat `combined` or `auto`) on episodes given by their `statistics` z over `parts`."""
+    y = _labels(outcomes)
+    if stat == "auto":
+        fits = []
+        for i, c in enumerate(parts):
+            a, b = _platt(z[:, i], y)
+            fits.append((brier(_sigmoid(a * z[:, i] + b), y), replace(c, a=a, b=b)))
+        return min(fits, key=lambda sr: sr[0])[1]
+    if stat != "combined":
+        raise ValueError(f"rules fitted on statistics are `combined` or `auto`, not {stat!r}")
+    last = parts[0].last
     center, scale = z.mean(0), z.std(0) + 1e-6
     X = np.hstack([(z - center) / scale, np.ones((len(z), 1))])
     n = len(parts)

@@ -10,18 +10,26 @@ with one codec (`wmeval bench` trains its seeds so). Its weights are stored in f
 back as float32), what the members share once:
 
     NAME/shared.safetensors    the weights every member holds alike (the codec, the normalisation)
-    NAME/shared.json           the members' training split: the keys and the content digests of their
-                               training episodes, so an evaluation on another store calibrates on episodes
-                               they never saw (wmeval.eval.calibration)
+    NAME/shared.json           the members' training split: the content digests of their training episodes
+                               (the first 16 hex digits: 64 bits) and how many of each policy, so an
+                               evaluation on another store tells the episodes they never saw
     NAME/seed-K/               member K, a world-model checkpoint (config.json + model.safetensors) holding
                                only its own weights (the dynamics); `load_world_model` reads it whole
+    NAME/seed-K/readouts.*     optional: member K's calibration readouts (`write_readouts`): episodes of its
+                               training policies it never saw, imagined closed loop (and replayed open loop)
+                               by it, each kept as the value statistics the success rules read and its real
+                               outcome, so an evaluation fits its rule without episodes of its own
+                               (wmeval.eval.calibration, `--calibration shipped`)
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -30,6 +38,8 @@ from wmeval.checkpoint import CheckpointError, atomic_directory, load_weights, r
 SHIPPED = Path(__file__).parent
 NAMES = ("demo",)
 SHARED_WEIGHTS, SHARED_DATA = "shared.safetensors", "shared.json"
+READOUTS = "readouts"  # READOUTS.json + READOUTS.safetensors in a member's directory
+DIGEST_CHARS = 16  # of an episode's content digest kept in shared.json: 64 bits, no collision among a store's
 OWN = "dynamics."  # the weights a member has of its own; every other weight is the codec's or the normalisation's
 
 
@@ -71,10 +81,11 @@ def read_shared(path: str | Path, cfg: dict) -> tuple[dict, dict[str, torch.Tens
     return {**cfg, "data": {**(cfg.get("data") or {}), **data}}, load_weights(root, SHARED_WEIGHTS)
 
 
-def pack(models: str | Path | list, out: str | Path) -> Path:
+def pack(models: str | Path | list, out: str | Path, readouts: list | None = None) -> Path:
     """Write trained world models (seeds of one recipe: one codec, one training split) as one packed ensemble
     (the module docstring's layout): float16 weights, the shared ones once, and the digests of the training
-    episodes (from the training store, which the package does not carry). Atomic, as every checkpoint."""
+    episodes (from the training store, which the package does not carry); `readouts`: per member a directory
+    holding its calibration readouts (`write_readouts`). Atomic, as every checkpoint."""
     from wmeval.data.store import EpisodeStore
 
     models = [Path(m) for m in ([models] if isinstance(models, (str, Path)) else models)]
@@ -88,19 +99,59 @@ def pack(models: str | Path | list, out: str | Path) -> Path:
                                                   if not k.startswith(OWN)):  # fmt: skip
             raise ValueError(f"{m} has another codec than {models[0]}: pack seeds that share one (codec_from)")
     store = EpisodeStore(cfgs[0]["data"]["store"])
-    data = {"train_keys": split["train_keys"],
-            "train_digests": sorted(store.meta(k).digest for k in split["train_keys"])}  # fmt: skip
+    data = {"train_policies": dict(sorted(Counter(store.meta(k).policy for k in split["train_keys"]).items())),
+            "train_digests": sorted(store.meta(k).digest[:DIGEST_CHARS] for k in split["train_keys"])}  # fmt: skip
     with atomic_directory(out) as tmp:
         save_file({k: v.contiguous() for k, v in weights[0].items() if not k.startswith(OWN)}, tmp / SHARED_WEIGHTS)
         (tmp / SHARED_DATA).write_text(json.dumps(data) + "\n")
         for k, (m, cfg, w) in enumerate(zip(models, cfgs, weights, strict=True)):
             cfg = {key: v for key, v in cfg.items() if key != "optimizer"}
-            cfg["data"] = {key: v for key, v in cfg["data"].items() if key not in data}
+            cfg["data"] = {key: v for key, v in cfg["data"].items() if key not in (*data, "train_keys")}
             cfg["packed"] = {"from": str(m), "dtype": "float16", "shared": ".."}  # the path as given
             save_checkpoint(tmp / f"seed-{k}", cfg, {key: v for key, v in w.items() if key.startswith(OWN)})
+            if readouts:
+                write_readouts(tmp / f"seed-{k}", read_readouts(readouts[k]))
         for f in tmp.rglob("*"):  # package data: readable by all, as a checkout's files are
             f.chmod(0o755 if f.is_dir() else 0o644)
     return Path(out)
 
 
-__all__ = ["NAMES", "SHIPPED", "members", "pack", "read_shared", "shipped"]
+def write_readouts(path: str | Path, readouts: dict) -> None:
+    """Calibration readouts beside a member's weights: `readouts` holds "parts" (the rules whose statistics
+    they are, wmeval.eval.success.statistics), "frames" (the episodes' length), "tasks", and per kind
+    ("imagined", "replay") its rows: "z" float[N, len(parts)], "task" (index into tasks), "outcome", "sample".
+    The statistics are kept in float16 (a few kB per member); each file is written whole or not at all."""
+    from wmeval.data.store import atomic_write_text
+
+    path = Path(path)
+    meta = {k: readouts[k] for k in ("parts", "frames", "tasks", "how")}
+    tensors = {}
+    for kind in ("imagined", "replay"):
+        rows = readouts[kind]
+        tensors[kind] = torch.as_tensor(np.asarray(rows["z"], np.float32)).half().contiguous()
+        meta[kind] = {k: [int(x) for x in rows[k]] for k in ("task", "outcome", "sample")}
+    tmp = path / f".{READOUTS}.safetensors.tmp"
+    save_file(tensors, tmp)
+    os.replace(tmp, path / f"{READOUTS}.safetensors")
+    atomic_write_text(path / f"{READOUTS}.json", json.dumps(meta, separators=(",", ":")) + "\n")
+
+
+def read_readouts(path: str | Path) -> dict | None:
+    """A member's calibration readouts (`write_readouts`; "z" as float32), or None when it has none."""
+    path = Path(path)
+    if not (path / f"{READOUTS}.json").is_file():
+        return None
+    try:
+        meta = json.loads((path / f"{READOUTS}.json").read_text())
+        z = load_weights(path, f"{READOUTS}.safetensors")
+        for kind in ("imagined", "replay"):
+            meta[kind]["z"] = z[kind].float().numpy()
+            if not all(len(meta[kind][k]) == len(z[kind]) for k in ("task", "outcome", "sample")):
+                raise ValueError(f"{kind}: {len(z[kind])} rows of statistics, other counts of labels")
+    except (OSError, ValueError, KeyError, json.JSONDecodeError, CheckpointError) as e:
+        raise CheckpointError(f"{path}: its calibration readouts ({READOUTS}.json/.safetensors) are damaged ({e}); "
+                              "copy the packed model's whole directory again") from None  # fmt: skip
+    return meta
+
+
+__all__ = ["NAMES", "SHIPPED", "members", "pack", "read_readouts", "read_shared", "shipped", "write_readouts"]
