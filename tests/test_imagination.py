@@ -515,7 +515,8 @@ def test_a_model_shipped_with_calibration_readouts_fits_its_rules_on_them(world,
     assert r["how"]["episodes"] == len(learned) and r["how"]["samples"] == 2 and r["tasks"] == ["reach"]
     np.testing.assert_allclose(r["imagined"]["z"], z)  # every imagined sample of every episode, as statistics
     assert r["imagined"]["outcome"] == [int(v) for v in y] and r["imagined"]["sample"] == c.rows["sample"]
-    assert len(r["replay"]["z"]) == len(c.replay_rows["outcome"]) >= 2 * len(learned)  # every calibration episode
+    assert len(r["replay"]["z"]) == len(c.replay_rows["outcome"]) // 2 >= len(learned)  # every episode, one sample
+    assert set(r["replay"]["sample"]) == {0}
     assert r["parts"] == [p.to_json() for p in parts]
     for stat in ("combined", "auto"):  # fitted on the statistics alone: the rule the values fit
         np.testing.assert_allclose(statistics_probability(fit_statistics(z, y, parts, stat), parts, z),

@@ -1,6 +1,7 @@
 """`wmeval demo`/`bench` plumbing at micro size on MetaWorld: every stage runs, writes its outputs, resumes."""
 
 import dataclasses
+import fnmatch
 import json
 import shutil
 from pathlib import Path
@@ -64,6 +65,23 @@ def test_presets_are_complete():
     shipped = make_config("demo-model", "x")  # the demo's world model never sees the demo's judged policies
     demo = make_config("demo", "x")
     assert demo.world_model == "demo" and shipped.tasks == demo.tasks and demo.sizes[0] not in shipped.sizes
+    assert shipped.readout_episodes > 0  # the demo judges every learned policy: its rules fit on the readouts
+
+
+def test_the_shipped_demo_model_carries_its_calibration_within_5_mb():
+    from wmeval.models import SHIPPED, read_readouts, read_shared
+
+    demo = make_config("demo", "x")
+    assert sum(f.stat().st_size for f in (SHIPPED / "demo").rglob("*") if f.is_file()) < 5_000_000
+    for member in members(SHIPPED / "demo"):
+        r = read_readouts(member)
+        meta, _ = read_shared(member, json.loads((member / "config.json").read_text()))
+        assert r is not None and set(demo.tasks) <= set(r["tasks"])
+        for kind in ("imagined", "replay"):
+            for t in demo.tasks:  # both outcomes of every task the demo judges
+                ys = {y for ti, y in zip(r[kind]["task"], r[kind]["outcome"], strict=True) if r["tasks"][ti] == t}
+                assert ys == {0, 1}, (member, kind, t)
+        assert not any(fnmatch.fnmatch(p, f"*-n{demo.sizes[0]}-*") for p in meta["data"]["train_policies"])
     for name in ("cpu", "gpu"):  # the headline: >= 3 seeds, 50 episodes per judged policy
         assert make_config(name, "x").episodes == 50 and make_config(name, "x").seeds >= 3
 

@@ -199,7 +199,8 @@ def readouts(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], t
              cfg: EvalConfig, progress: bool) -> dict:  # fmt: skip
     """A model's calibration readouts (wmeval.models.write_readouts) on its training store's episodes that it
     never saw, of learned policies (of every policy in `cfg.zoo`: none is judged), imagined closed loop and
-    replayed open loop as `calibrate` does: what an evaluation that ships with the model fits its rules on."""
+    replayed open loop (one sample) as `calibrate` does: what an evaluation that ships with the model fits its
+    rules on."""
     from wmeval.eval.success import statistics
 
     c = calibrate(model, meta, store, index, tasks, cfg, progress, judged=set())
@@ -211,8 +212,10 @@ def readouts(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], t
            "how": {"store_fingerprint": store.fingerprint(), "episodes": c.report["episodes"],
                    "samples": c.report["samples"], "noise_seed": cfg.noise_seed,
                    "successes": int(sum(c.rows["outcome"]) // c.report["samples"])}}  # fmt: skip
-    for kind, rows, zz in (("imagined", c.rows, z), ("replay", c.replay_rows, statistics(np.array(
-            c.replay_rows["values"]))[1])):  # fmt: skip
+    # replays: the first sample only (open loop from the real actions varies less; one is the default on replays)
+    first = [i for i, s in enumerate(c.replay_rows["sample"]) if s == 0]
+    replay = {k: [c.replay_rows[k][i] for i in first] for k in ("key", "outcome", "sample", "values")}
+    for kind, rows, zz in (("imagined", c.rows, z), ("replay", replay, statistics(np.array(replay["values"]))[1])):
         out[kind] = {"z": zz, "task": [tasks.index(tasks_of[k]) for k in rows["key"]],
                      "outcome": [int(y) for y in rows["outcome"]], "sample": rows["sample"]}  # fmt: skip
     return out

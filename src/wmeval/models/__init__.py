@@ -116,39 +116,50 @@ def pack(models: str | Path | list, out: str | Path, readouts: list | None = Non
     return Path(out)
 
 
+LABELS = ("task", "outcome", "sample")  # per row of readouts, beside its statistics
+
+
 def write_readouts(path: str | Path, readouts: dict) -> None:
     """Calibration readouts beside a member's weights: `readouts` holds "parts" (the rules whose statistics
-    they are, wmeval.eval.success.statistics), "frames" (the episodes' length), "tasks", and per kind
+    they are, wmeval.eval.success.statistics), "frames" (the episodes' length), "tasks", "how", and per kind
     ("imagined", "replay") its rows: "z" float[N, len(parts)], "task" (index into tasks), "outcome", "sample".
-    The statistics are kept in float16 (a few kB per member); each file is written whole or not at all."""
+    The statistics are kept in float16 and the labels as bytes (a few kB per member, within the package's
+    size); each file is written whole or not at all."""
     from wmeval.data.store import atomic_write_text
 
     path = Path(path)
-    meta = {k: readouts[k] for k in ("parts", "frames", "tasks", "how")}
     tensors = {}
     for kind in ("imagined", "replay"):
         rows = readouts[kind]
         tensors[kind] = torch.as_tensor(np.asarray(rows["z"], np.float32)).half().contiguous()
-        meta[kind] = {k: [int(x) for x in rows[k]] for k in ("task", "outcome", "sample")}
+        for k in LABELS:
+            labels = np.asarray(rows[k], np.int64)
+            if labels.size and not 0 <= labels.min() <= labels.max() < 256:
+                raise ValueError(f"readouts: {kind} {k} outside 0..255")
+            tensors[f"{kind}.{k}"] = torch.as_tensor(labels.astype(np.uint8))
     tmp = path / f".{READOUTS}.safetensors.tmp"
     save_file(tensors, tmp)
     os.replace(tmp, path / f"{READOUTS}.safetensors")
+    meta = {k: readouts[k] for k in ("parts", "frames", "tasks", "how")}
     atomic_write_text(path / f"{READOUTS}.json", json.dumps(meta, separators=(",", ":")) + "\n")
 
 
 def read_readouts(path: str | Path) -> dict | None:
-    """A member's calibration readouts (`write_readouts`; "z" as float32), or None when it has none."""
+    """A member's calibration readouts (`write_readouts`; "z" as float32, labels as lists), or None when it has
+    none."""
     path = Path(path)
     if not (path / f"{READOUTS}.json").is_file():
         return None
     try:
         meta = json.loads((path / f"{READOUTS}.json").read_text())
-        z = load_weights(path, f"{READOUTS}.safetensors")
+        t = load_weights(path, f"{READOUTS}.safetensors")
         for kind in ("imagined", "replay"):
-            meta[kind]["z"] = z[kind].float().numpy()
-            if not all(len(meta[kind][k]) == len(z[kind]) for k in ("task", "outcome", "sample")):
-                raise ValueError(f"{kind}: {len(z[kind])} rows of statistics, other counts of labels")
-    except (OSError, ValueError, KeyError, json.JSONDecodeError, CheckpointError) as e:
+            meta[kind] = {"z": t[kind].float().numpy(), **{k: t[f"{kind}.{k}"].tolist() for k in LABELS}}
+            if not all(len(meta[kind][k]) == len(meta[kind]["z"]) for k in LABELS):
+                raise ValueError(f"{kind}: {len(meta[kind]['z'])} rows of statistics, other counts of labels")
+            if max(meta[kind]["task"], default=0) >= len(meta["tasks"]):
+                raise ValueError(f"{kind}: a task index past the {len(meta['tasks'])} tasks")
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError, CheckpointError) as e:
         raise CheckpointError(f"{path}: its calibration readouts ({READOUTS}.json/.safetensors) are damaged ({e}); "
                               "copy the packed model's whole directory again") from None  # fmt: skip
     return meta
