@@ -1,5 +1,7 @@
 """The success rule's calibration: which episodes it is fitted on (the world model's validation episodes,
-never its training ones) and how their values are obtained (open-loop replay or closed loop)."""
+never its training ones) and how their values are obtained (open-loop replay or closed loop); or the
+calibration readouts a packed model ships with (`readouts` makes them, `shipped_readouts` decides whether an
+evaluation can use them: wmeval.models)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 than its few minutes allow. Each is written by one command and never trained on the policies it is shipped
 to judge:
 
-    demo/    `wmeval bench --preset demo-model` (about 75 minutes on 2 cores), then
+    demo/    `wmeval bench --preset demo-model` (about 90 minutes on 2 cores), then
              `rm -r src/wmeval/models/demo && cp -r runs/bench-demo-model/packed src/wmeval/models/demo`
 
 A packed model is an ensemble: the world models of several seeds of one recipe, trained on the same episodes
