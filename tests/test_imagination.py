@@ -535,7 +535,10 @@ def test_a_model_shipped_with_calibration_readouts_fits_its_rules_on_them(world,
     np.testing.assert_allclose(res["rule"]["weights"], want.weights)
     # readouts of other tasks only: refused when asked for, passed over (saying why) by auto
     write_readouts(shipped, {**r, "tasks": ["push"]})
-    with pytest.raises(ValueError, match="readouts of .* do not fit this evaluation .*no episodes of task 'reach'"):
+    with pytest.raises(ValueError, match="ships no calibration readouts"):
+        evaluate(replace(ev, model=str(world["model"]), calibration="shipped", out=str(tmp_path / "none")),
+                 progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="readouts of .* do not fit this evaluation .*no imagined episodes of task"):
         evaluate(replace(ev, calibration="shipped", out=str(tmp_path / "shipped")), progress=False)
     res = evaluate(replace(ev, out=str(tmp_path / "auto")), progress=False)
     assert res["calibration"]["method"] != "shipped" and "readouts do not fit" in res["calibration"]["reason"]

@@ -151,8 +151,12 @@ def shipped_readouts(cfg: EvalConfig, tasks: tuple[str, ...], frames: int) -> tu
     from wmeval.models import read_readouts
 
     r = read_readouts(cfg.model) if cfg.calibration in ("auto", "shipped") else None
+    if r is None and cfg.calibration == "shipped":
+        raise ValueError(f"--calibration shipped: {cfg.model} ships no calibration readouts (a packed model made "
+                         "with `readout_episodes`, wmeval.models); calibrate on the store's episodes "
+                         "(--calibration auto)")  # fmt: skip
     if r is None:
-        return None, "the model ships no calibration readouts" if cfg.calibration == "shipped" else ""
+        return None, ""
     parts = [c.to_json() for c in candidates(r["frames"], "auto")]
     why = ("they read episodes of {} frames, these have {}".format(r["frames"], frames) if r["frames"] != frames
            else "they were read by other statistics than this version's rules" if r["parts"] != parts
@@ -161,10 +165,9 @@ def shipped_readouts(cfg: EvalConfig, tasks: tuple[str, ...], frames: int) -> tu
            else "a judge reads the episodes, not the value head" if cfg.judge else "")  # fmt: skip
     for t in tasks:
         i = r["tasks"].index(t) if t in r["tasks"] else -1
-        outcomes = {y for kind in ("imagined", "replay")
-                    for ti, y in zip(r[kind]["task"], r[kind]["outcome"], strict=True) if ti == i}  # fmt: skip
-        if len(outcomes) < 2:
-            why = why or f"they hold {'no' if i < 0 else 'one outcome of the'} episodes of task {t!r}"
+        for kind in ("imagined", "replay"):
+            if len({y for ti, y in zip(r[kind]["task"], r[kind]["outcome"], strict=True) if ti == i}) < 2:
+                why = why or f"they hold {'no' if i < 0 else 'one outcome of the'} {kind} episodes of task {t!r}"
     if why and cfg.calibration == "shipped":
         raise ValueError(f"--calibration shipped: the calibration readouts of {cfg.model} do not fit this "
                          f"evaluation ({why}); calibrate on the store's episodes (--calibration auto)")  # fmt: skip
@@ -191,7 +194,8 @@ def from_readouts(r: dict, tasks: tuple[str, ...], cfg: EvalConfig, why_not_own:
               f"that it never saw, imagined closed loop by it ({how.get('samples', '?')} samples each)"),
               **outcome_metrics(statistics_probability(rule, parts, z), y), "episodes": int(len(y) // max(1, len(
               set(samples.tolist())))), "samples": len(set(samples.tolist())), "validation_episodes": 0,
-              "training_episodes": 0, "learned_policy_episodes": 0, "readouts": how}  # fmt: skip
+              "training_episodes": 0, "learned_policy_episodes": int(len(y) // max(1, len(set(samples.tolist())))),
+              "readouts": how}  # fmt: skip
     rows = {"task": row_tasks, "sample": samples.tolist(), "outcome": y.tolist(),
             "statistics": [[round(float(v), 4) for v in row] for row in z]}  # fmt: skip
     return Calibration(rule, fitted["replay"][0], report, rows)
