@@ -329,8 +329,6 @@ READOUT_SEEDS = 2000  # readout episodes start at seed + this, past every start 
 def member_readouts(cfg: PipelineConfig, member: Path, zoo_path: Path, out: Path, progress: bool = True) -> Path:
     """One packed member's calibration readouts on its training store (wmeval.eval.calibration.readouts),
     written to `out` (readouts.json + .safetensors) for `pack` to ship beside its weights."""
-    import torch
-
     from wmeval.data.store import EpisodeStore
     from wmeval.eval.calibration import readouts
     from wmeval.model.world_model import load_world_model
@@ -342,8 +340,7 @@ def member_readouts(cfg: PipelineConfig, member: Path, zoo_path: Path, out: Path
     store = EpisodeStore(Path(cfg.out) / "store")
     ev = eval_config(cfg, member, out, zoo_path, [], 0, calibration="closed-loop", calibration_episodes=100_000,
                      calibration_samples=cfg.readout_samples)  # fmt: skip
-    with torch.no_grad():
-        r = readouts(model, meta, store, store.index(), tuple(cfg.tasks), ev, progress)
+    r = readouts(model, meta, store, store.index(), tuple(cfg.tasks), ev, progress)
     out.mkdir(parents=True, exist_ok=True)
     write_readouts(out, r)
     return out

@@ -157,24 +157,28 @@ def shipped_readouts(cfg: EvalConfig, tasks: tuple[str, ...], frames: int) -> tu
                          "(--calibration auto)")  # fmt: skip
     if r is None:
         return None, ""
-    parts = [c.to_json() for c in candidates(r["frames"], "auto")]
-    why = ("they read episodes of {} frames, these have {}".format(r["frames"], frames) if r["frames"] != frames
-           else "they were read by other statistics than this version's rules" if r["parts"] != parts
-           else f"--rule {cfg.rule} is not fitted on statistics (combined or auto are)" if cfg.rule not in
-           ("combined", "auto") else "--starts logged reads branched episodes" if cfg.starts != "reset"
-           else "a judge reads the episodes, not the value head" if cfg.judge else "")  # fmt: skip
+    checks = [
+        (r["frames"] != frames, f"they read episodes of {r['frames']} frames, these have {frames}"),
+        (r["parts"] != [c.to_json() for c in candidates(r["frames"], "auto")],
+         "they were read by other statistics than this version's rules"),
+        (cfg.rule not in ("combined", "auto"), f"--rule {cfg.rule} is not fitted on statistics (combined or auto are)"),
+        (cfg.starts != "reset", "--starts logged reads branched episodes"),
+        (bool(cfg.judge), "a judge reads the episodes, not the value head"),
+    ]  # fmt: skip
     for t in tasks:
         i = r["tasks"].index(t) if t in r["tasks"] else -1
         for kind in ("imagined", "replay"):
-            if len({y for ti, y in zip(r[kind]["task"], r[kind]["outcome"], strict=True) if ti == i}) < 2:
-                why = why or f"they hold {'no' if i < 0 else 'one outcome of the'} {kind} episodes of task {t!r}"
+            outcomes = {y for ti, y in zip(r[kind]["task"], r[kind]["outcome"], strict=True) if ti == i}
+            checks.append((len(outcomes) < 2,
+                           f"they hold {'no' if i < 0 else 'one outcome of the'} {kind} episodes of task {t!r}"))
+    why = next((text for failed, text in checks if failed), "")
     if why and cfg.calibration == "shipped":
         raise ValueError(f"--calibration shipped: the calibration readouts of {cfg.model} do not fit this "
                          f"evaluation ({why}); calibrate on the store's episodes (--calibration auto)")  # fmt: skip
     return (None, why) if why else (r, "")
 
 
-def from_readouts(r: dict, tasks: tuple[str, ...], cfg: EvalConfig, why_not_own: str) -> Calibration:
+def from_readouts(r: dict, tasks: tuple[str, ...], cfg: EvalConfig) -> Calibration:
     """The success rules fitted on the model's calibration readouts of `tasks` (`shipped_readouts`)."""
     from wmeval.eval.success import SuccessRule, fit_statistics, statistics_probability
 
@@ -189,12 +193,14 @@ def from_readouts(r: dict, tasks: tuple[str, ...], cfg: EvalConfig, why_not_own:
                         [r["tasks"][t] for t, s in zip(rows["task"], sel, strict=True) if s])  # fmt: skip
     rule, z, y, samples, row_tasks = fitted["imagined"]
     how = r.get("how") or {}
-    report = {"method": "shipped", "requested": cfg.calibration, "reason": why_not_own or (
-              f"the model's calibration readouts: {how.get('episodes', '?')} episodes of its training policies "
-              f"that it never saw, imagined closed loop by it ({how.get('samples', '?')} samples each)"),
-              **outcome_metrics(statistics_probability(rule, parts, z), y), "episodes": int(len(y) // max(1, len(
-              set(samples.tolist())))), "samples": len(set(samples.tolist())), "validation_episodes": 0,
-              "training_episodes": 0, "learned_policy_episodes": int(len(y) // max(1, len(set(samples.tolist())))),
+    k = len(set(samples.tolist()))
+    episodes = len(y) // k  # every readout episode is a learned policy's
+    report = {"method": "shipped", "requested": cfg.calibration,
+              "reason": f"the model's calibration readouts: {how.get('episodes', '?')} episodes of its "
+                        f"training policies that it never saw, imagined closed loop by it "
+                        f"({how.get('samples', '?')} samples each)",
+              **outcome_metrics(statistics_probability(rule, parts, z), y), "episodes": episodes, "samples": k,
+              "validation_episodes": 0, "training_episodes": 0, "learned_policy_episodes": episodes,
               "readouts": how}  # fmt: skip
     rows = {"task": row_tasks, "sample": samples.tolist(), "outcome": y.tolist(),
             "statistics": [[round(float(v), 4) for v in row] for row in z]}  # fmt: skip
@@ -244,7 +250,7 @@ def calibrate(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], 
     ensemble ranks far better than the replay-fitted one's."""
     r, why = shipped_readouts(cfg, tasks, store.layout.horizon + 1)
     if r is not None:
-        return from_readouts(r, tasks, cfg, "")
+        return from_readouts(r, tasks, cfg)
     zoo = load_zoo(cfg.zoo)
     if judged is None:
         judged = {p.name for p in zoo.select(list(cfg.policies) if cfg.policies else None).policies}
