@@ -188,6 +188,73 @@ def test_outcome_metrics_by_hand():
     assert m["brier"] == pytest.approx((0.01 + 0.36 + 0.04 + 0.36) / 4)
 
 
+def test_the_rate_map_reads_probabilities_on_the_line_of_the_calibration_policies_rates():
+    """Per task, the calibration policies' real rates against their mean imagined probability: a line by
+    weighted least squares (hand case: exact), applied per episode and clipped; a task the rows cannot carry
+    keeps the identity and says why."""
+    from wmeval.eval.rates import MIN_POLICIES, RateMap, fit_rate_map
+
+    p, y, policy, task = [], [], [], []
+
+    def add(t: str, name: str, mean_p: float, wins: int, episodes: int = 5, samples: int = 2):
+        for _ in range(samples):  # every sample a row, labelled by its episode's outcome
+            for e in range(episodes):
+                p.append(mean_p), y.append(e < wins), policy.append(name), task.append(t)
+
+    for k, rate in enumerate([0.0, 0.2, 0.4, 0.6, 0.8, 1.0]):  # rate = 2 * mean p - 0.4, exactly
+        add("a", f"a{k}", (rate + 0.4) / 2, round(5 * rate))
+    add("a", "a-few", 0.9, 0, episodes=3)  # under MIN_EPISODES episodes: not a point of the line
+    for k in range(MIN_POLICIES - 1):
+        add("b", f"b{k}", 0.1 * k, k)  # one policy too few
+    for k in range(MIN_POLICIES):
+        add("c", f"c{k}", 0.1 * k, 2 + k % 2)  # real rates 0.4-0.6: too narrow a span
+        add("d", f"d{k}", 0.1 * k, 5 - k)  # falling: no line
+    rates, report = fit_rate_map(np.array(p), np.array(y), policy, task, samples=2)
+    a, b = rates.lines["a"]
+    assert a == pytest.approx(-0.4) and b == pytest.approx(2.0) and report["a"]["policies"] == 6
+    assert report["a"]["episodes"] == 30 and report["a"]["pearson"] == pytest.approx(1.0)
+    np.testing.assert_allclose(rates.apply("a", np.array([0.1, 0.45, 0.9])), [0.0, 0.5, 1.0])
+    assert set(rates.lines) == {"a"}
+    assert "5 policies" in report["b"]["why"] and "span 0.20" in report["c"]["why"]
+    assert "not above zero" in report["d"]["why"]
+    np.testing.assert_allclose(rates.apply("b", np.array([0.3, 0.7])), [0.3, 0.7])  # the identity
+    assert RateMap.from_json(rates.to_json()) == rates
+
+
+def test_a_calibration_fits_its_rate_map_on_its_imagined_rows_only():
+    """`calibration.rate_map` reads a cached calibration: closed-loop rows name their episodes (policy and task
+    from the store's index), readout rows their policies; a calibration on replays gets none."""
+    from types import SimpleNamespace as NS
+
+    from wmeval.eval.calibration import rate_map
+
+    rule = SuccessRule(stat="final", a=1.0, b=0.0)  # the probability is the last value
+    index, keys, values, outcome, sample = [], [], [], [], []
+    for k, rate in enumerate([0.0, 0.25, 0.5, 0.75, 1.0, 0.5]):
+        for e in range(4):
+            key = f"reach/bc-{k}/{e}"
+            index.append(NS(key=key, policy=f"bc-{k}", task="reach"))
+            for j in range(2):
+                keys.append(key), values.append([0.5, 0.3 + 0.4 * rate]), outcome.append(e < 4 * rate)
+                sample.append(j)
+    value = {"rule": rule.to_json(), "calibration": {"method": "closed-loop"},
+             "rows": {"key": keys, "sample": sample, "outcome": outcome, "values": values}}  # fmt: skip
+    rates, report = rate_map(value, index)
+    assert rates.lines["reach"] == pytest.approx((-0.75, 2.5)) and report["tasks"]["reach"]["episodes"] == 24
+    by_key = {m.key: m for m in index}
+    shipped = {"rule": rule.to_json(), "calibration": {"method": "shipped"},
+               "rows": {"task": ["reach"] * len(keys), "policy": [by_key[x].policy for x in keys], "sample": sample,
+                        "outcome": outcome, "statistics": [[0.0]] * len(keys)}}  # fmt: skip
+    shipped["rule"] = {**rule.to_json(), "stat": "combined", "parts": [rule.to_json()], "center": [0.0],
+                       "scale": [1.0], "weights": [1.0]}  # fmt: skip
+    shipped["rows"]["statistics"] = [[float(np.log(v[-1] / (1 - v[-1])))] for v in values]
+    assert rate_map(shipped, [])[0].lines["reach"] == pytest.approx((-0.75, 2.5), abs=1e-6)
+    del shipped["rows"]["policy"]
+    assert rate_map(shipped, [])[0].lines == {}
+    replay = {**value, "calibration": {"method": "replay"}}
+    assert rate_map(replay, index)[0].lines == {} and "replay" in rate_map(replay, index)[1]["why"]
+
+
 def test_world_model_for_another_layout_is_refused_naming_both(world):
     _, meta = load_world_model(world["model"])
     other = replace(FAKE_LAYOUT, image_size=32, views=("left", "right"))
@@ -526,6 +593,8 @@ def test_a_model_shipped_with_calibration_readouts_fits_its_rules_on_them(world,
     write_readouts(shipped, r)
     back = read_readouts(shipped)
     np.testing.assert_allclose(back["imagined"]["z"], z, rtol=2e-3, atol=2e-3)  # float16
+    policy_of = {m.key: m.policy for m in index}
+    assert [back["policies"][q] for q in back["imagined"]["policy"]] == [policy_of[k] for k in c.rows["key"]]
     ev = EvalConfig(model=str(shipped), zoo=str(world["zoo"]), out=str(tmp_path / "eval"), policies=(JUDGED,),
                     episodes=2, seed=104, batch_size=8, videos=0, replay=False, device="cpu")  # fmt: skip
     res = evaluate(ev, progress=False)
@@ -533,6 +602,9 @@ def test_a_model_shipped_with_calibration_readouts_fits_its_rules_on_them(world,
     assert cal["method"] == "shipped" and cal["episodes"] == len(learned) and cal["samples"] == 2
     want = fit_statistics(back["imagined"]["z"], np.array(back["imagined"]["outcome"]), parts)
     np.testing.assert_allclose(res["rule"]["weights"], want.weights)
+    # the fixture's few calibration policies cannot carry a rate map: the rates are the mean probabilities
+    assert res["rate_map"]["lines"] == {} and "policies" in res["rate_map"]["tasks"]["reach"]["why"]
+    assert all(x["probabilities"] == x["raw_probabilities"] for x in res["policies"])
     # readouts of other tasks only: refused when asked for, passed over (saying why) by auto
     write_readouts(shipped, {**r, "tasks": ["push"]})
     with pytest.raises(ValueError, match="ships no calibration readouts"):

@@ -379,7 +379,8 @@ def run_pretraining(cfg: PipelineConfig, progress: bool = True) -> dict:
         dirs = []
         for k, member in enumerate(members(packed)):  # read by the members as shipped (float16)
             dirs.append(out / "readouts" / f"seed-{k}")
-            if not (dirs[-1] / f"{READOUTS}.json").is_file():
+            done = dirs[-1] / f"{READOUTS}.json"  # and made by this version: naming the policies of its rows
+            if not (done.is_file() and "policies" in json.loads(done.read_text())):
                 timer.run(f"readouts (seed-{k})", member_readouts, cfg, member, zoo_path, dirs[-1], progress)
         packed = timer.run("pack (with readouts)", pack, models, out / "packed", dirs, accumulate=False)
     return {"models": [str(m) for m in models], "packed": str(packed), "timings": timer.stages, "out": str(out)}

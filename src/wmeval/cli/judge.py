@@ -17,7 +17,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model=args.model, zoo=args.zoo, out=args.out, store=args.store, policies=csv_tuple(args.policies),
         tasks=csv_tuple(args.tasks), episodes=args.episodes, seed=args.seed, batch_size=args.batch_size, rule=args.rule,
         calibration=args.calibration, calibration_episodes=args.calibration_episodes,
-        calibration_samples=args.calibration_samples, replay=not args.no_replay,
+        calibration_samples=args.calibration_samples, rate_map=not args.no_rate_map, replay=not args.no_replay,
         videos=args.videos, noise_seed=args.noise_seed, samples=args.samples, full_episodes=args.full_episodes,
         euler_steps=args.euler_steps,
         context_tau=args.context_tau, context_frames=args.context_frames, guidance=args.guidance,
@@ -109,6 +109,9 @@ def add_parsers(sub) -> None:
     ev.add_argument("--calibration-samples", type=int, default=None,
                     help="replays or imagined episodes per calibration episode, each with its own noise and each a "
                     "row of the success rule's fit (default: 4 when fitted in closed loop, 1 on replays)")  # fmt: skip
+    ev.add_argument("--no-rate-map", action="store_true",
+                    help="a policy's rate is the plain mean success probability of its imagined episodes, not read "
+                    "through the line its calibration policies' real rates follow (wmeval.eval.rates)")  # fmt: skip
     ev.add_argument("--no-replay", action="store_true", help="skip open-loop replay of recorded episodes")
     ev.add_argument("--videos", type=int, default=6, help="imagined episodes saved as GIFs")
     ev.add_argument("--noise-seed", type=int, default=0)

@@ -15,6 +15,7 @@ import numpy as np
 from wmeval.data.store import EpisodeMeta, EpisodeStore
 from wmeval.eval.branches import branch_replay_values
 from wmeval.eval.imagination import Job, imagine, start_frame
+from wmeval.eval.rates import RateMap
 from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics, replay_values
 from wmeval.zoo import load_zoo
 
@@ -192,6 +193,7 @@ def from_readouts(r: dict, tasks: tuple[str, ...], cfg: EvalConfig) -> Calibrati
         fitted[kind] = (fit_statistics(z, y, parts, cfg.rule), z, y, np.array(rows["sample"])[sel],
                         [r["tasks"][t] for t, s in zip(rows["task"], sel, strict=True) if s])  # fmt: skip
     rule, z, y, samples, row_tasks = fitted["imagined"]
+    policy = r["imagined"].get("policy")  # readouts older than the rate map name no policies
     how = r.get("how") or {}
     k = len(set(samples.tolist()))
     episodes = len(y) // k  # every readout episode is a learned policy's
@@ -204,7 +206,35 @@ def from_readouts(r: dict, tasks: tuple[str, ...], cfg: EvalConfig) -> Calibrati
               "readouts": how}  # fmt: skip
     rows = {"task": row_tasks, "sample": samples.tolist(), "outcome": y.tolist(),
             "statistics": [[round(float(v), 4) for v in row] for row in z]}  # fmt: skip
+    if policy is not None:
+        sel = [t in keep for t in r["imagined"]["task"]]
+        rows["policy"] = [r["policies"][q] for q, s in zip(policy, sel, strict=True) if s]
     return Calibration(rule, fitted["replay"][0], report, rows)
+
+
+def rate_map(value: dict, index: list[EpisodeMeta]) -> tuple[RateMap, dict]:
+    """The rate map (wmeval.eval.rates) of a calibration (`calibrate`'s cached value: its rule, report and
+    rows), fitted on the rows its imagined-episode rule was fitted on when those are closed-loop imagination
+    of policies (a calibration on replays reads real actions, not the policies acting); the identity else,
+    and per task its line or why not."""
+    from wmeval.eval.rates import fit_rate_map
+    from wmeval.eval.success import statistics_probability
+
+    method, rows = value["calibration"]["method"], value["rows"]
+    if method not in ("closed-loop", "shipped"):
+        return RateMap(), {"why": f"the rule was fitted on {method} rows, not on imagined episodes of policies"}
+    rule = SuccessRule(**value["rule"])
+    if "statistics" in rows:  # fitted on readouts (from_readouts)
+        if "policy" not in rows:
+            return RateMap(), {"why": "the model's calibration readouts name no policies (packed before the rate map)"}
+        p, policy = statistics_probability(rule, rule.components, np.array(rows["statistics"])), rows["policy"]
+        task = rows["task"]
+    else:
+        by_key = {m.key: m for m in index}
+        p, policy = rule.probability(np.array(rows["values"])), [by_key[k].policy for k in rows["key"]]
+        task = [by_key[k].task for k in rows["key"]]
+    rates, tasks = fit_rate_map(p, np.array(rows["outcome"]), policy, task, len(set(rows["sample"])))
+    return rates, {"tasks": tasks}
 
 
 def readouts(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], tasks: tuple[str, ...],
@@ -219,8 +249,10 @@ def readouts(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], t
     if c.report["method"] != "closed-loop":
         raise ValueError(f"calibration readouts are imagined closed loop, but {c.report['reason']}")
     parts, z = statistics(np.array(c.rows["values"]))
-    tasks_of = {m.key: m.task for m in index}
+    tasks_of, policy_of = {m.key: m.task for m in index}, {m.key: m.policy for m in index}
+    policies = sorted({policy_of[k] for k in c.rows["key"] + c.replay_rows["key"]})
     out = {"parts": [p.to_json() for p in parts], "frames": len(c.rows["values"][0]), "tasks": list(tasks),
+           "policies": policies,
            "how": {"store_fingerprint": store.fingerprint(), "episodes": c.report["episodes"],
                    "samples": c.report["samples"], "noise_seed": cfg.noise_seed,
                    "successes": int(sum(c.rows["outcome"]) // c.report["samples"])}}  # fmt: skip
@@ -229,6 +261,7 @@ def readouts(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], t
     replay = {k: [c.replay_rows[k][i] for i in first] for k in ("key", "outcome", "sample", "values")}
     for kind, rows, zz in (("imagined", c.rows, z), ("replay", replay, statistics(np.array(replay["values"]))[1])):
         out[kind] = {"z": zz, "task": [tasks.index(tasks_of[k]) for k in rows["key"]],
+                     "policy": [policies.index(policy_of[k]) for k in rows["key"]],
                      "outcome": [int(y) for y in rows["outcome"]], "sample": rows["sample"]}  # fmt: skip
     return out
 

@@ -1,8 +1,8 @@
 """`wmeval evaluate`: predicted success rates of a zoo's policies, judged in imagination.
 
     OUT/evaluation.json    the result: per policy its predicted rate with a bootstrap interval and every
-                           episode's probability; the success rule and its calibration; open-loop replay
-                           agreement per episode; throughput
+                           episode's probability (read through the rate map, and raw); the success rule,
+                           its calibration and rate map; open-loop replay agreement per episode; throughput
     OUT/episodes.jsonl     imagined episodes as they finish (what a restarted run skips)
     OUT/calibration.json   the success rules, and every row (episode, sample, outcome, readout) the one that
                            reads imagined episodes was fitted on, for offline analyses of other rules
@@ -11,8 +11,10 @@
 Steps: (1) calibrate the success rule on the world model's validation episodes, replayed open loop;
 (2) run every (policy, task, start) closed loop in imagination, batched, as far as the rule reads (a
 `mean-first` rule reads the first k generated frames, so the rest is not imagined unless `full_episodes`;
-the episodes kept as videos always run to the horizon); (3) replay the logged actions of the judged
-policies' real episodes, if the store has them, and score the predicted outcome per episode.
+the episodes kept as videos always run to the horizon), each start's probability read through the rate map
+fitted on the calibration's policies (wmeval.eval.rates), a policy's rate their mean; (3) replay the logged
+actions of the judged policies' real episodes, if the store has them, and score the predicted outcome per
+episode.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from tqdm import tqdm
 
 from wmeval.data.store import EpisodeMeta, EpisodeStore, atomic_write_text, episode_key
 from wmeval.eval.branches import STARTS, logged_starts
-from wmeval.eval.calibration import CALIBRATIONS, cache_key, calibrate, episode_values
+from wmeval.eval.calibration import CALIBRATIONS, cache_key, calibrate, episode_values, rate_map
 from wmeval.eval.imagination import Job, check_layout, imagine, recorded_starts
+from wmeval.eval.rates import RateMap
 from wmeval.eval.rundir import append_lines, cached, episode_json, load_done
 from wmeval.eval.success import SuccessRule, bootstrap_mean, outcome_metrics
 from wmeval.eval.videos import video_path, video_picks, write_episode_video
@@ -64,6 +67,9 @@ class EvalConfig:
     videos: int = 6
     noise_seed: int = 0
     samples: int = 1  # imagined episodes per (policy, start), each with its own noise; probabilities averaged
+    # read each start's probability through the rate map fitted on the calibration's policies (wmeval.eval.rates);
+    # off: a policy's rate is the plain mean probability of its imagined episodes
+    rate_map: bool = True
     full_episodes: bool = False  # imagine to the horizon even when the success rule reads only the first frames
     euler_steps: int | None = None  # Euler steps per generated frame (None: the world model's own setting)
     context_tau: float | None = None  # signal level generated frames re-enter the context at (None: the model's)
@@ -182,6 +188,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     cal = cached(out / "calibration.json", cache_key(cfg), _calibrate)
     rule, calibration = SuccessRule(**cal["value"]["rule"]), cal["value"]["calibration"]
     replay_rule = SuccessRule(**cal["value"]["replay_rule"])
+    rates, rates_report = rate_map(cal["value"], index) if cfg.rate_map else (RateMap(), {"why": "--no-rate-map"})
 
     seeds = list(range(cfg.seed, cfg.seed + cfg.episodes))  # the recorded starts (and the real episodes judged)
     judged_tasks = sorted({t for s in specs for t in runs[s.name]})
@@ -207,13 +214,16 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             errors += [{"policy": s.name, "task": t, "seed": sd, "error": r[0]["error"]}
                        for sd, r in rows.items() if all(x["error"] for x in r)]  # fmt: skip
             ok = {sd: [x for x in r if not x["error"]] for sd, r in rows.items() if any(not x["error"] for x in r)}
-            p = np.array([rule.probability(np.array([x["values"][: steps + 1] for x in r])).mean()
-                          for r in ok.values()])  # fmt: skip
+            raw = np.array([rule.probability(np.array([x["values"][: steps + 1] for x in r])).mean()
+                            for r in ok.values()])  # fmt: skip
+            p = rates.apply(t, raw)
             rate, low, high = bootstrap_mean(p)
             policies.append({
                 "policy": s.name, "task": t, "spec": s.to_json(), "tags": _tags(s), "episodes": len(ok),
                 "errors": len(rows) - len(ok), "predicted_rate": rate, "low": low, "high": high,
-                "seeds": list(ok), "probabilities": [round(float(x), 5) for x in p],
+                "mean_probability": float(raw.mean()) if len(raw) else float("nan"), "seeds": list(ok),
+                "probabilities": [round(float(x), 5) for x in p],
+                "raw_probabilities": [round(float(x), 5) for x in raw],
             })  # fmt: skip
 
     replay, t_replay = None, 0.0
@@ -235,7 +245,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "store": str(store.root), "store_fingerprint": store.fingerprint(), "layout": layout.to_json(),
         "zoo": zoo.source, "tasks": list(tasks), "seeds": [seeds[0], seeds[-1]], "config": cfg.to_json(),
         "rule": rule.to_json(), "replay_rule": replay_rule.to_json(), "calibration": calibration,
-        "policies": policies, "errors": errors,
+        "rate_map": {"lines": rates.to_json(), **rates_report}, "policies": policies, "errors": errors,
         "replay": replay, "device": str(device),
         "timing": {"calibration_s": cal["seconds"], "imagination_s": spent["seconds"], "replay_s": t_replay,
                    "imagined_episodes": spent["episodes"], "imagined_frames": n_frames, "frames_per_episode": steps,

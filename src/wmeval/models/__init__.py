@@ -117,14 +117,16 @@ def pack(models: str | Path | list, out: str | Path, readouts: list | None = Non
 
 
 LABELS = ("task", "outcome", "sample")  # per row of readouts, beside its statistics
+POLICY = "policy"  # an optional label (readouts since the rate map, wmeval.eval.rates): index into "policies"
 
 
 def write_readouts(path: str | Path, readouts: dict) -> None:
     """Calibration readouts beside a member's weights: `readouts` holds "parts" (the rules whose statistics
     they are, wmeval.eval.success.statistics), "frames" (the episodes' length), "tasks", "how", and per kind
-    ("imagined", "replay") its rows: "z" float[N, len(parts)], "task" (index into tasks), "outcome", "sample".
-    The statistics are kept in float16 and the labels as bytes (a few kB per member, within the package's
-    size); each file is written whole or not at all."""
+    ("imagined", "replay") its rows: "z" float[N, len(parts)], "task" (index into tasks), "outcome", "sample"
+    and, with "policies" (their names), "policy" (index into policies). The statistics are kept in float16 and
+    the labels as bytes where they fit (a few kB per member, within the package's size); each file is written
+    whole or not at all."""
     from wmeval.data.store import atomic_write_text
 
     path = Path(path)
@@ -132,15 +134,16 @@ def write_readouts(path: str | Path, readouts: dict) -> None:
     for kind in ("imagined", "replay"):
         rows = readouts[kind]
         tensors[kind] = torch.as_tensor(np.asarray(rows["z"], np.float32)).half().contiguous()
-        for k in LABELS:
+        for k in LABELS + ((POLICY,) if "policies" in readouts else ()):
             labels = np.asarray(rows[k], np.int64)
-            if labels.size and not 0 <= labels.min() <= labels.max() < 256:
-                raise ValueError(f"readouts: {kind} {k} outside 0..255")
-            tensors[f"{kind}.{k}"] = torch.as_tensor(labels.astype(np.uint8))
+            if labels.size and not 0 <= labels.min() <= labels.max() < 2**31:
+                raise ValueError(f"readouts: {kind} {k} outside 0..2**31-1")
+            small = not labels.size or labels.max() < 256
+            tensors[f"{kind}.{k}"] = torch.as_tensor(labels.astype(np.uint8 if small else np.int32))
     tmp = path / f".{READOUTS}.safetensors.tmp"
     save_file(tensors, tmp)
     os.replace(tmp, path / f"{READOUTS}.safetensors")
-    meta = {k: readouts[k] for k in ("parts", "frames", "tasks", "how")}
+    meta = {k: readouts[k] for k in ("parts", "frames", "tasks", "policies", "how") if k in readouts}
     atomic_write_text(path / f"{READOUTS}.json", json.dumps(meta, separators=(",", ":")) + "\n")
 
 
@@ -154,11 +157,13 @@ def read_readouts(path: str | Path) -> dict | None:
         meta = json.loads((path / f"{READOUTS}.json").read_text())
         t = load_weights(path, f"{READOUTS}.safetensors")
         for kind in ("imagined", "replay"):
-            meta[kind] = {"z": t[kind].float().numpy(), **{k: t[f"{kind}.{k}"].tolist() for k in LABELS}}
-            if not all(len(meta[kind][k]) == len(meta[kind]["z"]) for k in LABELS):
+            labels = LABELS + ((POLICY,) if "policies" in meta else ())
+            meta[kind] = {"z": t[kind].float().numpy(), **{k: t[f"{kind}.{k}"].tolist() for k in labels}}
+            if not all(len(meta[kind][k]) == len(meta[kind]["z"]) for k in labels):
                 raise ValueError(f"{kind}: {len(meta[kind]['z'])} rows of statistics, other counts of labels")
-            if max(meta[kind]["task"], default=0) >= len(meta["tasks"]):
-                raise ValueError(f"{kind}: a task index past the {len(meta['tasks'])} tasks")
+            for k, names in (("task", "tasks"), (POLICY, "policies")):
+                if k in labels and max(meta[kind][k], default=0) >= len(meta[names]):
+                    raise ValueError(f"{kind}: a {k} index past the {len(meta[names])} {names}")
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError, CheckpointError) as e:
         raise CheckpointError(f"{path}: its calibration readouts ({READOUTS}.json/.safetensors) are damaged ({e}); "
                               "copy the packed model's whole directory again") from None  # fmt: skip
