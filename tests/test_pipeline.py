@@ -12,13 +12,13 @@ import torch
 from wmeval.checkpoint import CheckpointError
 from wmeval.data.store import EpisodeStore
 from wmeval.models import members
-from wmeval.pipeline import PRESETS, make_config, run_headline_seeds, run_pipeline, run_pretraining
+from wmeval.pipeline import PRESETS, READOUT_SEEDS, make_config, run_headline_seeds, run_pipeline, run_pretraining
 
 MICRO = dict(
     tasks=("drawer-open",), demos=8, sizes=(3,), variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(2, 4),
     judged=("bc-*-cnn-proprio-*",), episodes=3, wm_preset="tiny", codec_steps=4, wm_steps=4, wm_batch=4, bc_batch=8,
     workers=1, eval_batch=8, videos=1, device="cpu", in_distribution=True, seeds=2, train_episodes=2, val_fraction=0.5,
-    scripted_episodes=1,
+    scripted_episodes=1, readout_episodes=2,
 )  # fmt: skip
 
 
@@ -46,7 +46,12 @@ def test_pipeline_runs_every_stage_and_resumes(bench):
     seed1 = json.loads((run / "wm-heldout-s1" / "model" / "config.json").read_text())["train"]
     assert seed1["seed"] == 1 and seed1["codec_from"].endswith("wm-heldout")
     others = [p for p in trained_on if p.startswith("bc-")]
-    assert others and all(len(glob_episodes(run / "store", p)) == 2 for p in others)  # train_episodes each
+    # train_episodes each, and readout_episodes on starts of their own that only ever validate (and calibrate)
+    assert others and all(len(glob_episodes(run / "store", p)) == 2 + 2 for p in others)
+    data = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())["data"]
+    extra = {k for k in data["val_keys"] if int(k.rsplit("/", 1)[-1]) >= cfg.seed + READOUT_SEEDS}
+    assert len(extra) == 2 * len(others) and not extra & set(data["train_keys"])
+    assert "rollouts (calibration)" in stages
     indist = json.loads((run / "wm-indist" / "model" / "config.json").read_text())["data"]["policies"]
     assert set(indist) == set(trained_on) | {p["policy"] for p in al["policies"]}  # the judged ones too
     assert res["results"]["indist"]["n_policies"] == 4 and (run / "report-indist.html").is_file()
@@ -97,7 +102,8 @@ def test_a_world_model_to_ship_is_packed_and_judges_another_run(bench, tmp_path)
         shutil.copytree(run / "policies", to / "policies")
         return to
 
-    pcfg = dataclasses.replace(cfg, out=str(copy_data(tmp_path / "ship")), judged=(), in_distribution=False, seeds=2)
+    pcfg = dataclasses.replace(cfg, out=str(copy_data(tmp_path / "ship")), judged=(), in_distribution=False, seeds=2,
+                               readout_episodes=0)  # fmt: skip
     with pytest.raises(ValueError, match="run_pretraining"):
         run_pipeline(pcfg, progress=False)
     shipped = run_pretraining(pcfg, progress=False)

@@ -63,9 +63,11 @@ class PipelineConfig:
     # judge with this shipped world model (wmeval.models) instead of training one on the run's data (the run's
     # episodes of the policies not judged then calibrate its success rule)
     world_model: str | None = None
-    # a world model to ship (`run_pretraining`): real episodes per learned policy collected after training (from
-    # start seed + READOUT_SEEDS, so never trained on), which each member reads as its calibration readouts
-    # (wmeval.models.write_readouts) with this many imagined samples each; 0: ship none
+    # real episodes per learned policy not judged, from start seed + READOUT_SEEDS, that no world model trains on:
+    # a held-out run's world models validate on them, so the success rule and rate map are calibrated on them
+    # too (wmeval.eval.calibration, wmeval.eval.rates); a world model to ship (`run_pretraining`) collects them
+    # after training and each member reads them as its calibration readouts (wmeval.models.write_readouts) with
+    # `readout_samples` imagined samples each; 0: none
     readout_episodes: int = 0
     readout_samples: int = 2
 
@@ -114,6 +116,7 @@ PRESETS = {
         variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(100, 300, 1000), judged=("bc-*-n40-*",),
         episodes=50, train_episodes=30, wm_preset="tiny", codec_steps=2000, wm_steps=20000, seeds=3, val_fraction=0.15,
         latent_channels=8, codec_width=32, scripted_zoo="default", scripted_episodes=10,
+        readout_episodes=10,  # 180 calibration episodes of the 18 policies not judged (docs/RESULTS.md)
     ),
     # The humanoid headline on a 2-core CPU in about 1.5 hours: the cpu preset's recipe on the humanoid suite's
     # three tasks (head camera, 16 joint-space action dims); 24 judged learned policies (30 starts each), the
@@ -172,6 +175,9 @@ def world_model_config(cfg: PipelineConfig, out: Path, seed: int, exclude: tuple
     from wmeval.train.world_model import WMTrainConfig
 
     steps = overrides.get("steps", cfg.wm_steps)
+    if cfg.readout_episodes and cfg.judged:  # a held-out run: its calibration episodes never train
+        first = cfg.seed + READOUT_SEEDS
+        overrides = {"validate_seeds": (first, first + cfg.readout_episodes - 1), **overrides}
     return WMTrainConfig(**{
         "store": str(Path(cfg.out) / "store"), "out": str(out), "preset": cfg.wm_preset, "tasks": cfg.tasks,
         "exclude_policies": tuple(exclude), "codec_steps": cfg.codec_steps, "steps": cfg.wm_steps,
@@ -283,6 +289,10 @@ def collect_data(cfg: PipelineConfig, timer: Timer, progress: bool = True) -> tu
         timer.run("rollouts (others)", collect, store, zoo.select(others), cfg.tasks,
                   cfg.train_episodes or cfg.episodes, reality, seed=cfg.seed, workers=workers, progress=progress,
                   command="wmeval demo/bench: other learned policies")  # fmt: skip
+    if others and judged and cfg.readout_episodes:
+        timer.run("rollouts (calibration)", collect, store, zoo.select(others), cfg.tasks, cfg.readout_episodes,
+                  reality, seed=cfg.seed + READOUT_SEEDS, workers=workers, progress=progress,
+                  command="wmeval bench: calibration episodes of the other learned policies")  # fmt: skip
     return zoo_path, judged
 
 

@@ -59,7 +59,8 @@ def cache_key(cfg: EvalConfig) -> dict:
     key = {"rules": ["imagined", "replay"], "samples": cfg.calibration_samples or f"closed loop {CLOSED_LOOP_SAMPLES}"}
     shipped = Path(cfg.model) / f"{READOUTS}.json"
     if cfg.calibration in ("auto", "shipped") and shipped.is_file():  # a model packed with readouts since
-        key["readouts"] = json.loads(shipped.read_text()).get("how")
+        r = json.loads(shipped.read_text())
+        key["readouts"] = {**(r.get("how") or {}), "policies": len(r.get("policies", []))}  # named since the rate map
     return key
 
 

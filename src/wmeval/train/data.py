@@ -72,7 +72,9 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     """Phases 1 (codec) and 2 (latent cache) run on rank 0; the other ranks wait, then read the results."""
     metas, extra = training_pool(store, cfg)
     keys = [m.key for m in metas]
-    val_keys = [k for k in keys if k not in extra and is_validation(k, cfg.val_fraction)]
+    lo, hi = cfg.validate_seeds or (1, 0)
+    val_keys = [m.key for m in metas if m.key not in extra and (is_validation(m.key, cfg.val_fraction)
+                                                                 or lo <= m.seed <= hi)]  # fmt: skip
     train_keys = training_subset([m for m in metas if m.key not in set(val_keys)], cfg.train_policies,
                                  cfg.train_episodes, store.root, first=extra)  # fmt: skip
     train_set = set(train_keys)

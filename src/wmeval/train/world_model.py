@@ -54,6 +54,9 @@ class WMTrainConfig:
     # with exclude_policies: their episodes on these start seeds (first, last) train after all, never validate
     # (a few real rollouts of the judged policies on starts other than the evaluation's); the rest stay out
     train_seeds: tuple[int, int] | None = None
+    # episodes on these start seeds (first, last) always validate, never train: e.g. real episodes of the training
+    # policies collected for the success rule's calibration (PipelineConfig.readout_episodes)
+    validate_seeds: tuple[int, int] | None = None
     # the data study: which of the selected episodes train (validation, hence calibration, is unchanged)
     train_policies: tuple[str, ...] = ()  # only these policies' episodes train (names or globs; () = all)
     train_episodes: int | None = None  # at most this many training episodes, a nested subset (hash order)
@@ -90,6 +93,10 @@ class WMTrainConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.validate_seeds is not None and not (
+            len(self.validate_seeds) == 2 and 0 <= self.validate_seeds[0] <= self.validate_seeds[1]
+        ):
+            raise ValueError(f"validate_seeds must be (first, last) start seeds, got {self.validate_seeds}")
         if self.train_seeds is not None and not (
             len(self.train_seeds) == 2 and 0 <= self.train_seeds[0] <= self.train_seeds[1]
         ):
