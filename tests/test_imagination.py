@@ -20,7 +20,7 @@ from conftest import (
 from wmeval.align.align import run_align
 from wmeval.align.report import write_report
 from wmeval.eval.calibration import CLOSED_LOOP_SAMPLES, MIN_CLOSED_LOOP, calibrate, closed_loop_method
-from wmeval.eval.evaluate import EvalConfig, evaluate
+from wmeval.eval.evaluate import EvalConfig, evaluate, format_evaluation
 from wmeval.eval.imagination import ImaginationEnv, Job, LayoutMismatch, check_layout, imagine, recorded_starts
 from wmeval.eval.success import SuccessRule, fit_rule, outcome_metrics
 from wmeval.model.world_model import load_world_model
@@ -605,6 +605,7 @@ def test_a_model_shipped_with_calibration_readouts_fits_its_rules_on_them(world,
     # the fixture's few calibration policies cannot carry a rate map: the rates are the mean probabilities
     assert res["rate_map"]["lines"] == {} and "policies" in res["rate_map"]["tasks"]["reach"]["why"]
     assert all(x["probabilities"] == x["raw_probabilities"] for x in res["policies"])
+    assert "rate map, reach: none (" in format_evaluation(res)
     # readouts of other tasks only: refused when asked for, passed over (saying why) by auto
     write_readouts(shipped, {**r, "tasks": ["push"]})
     with pytest.raises(ValueError, match="ships no calibration readouts"):

@@ -346,12 +346,25 @@ def _replay(model, store: EpisodeStore, metas: list[EpisodeMeta], rule: SuccessR
     }  # fmt: skip
 
 
+def describe_rate_map(m: dict) -> list[str]:
+    """The rate map's lines (an evaluation's `rate_map`), per task: its line or why the task has none."""
+    if "why" in m:
+        return [f"rate map: none ({m['why']})"]
+    out = []
+    for t, r in m.get("tasks", {}).items():
+        line = (f"rate = {r['a']:+.2f} + {r['b']:.2f} x probability, on {r['policies']} calibration policies"
+                f" (Pearson {r['pearson']:.2f})") if "b" in r else ""  # fmt: skip
+        out.append(f"rate map, {t}: {line if t in m['lines'] else 'none (' + r['why'] + ')'}")
+    return out
+
+
 def format_evaluation(res: dict) -> str:
     """What `wmeval evaluate` prints: the success rule, every policy's predicted rate, replay and speed."""
     rule, cal = res["rule"], res["calibration"]
     lines = [f"success rule: {SuccessRule(**rule).describe()}; fitted {cal['method']} on {cal['episodes']} "
              f"calibration episodes: accuracy {cal['accuracy']:.3f}, AUROC {cal['auroc']:.3f}, "
              f"Brier {cal['brier']:.3f}",
+             *describe_rate_map(res.get("rate_map") or {}),
              f"{'task':<22} {'policy':<44} predicted % [95% CI]   episodes"]  # fmt: skip
     for p in res["policies"]:
         err = f"  ({p['errors']} stopped by policy errors)" if p["errors"] else ""
