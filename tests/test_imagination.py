@@ -194,25 +194,27 @@ def test_the_rate_map_reads_probabilities_on_the_line_of_the_calibration_policie
     keeps the identity and says why."""
     from wmeval.eval.rates import MIN_POLICIES, RateMap, fit_rate_map
 
-    p, y, policy, task = [], [], [], []
+    p, y, policy, task, sample = [], [], [], [], []
 
     def add(t: str, name: str, mean_p: float, wins: int, episodes: int = 5, samples: int = 2):
-        for _ in range(samples):  # every sample a row, labelled by its episode's outcome
+        for j in range(samples):  # every sample a row, labelled by its episode's outcome
             for e in range(episodes):
-                p.append(mean_p), y.append(e < wins), policy.append(name), task.append(t)
+                p.append(mean_p), y.append(e < wins), policy.append(name), task.append(t), sample.append(j)
 
     for k, rate in enumerate([0.0, 0.2, 0.4, 0.6, 0.8, 1.0]):  # rate = 2 * mean p - 0.4, exactly
-        add("a", f"a{k}", (rate + 0.4) / 2, round(5 * rate))
+        add("a", f"a{k}", (rate + 0.4) / 2, round(5 * rate), episodes=4 if k == 0 else 5)
+    i = policy.index("a0") + 4  # a sample that failed: a0 keeps its 4 episodes (MIN_EPISODES)
+    del p[i], y[i], policy[i], task[i], sample[i]
     add("a", "a-few", 0.9, 0, episodes=3)  # under MIN_EPISODES episodes: not a point of the line
     for k in range(MIN_POLICIES - 1):
         add("b", f"b{k}", 0.1 * k, k)  # one policy too few
     for k in range(MIN_POLICIES):
         add("c", f"c{k}", 0.1 * k, 2 + k % 2)  # real rates 0.4-0.6: too narrow a span
         add("d", f"d{k}", 0.1 * k, 5 - k)  # falling: no line
-    rates, report = fit_rate_map(np.array(p), np.array(y), policy, task, samples=2)
+    rates, report = fit_rate_map(np.array(p), np.array(y), policy, task, sample)
     a, b = rates.lines["a"]
     assert a == pytest.approx(-0.4) and b == pytest.approx(2.0) and report["a"]["policies"] == 6
-    assert report["a"]["episodes"] == 30 and report["a"]["pearson"] == pytest.approx(1.0)
+    assert report["a"]["episodes"] == 29 and report["a"]["pearson"] == pytest.approx(1.0)
     np.testing.assert_allclose(rates.apply("a", np.array([0.1, 0.45, 0.9])), [0.0, 0.5, 1.0])
     assert set(rates.lines) == {"a"}
     assert "5 policies" in report["b"]["why"] and "span 0.20" in report["c"]["why"]
@@ -249,6 +251,8 @@ def test_a_calibration_fits_its_rate_map_on_its_imagined_rows_only():
                        "scale": [1.0], "weights": [1.0]}  # fmt: skip
     shipped["rows"]["statistics"] = [[float(np.log(v[-1] / (1 - v[-1])))] for v in values]
     assert rate_map(shipped, [])[0].lines["reach"] == pytest.approx((-0.75, 2.5), abs=1e-6)
+    one = {**shipped, "rule": rule.to_json(), "rows": {**shipped["rows"], "parts": [rule.to_json()]}}
+    assert rate_map(one, [])[0].lines["reach"] == pytest.approx((-0.75, 2.5), abs=1e-6)  # an `auto` rule: one part
     del shipped["rows"]["policy"]
     assert rate_map(shipped, [])[0].lines == {}
     replay = {**value, "calibration": {"method": "replay"}}

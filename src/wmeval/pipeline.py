@@ -169,15 +169,23 @@ class Timer:
             atomic_write_text(self.path, json.dumps(self.stages, indent=2) + "\n")
 
 
+def validate_seeds(cfg: PipelineConfig) -> tuple[int, int] | None:
+    """The start seeds (first, last) of a held-out run's calibration episodes (`readout_episodes`), which its
+    world models only validate on; None when it has none."""
+    if not (cfg.readout_episodes and cfg.judged):
+        return None
+    first = cfg.seed + READOUT_SEEDS
+    return first, first + cfg.readout_episodes - 1
+
+
 def world_model_config(cfg: PipelineConfig, out: Path, seed: int, exclude: tuple[str, ...], codec_from: Path | None,
                        **overrides):  # fmt: skip
     """The world-model training run of one seed; `overrides` are WMTrainConfig fields (ablations)."""
     from wmeval.train.world_model import WMTrainConfig
 
     steps = overrides.get("steps", cfg.wm_steps)
-    if cfg.readout_episodes and cfg.judged:  # a held-out run: its calibration episodes never train
-        first = cfg.seed + READOUT_SEEDS
-        overrides = {"validate_seeds": (first, first + cfg.readout_episodes - 1), **overrides}
+    if seeds := validate_seeds(cfg):
+        overrides = {"validate_seeds": seeds, **overrides}
     return WMTrainConfig(**{
         "store": str(Path(cfg.out) / "store"), "out": str(out), "preset": cfg.wm_preset, "tasks": cfg.tasks,
         "exclude_policies": tuple(exclude), "codec_steps": cfg.codec_steps, "steps": cfg.wm_steps,
@@ -397,4 +405,4 @@ def run_pretraining(cfg: PipelineConfig, progress: bool = True) -> dict:
 
 
 __all__ = ["PRESETS", "PipelineConfig", "Timer", "collect_data", "eval_config", "headline_seed", "make_config",
-           "run_headline_seeds", "run_pipeline", "run_pretraining", "world_model_config"]
+           "run_headline_seeds", "run_pipeline", "run_pretraining", "validate_seeds", "world_model_config"]

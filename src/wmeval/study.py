@@ -41,7 +41,7 @@ from pathlib import Path
 
 from wmeval.ablations import Ablation, _brief, run_point
 from wmeval.data.store import atomic_write_text
-from wmeval.pipeline import PipelineConfig
+from wmeval.pipeline import PipelineConfig, validate_seeds
 
 SIZES = (0.125, 0.25, 0.5, 1.0)
 KINDS = ("expert", "scripted", "learned", "judged")
@@ -66,8 +66,9 @@ def headline_counts(cfg: PipelineConfig) -> dict:
     from wmeval.zoo import load_zoo
 
     store = EpisodeStore(Path(cfg.out) / "store")
+    lo, hi = validate_seeds(cfg) or (1, 0)  # calibration episodes only validate
     train = [m for m in select_episodes(store, cfg.tasks, tuple(cfg.judged))
-             if not is_validation(m.key, cfg.val_fraction)]  # fmt: skip
+             if not (is_validation(m.key, cfg.val_fraction) or lo <= m.seed <= hi)]  # fmt: skip
     scripted = tuple(p.name for p in load_zoo(cfg.scripted_zoo).policies) if cfg.scripted_zoo else ("expert",)
     return {"train": len(train), "expert": sum(m.policy == "expert" for m in train), "scripted": scripted}
 

@@ -210,6 +210,7 @@ def from_readouts(r: dict, tasks: tuple[str, ...], cfg: EvalConfig) -> Calibrati
     if policy is not None:
         sel = [t in keep for t in r["imagined"]["task"]]
         rows["policy"] = [r["policies"][q] for q, s in zip(policy, sel, strict=True) if s]
+        rows["parts"] = r["parts"]  # what the statistics are: an `auto` rule reads one of them
     return Calibration(rule, fitted["replay"][0], report, rows)
 
 
@@ -228,13 +229,14 @@ def rate_map(value: dict, index: list[EpisodeMeta]) -> tuple[RateMap, dict]:
     if "statistics" in rows:  # fitted on readouts (from_readouts)
         if "policy" not in rows:
             return RateMap(), {"why": "the model's calibration readouts name no policies (packed before the rate map)"}
-        p, policy = statistics_probability(rule, rule.components, np.array(rows["statistics"])), rows["policy"]
-        task = rows["task"]
+        parts = [SuccessRule(**q) for q in rows["parts"]] if "parts" in rows else rule.components
+        p = statistics_probability(rule, parts, np.array(rows["statistics"]))
+        policy, task = rows["policy"], rows["task"]
     else:
         by_key = {m.key: m for m in index}
         p, policy = rule.probability(np.array(rows["values"])), [by_key[k].policy for k in rows["key"]]
         task = [by_key[k].task for k in rows["key"]]
-    rates, tasks = fit_rate_map(p, np.array(rows["outcome"]), policy, task, len(set(rows["sample"])))
+    rates, tasks = fit_rate_map(p, np.array(rows["outcome"]), policy, task, rows["sample"])
     return rates, {"tasks": tasks}
 
 

@@ -304,15 +304,18 @@ def guide_path(model: str, guide: str) -> Path:
                      f"{Path(model).resolve().parent}; pass an earlier checkpoint of the model's run")  # fmt: skip
 
 
+REREAD = {"rate_map"}  # settings that only change how the stored episodes are read: a run may switch them
+
+
 def _differences(saved: dict, want: dict) -> list[str]:
     """What differs between a run directory's settings and these, e.g. `calibration: 'replay' -> 'auto'` (a
     default that changed since the run was written); none: the directory holds this evaluation. Settings added
     to EvalConfig after the run was written count as the same when at their defaults (the run used that)."""
     old, new = saved.get("config", {}), want["config"]
     defaults = {f.name: f.default for f in fields(EvalConfig) if f.default is not MISSING}
-    diffs = [f"{k}: {old[k]!r} -> {new.get(k)!r}" for k in sorted(old) if old[k] != new.get(k)]
+    diffs = [f"{k}: {old[k]!r} -> {new.get(k)!r}" for k in sorted(old) if old[k] != new.get(k) and k not in REREAD]
     diffs += [f"{k}: not set -> {new[k]!r}" for k in sorted(set(new) - set(old))
-              if k not in defaults or new[k] != defaults[k]]  # fmt: skip
+              if k not in REREAD and (k not in defaults or new[k] != defaults[k])]  # fmt: skip
     if saved.get("model_step") != want["model_step"]:
         diffs.append(f"model step: {saved.get('model_step')} -> {want['model_step']}")
     return diffs

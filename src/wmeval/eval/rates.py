@@ -59,23 +59,24 @@ def _line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float, fl
     return float(a), float(b), float(np.sqrt(s2 / sxx))
 
 
-def fit_rate_map(p: np.ndarray, outcome: np.ndarray, policy: list[str], task: list[str], samples: int = 1) -> tuple[
-        RateMap, dict]:  # fmt: skip
-    """The rate map fitted on calibration rows (one per imagined sample of an episode, `samples` per episode:
-    its probability, the real outcome, its policy and task), and per task a report: the line, or why the task
-    keeps the identity."""
+def fit_rate_map(p: np.ndarray, outcome: np.ndarray, policy: list[str], task: list[str], sample: list[int]
+                 ) -> tuple[RateMap, dict]:  # fmt: skip
+    """The rate map fitted on calibration rows (one per imagined sample of an episode: its probability, the
+    real outcome, its policy, task and sample index), and per task a report: the line, or why the task keeps
+    the identity. A policy's episodes are its rows of its most complete sample (a sample that failed to run
+    drops a row, not the episode)."""
     p, y = np.asarray(p, float), np.asarray(outcome, float)
-    policy, task = np.asarray(policy), np.asarray(task)
+    policy, task, sample = np.asarray(policy), np.asarray(task), np.asarray(sample)
     lines, report = {}, {}
     for t in sorted(set(task.tolist())):
         xs, ys, ws = [], [], []
         for q in sorted(set(policy[task == t].tolist())):
             m = (task == t) & (policy == q)
-            n = m.sum() / samples
+            n = max(int((m & (sample == j)).sum()) for j in set(sample[m].tolist()))
             if n >= MIN_EPISODES:
                 xs.append(p[m].mean()), ys.append(y[m].mean()), ws.append(n)
         x, yy, w = np.array(xs), np.array(ys), np.array(ws, float)
-        r = {"policies": len(x), "episodes": round(float(w.sum()))}
+        r = {"policies": len(x), "episodes": int(w.sum())}
         if len(x) < MIN_POLICIES:
             r["why"] = f"{len(x)} policies with >= {MIN_EPISODES} episodes (a line needs {MIN_POLICIES})"
         elif yy.max() - yy.min() < MIN_SPREAD:
