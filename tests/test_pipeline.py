@@ -230,6 +230,7 @@ def test_data_study_trains_on_subsets_and_keeps_the_validation_episodes(bench, m
     res = run_study(one, ("kind",), progress=False)
     headline = json.loads((run / "wm-heldout" / "model" / "config.json").read_text())
     pts = points(cfg, ("kind",))
+    assert study.headline_counts(cfg)["train"] == headline["data"]["train_episodes"]  # calibration episodes never
     n = pts["kind-expert"][2].train["train_episodes"]
     for kind in ("expert", "scripted", "learned", "judged"):
         model = json.loads((run / pts[f"kind-{kind}"][3] / "wm-s0" / "model" / "config.json").read_text())
