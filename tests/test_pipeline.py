@@ -12,7 +12,8 @@ import torch
 from wmeval.checkpoint import CheckpointError
 from wmeval.data.store import EpisodeStore
 from wmeval.models import members
-from wmeval.pipeline import PRESETS, READOUT_SEEDS, make_config, run_headline_seeds, run_pipeline, run_pretraining
+from wmeval.pipeline import PRESETS, READOUT_SEEDS, make_config, run_headline_seeds, run_pipeline
+from wmeval.pretraining import run_pretraining
 
 MICRO = dict(
     tasks=("drawer-open",), demos=8, sizes=(3,), variants=("cnn-proprio", "cnn-noproprio"), checkpoints=(2, 4),

@@ -16,7 +16,7 @@ Every step is resumable: re-running the same command skips what is done. `demo` 
 (7 minutes judged by the shipped ensemble, `world_model`; 6-15 minutes training its own); `bench`
 reproduces the headline alignment table of docs/RESULTS.md: preset `cpu` on a 2-core CPU in under 2 hours
 (about 3 on a slower AVX2-only one), preset `gpu` at full size on one GPU; preset `demo-model` trains the
-world models the demo ships (`run_pretraining`).
+world models the demo ships (wmeval.pretraining).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class PipelineConfig:
     world_model: str | None = None
     # real episodes per learned policy not judged, from start seed + READOUT_SEEDS, that no world model trains on:
     # a held-out run's world models validate on them, so the success rule and rate map are calibrated on them
-    # too (wmeval.eval.calibration, wmeval.eval.rates); a world model to ship (`run_pretraining`) collects them
+    # too (wmeval.eval.calibration, wmeval.eval.rates); a world model to ship (wmeval.pretraining) collects them
     # after training and each member reads them as its calibration readouts (wmeval.models.write_readouts) with
     # `readout_samples` imagined samples each; 0: none
     readout_episodes: int = 0
@@ -92,7 +92,7 @@ PRESETS = {
         codec_steps=600, wm_steps=2400, bc_batch=32, val_fraction=0.2, world_model="demo", seeds=3,
         calibration_samples=1,  # three members' calibrations within the 10 minutes (docs/RESULTS.md)
     ),
-    # The world model `wmeval demo` ships (wmeval.models; `run_pretraining`): the demo's two tasks, trained on
+    # The world model `wmeval demo` ships (wmeval.models; wmeval.pretraining): the demo's two tasks, trained on
     # experts, the scripted zoo's failures and the rollouts of behaviour-cloned policies other than the demo's
     # judged ones (10 and 40 demonstrations; the demo judges those trained on 20), from the starts the demo
     # judges on (held out by policy, as the bench is); the cpu preset's 8-channel codec; three seeds sharing it,
@@ -321,7 +321,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
     from wmeval.zoo import load_zoo
 
     if not cfg.judged:
-        raise ValueError("a pipeline with no judged policies trains a world model to ship: run_pretraining")
+        raise ValueError("a pipeline with no judged policies trains a world model to ship: "
+                         "wmeval.pretraining.run_pretraining")
     if cfg.world_model:
         shipped_members(cfg)  # refused before the data stages, not after
     out = Path(cfg.out)
@@ -344,65 +345,5 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> dict:
 READOUT_SEEDS = 2000  # readout episodes start at seed + this, past every start the data stages use
 
 
-def member_readouts(cfg: PipelineConfig, member: Path, zoo_path: Path, out: Path, progress: bool = True) -> Path:
-    """One packed member's calibration readouts on its training store (wmeval.eval.calibration.readouts),
-    written to `out` (readouts.json + .safetensors) for `pack` to ship beside its weights."""
-    from wmeval.data.store import EpisodeStore
-    from wmeval.eval.calibration import readouts
-    from wmeval.model.world_model import load_world_model
-    from wmeval.models import write_readouts
-    from wmeval.train.common import resolve_device
-
-    device = resolve_device(cfg.device)
-    model, meta = load_world_model(member, device)
-    store = EpisodeStore(Path(cfg.out) / "store")
-    ev = eval_config(cfg, member, out, zoo_path, [], 0, calibration="closed-loop", calibration_episodes=100_000,
-                     calibration_samples=cfg.readout_samples)  # fmt: skip
-    r = readouts(model, meta, store, store.index(), tuple(cfg.tasks), ev, progress)
-    out.mkdir(parents=True, exist_ok=True)
-    write_readouts(out, r)
-    return out
-
-
-def run_pretraining(cfg: PipelineConfig, progress: bool = True) -> dict:
-    """World models to ship (a preset with no judged policies, e.g. `demo-model`): the data stages, then one world
-    model per seed trained on every episode (its validation split aside; seed 0 trains the codec the others
-    share), packed as one ensemble for package data (`wmeval.models.pack`) in OUT/packed; with
-    `readout_episodes`, new episodes of every learned policy, which each member reads as the calibration
-    readouts it ships with (`member_readouts`)."""
-    from wmeval.collect import collect
-    from wmeval.models import READOUTS, members, pack
-    from wmeval.reality import make_config as reality_config
-    from wmeval.train.world_model import train_world_model
-    from wmeval.zoo import load_zoo
-
-    if cfg.judged:
-        raise ValueError(f"preset judges {list(cfg.judged)}: a world model to ship is trained on every policy")
-    out = Path(cfg.out)
-    timer = start_run(cfg)
-    collect_data(cfg, timer, progress)
-    models = []
-    for k in range(cfg.seeds):
-        name = "wm" if k == 0 else f"wm-s{k}"
-        wm = world_model_config(cfg, out / name, k, (), out / "wm" if k else None)
-        models.append(timer.run(f"world model ({name})" if k else "world model", train_world_model, wm, progress))
-    packed = timer.run("pack", pack, models, out / "packed", accumulate=False)
-    if cfg.readout_episodes:
-        zoo_path = out / "policies" / "zoo.toml"
-        learned = [p for p in load_zoo(zoo_path).policies if p.base == "checkpoint"]
-        timer.run("readout rollouts", collect, str(out / "store"), load_zoo(zoo_path).select([p.name for p in learned]),
-                  cfg.tasks, cfg.readout_episodes, reality_config(cfg.suite), seed=cfg.seed + READOUT_SEEDS,
-                  workers=cfg.workers or os.cpu_count() or 1, progress=progress,
-                  command="wmeval bench: readout episodes of the learned policies")  # fmt: skip
-        dirs = []
-        for k, member in enumerate(members(packed)):  # read by the members as shipped (float16)
-            dirs.append(out / "readouts" / f"seed-{k}")
-            done = dirs[-1] / f"{READOUTS}.json"  # and made by this version: naming the policies of its rows
-            if not (done.is_file() and "policies" in json.loads(done.read_text())):
-                timer.run(f"readouts (seed-{k})", member_readouts, cfg, member, zoo_path, dirs[-1], progress)
-        packed = timer.run("pack (with readouts)", pack, models, out / "packed", dirs, accumulate=False)
-    return {"models": [str(m) for m in models], "packed": str(packed), "timings": timer.stages, "out": str(out)}
-
-
 __all__ = ["PRESETS", "PipelineConfig", "Timer", "collect_data", "eval_config", "headline_seed", "make_config",
-           "run_headline_seeds", "run_pipeline", "run_pretraining", "validate_seeds", "world_model_config"]
+           "run_headline_seeds", "run_pipeline", "validate_seeds", "world_model_config"]

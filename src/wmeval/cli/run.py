@@ -9,7 +9,8 @@ from dataclasses import replace
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from wmeval.align.tables import format_per_task, format_summary
-    from wmeval.pipeline import make_config, run_pipeline, run_pretraining
+    from wmeval.pipeline import make_config, run_pipeline
+    from wmeval.pretraining import run_pretraining
 
     preset = args.cmd
     if args.cmd == "bench":
