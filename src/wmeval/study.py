@@ -62,13 +62,12 @@ STEPS_SCALE = 0.5  # of the headline's dynamics steps, for every size and kind p
 def headline_counts(cfg: PipelineConfig) -> dict:
     """Training episodes of the headline (all, and of the expert alone) and the scripted policies' names."""
     from wmeval.data.store import EpisodeStore
-    from wmeval.data.windows import is_validation, select_episodes
+    from wmeval.data.windows import select_episodes, validates
     from wmeval.zoo import load_zoo
 
     store = EpisodeStore(Path(cfg.out) / "store")
-    lo, hi = validate_seeds(cfg) or (1, 0)  # calibration episodes only validate
     train = [m for m in select_episodes(store, cfg.tasks, tuple(cfg.judged))
-             if not (is_validation(m.key, cfg.val_fraction) or lo <= m.seed <= hi)]  # fmt: skip
+             if not validates(m, cfg.val_fraction, validate_seeds(cfg))]  # fmt: skip
     scripted = tuple(p.name for p in load_zoo(cfg.scripted_zoo).policies) if cfg.scripted_zoo else ("expert",)
     return {"train": len(train), "expert": sum(m.policy == "expert" for m in train), "scripted": scripted}
 

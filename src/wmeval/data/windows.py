@@ -25,6 +25,12 @@ def is_validation(key: str, val_fraction: float) -> bool:
     return h % 10_000 < val_fraction * 10_000
 
 
+def validates(m: EpisodeMeta, val_fraction: float, seeds: tuple[int, int] | None = None) -> bool:
+    """Whether a world model validates on (never trains on) this episode: its key's hash split, or a start
+    seed in `seeds` (first, last), e.g. calibration episodes collected for the success rule."""
+    return is_validation(m.key, val_fraction) or (seeds is not None and seeds[0] <= m.seed <= seeds[1])
+
+
 def select_episodes(
     store: EpisodeStore, tasks: tuple[str, ...] | None = None, exclude_policies: tuple[str, ...] = ()
 ) -> list[EpisodeMeta]:

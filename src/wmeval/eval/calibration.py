@@ -254,6 +254,7 @@ def readouts(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], t
     parts, z = statistics(np.array(c.rows["values"]))
     tasks_of, policy_of = {m.key: m.task for m in index}, {m.key: m.policy for m in index}
     policies = sorted({policy_of[k] for k in c.rows["key"] + c.replay_rows["key"]})
+    at = {q: i for i, q in enumerate(policies)}
     out = {"parts": [p.to_json() for p in parts], "frames": len(c.rows["values"][0]), "tasks": list(tasks),
            "policies": policies,
            "how": {"store_fingerprint": store.fingerprint(), "episodes": c.report["episodes"],
@@ -264,7 +265,7 @@ def readouts(model, meta: dict, store: EpisodeStore, index: list[EpisodeMeta], t
     replay = {k: [c.replay_rows[k][i] for i in first] for k in ("key", "outcome", "sample", "values")}
     for kind, rows, zz in (("imagined", c.rows, z), ("replay", replay, statistics(np.array(replay["values"]))[1])):
         out[kind] = {"z": zz, "task": [tasks.index(tasks_of[k]) for k in rows["key"]],
-                     "policy": [policies.index(policy_of[k]) for k in rows["key"]],
+                     "policy": [at[policy_of[k]] for k in rows["key"]],
                      "outcome": [int(y) for y in rows["outcome"]], "sample": rows["sample"]}  # fmt: skip
     return out
 

@@ -16,9 +16,9 @@ from wmeval.data.store import EpisodeStore
 from wmeval.data.windows import (
     EpisodeArrays,
     check_long_enough,
-    is_validation,
     require_window,
     select_episodes,
+    validates,
 )
 from wmeval.model.codec import FrameCodec
 from wmeval.train.codec import encode_episodes, train_codec
@@ -72,9 +72,7 @@ def prepare_data(cfg, wm_cfg, store, device, rank, world, progress) -> tuple[Fra
     """Phases 1 (codec) and 2 (latent cache) run on rank 0; the other ranks wait, then read the results."""
     metas, extra = training_pool(store, cfg)
     keys = [m.key for m in metas]
-    lo, hi = cfg.validate_seeds or (1, 0)
-    val_keys = [m.key for m in metas if m.key not in extra and (is_validation(m.key, cfg.val_fraction)
-                                                                 or lo <= m.seed <= hi)]  # fmt: skip
+    val_keys = [m.key for m in metas if m.key not in extra and validates(m, cfg.val_fraction, cfg.validate_seeds)]
     train_keys = training_subset([m for m in metas if m.key not in set(val_keys)], cfg.train_policies,
                                  cfg.train_episodes, store.root, first=extra)  # fmt: skip
     train_set = set(train_keys)
